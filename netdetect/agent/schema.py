@@ -1,0 +1,105 @@
+"""The messages the sensor and the host agent exchange, shared by both sides.
+
+msgspec Structs: decoded strictly (unknown fields rejected, types checked, sizes capped by
+the caller before decoding), so a forged or malformed message fails loudly at the boundary.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+SCHEMA_VERSION = 1
+MAX_REPORT_BYTES = 256 * 1024  # a report larger than this is rejected unread
+MAX_QUERY_BYTES = 8 * 1024
+
+
+class FlowSpec(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The flow the sensor saw, from the host's point of view."""
+
+    proto: str  # "tcp" | "udp"
+    remote_ip: str
+    remote_port: int
+    local_ip: str | None = None
+    local_port: int | None = None
+
+
+class HostQuery(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """What the sensor asks a host. Signed by the sensor; see netdetect.agent.protocol."""
+
+    v: int
+    host_id: str
+    nonce: str  # 128-bit random, hex
+    issued_at: float  # epoch seconds
+    expires_at: float  # epoch seconds; the agent ignores the query after this
+    flow: FlowSpec
+    cpu_window: float = 2.0  # seconds of CPU sampling the sensor is willing to wait for
+    top_n: int = 5
+    pool_host: str | None = None  # what the network side knows, so persistence can be matched
+    wallet: str | None = None
+
+
+class ProcessFacts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pid: int
+    ppid: int
+    name: str
+    user: str | None
+    exe: str | None
+    exe_deleted: bool
+    exe_suspicious_dir: bool  # /tmp, /dev/shm, /var/tmp, ...
+    exe_sha256: str | None
+    cmdline: list[str]
+    cwd: str | None
+    start_time: float
+    cgroup: str | None
+    container_id: str | None
+    netns: str | None  # network namespace inode, e.g. "net:[4026531840]"
+    threads: int
+    cpu_percent: float  # over the query's window, 100 = one core
+    rss_bytes: int
+    hugepages_kb: int  # AnonHugePages + Hugetlb from smaps_rollup/status
+    parents: list[str] = []  # "pid:name" from parent to init
+    traits: list[str] = []  # miner traits seen (cmdline patterns, names, strings in exe)
+
+
+class PersistenceEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    kind: str  # "cron" | "anacron" | "systemd-service" | "systemd-timer" | "rc-local" | ...
+    path: str
+    line: int
+    text: str  # the entry, truncated
+    mtime: float
+    references_process: bool  # names the flow's exe / cmdline / pool host / wallet
+    download_exec: bool  # curl|wget ... | sh, base64 -d | sh, ...
+    reboot: bool = False  # @reboot / WantedBy=multi-user.target / rc.local
+    via: str | None = None  # the script one level down that the entry runs, if that matched
+    technique: str | None = None  # T1053.003 (cron), T1543.002 (systemd), T1037.004 (rc) ...
+
+
+class TopProcess(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    pid: int
+    name: str
+    exe: str | None
+    cpu_percent: float
+    rss_bytes: int
+    traits: list[str] = []
+
+
+class HostFacts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    cpu_count: int
+    load1: float
+    msr_module_loaded: bool
+    nr_hugepages: int
+
+
+class HostReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    """The agent's answer. Echoes the query's nonce; carries the host id it speaks for."""
+
+    v: int
+    host_id: str
+    nonce: str
+    generated_at: float
+    found: bool  # a process owning the flow was found
+    process: ProcessFacts | None = None
+    persistence: list[PersistenceEntry] = []
+    top: list[TopProcess] = []
+    host: HostFacts | None = None
+    errors: list[str] = []  # collectors that failed (permission, vanished pid, ...)

@@ -1,0 +1,285 @@
+"""The `netdetect` command line: replay | sniff | agent | signatures | eval | demo.
+
+Exit status: 0 the run completed (alerts or not); 1 alerts were raised and --fail-on-alert
+was given; 2 usage error, unreadable or damaged input (everything readable was analysed
+first), or a configuration/signature error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from netdetect import __version__
+from netdetect.errors import CaptureError, ConfigError, NetdetectError, SignatureError
+
+EXIT_OK, EXIT_ALERTS, EXIT_USAGE = 0, 1, 2
+
+
+def default_signatures() -> str:
+    """$NETDETECT_SIGNATURES, the source tree's signatures/, or the installed share dir."""
+    env = os.environ.get("NETDETECT_SIGNATURES")
+    if env:
+        return env
+    here = Path(__file__).resolve().parent.parent / "signatures"
+    if here.is_dir():
+        return str(here)
+    for base in (Path(sys.prefix) / "share", Path("/usr/share"), Path("/usr/local/share")):
+        cand = base / "netdetect" / "signatures"
+        if cand.is_dir():
+            return str(cand)
+    return str(here)
+
+
+def _home_net(text: str) -> list[str]:
+    import ipaddress  # noqa: PLC0415 - argument parsing only
+
+    nets = [t.strip() for t in text.split(",") if t.strip()]
+    for n in nets:
+        try:
+            ipaddress.ip_network(n, strict=False)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(f"not a CIDR: {n!r}") from exc
+    return nets
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="netdetect",
+        description="Find unauthorized cryptocurrency mining from the network side and "
+        "confirm it on the host.",
+    )
+    p.add_argument("--version", action="version", version=f"netdetect {__version__}")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def detector_opts(sp: argparse.ArgumentParser) -> None:
+        sp.add_argument("--eve", metavar="FILE|-",
+                        help="write EVE JSON alert lines to FILE (appended) or - for stdout")
+        sp.add_argument("--home-net", type=_home_net, metavar="CIDRS",
+                        help="comma-separated local networks (default: RFC 1918, CGNAT, ULA)")
+        sp.add_argument("--signatures", metavar="DIR", default=None,
+                        help="signature directory (default: the bundled signatures/)")
+        sp.add_argument("--geo-asn", metavar="MMDB", help="GeoLite2-ASN database to enrich pools")
+        sp.add_argument("--geo-city", metavar="MMDB", help="GeoLite2-City/Country database")
+        sp.add_argument("--max-flows", type=int, default=200_000, metavar="N",
+                        help="flow table cap; the oldest flows are evicted beyond it")
+        sp.add_argument("--confirm", action="store_true",
+                        help="ask each suspect's host agent over MQTT before alerting")
+        sp.add_argument("--config", metavar="TOML", help="sensor configuration (for --confirm)")
+        sp.add_argument("--fail-on-alert", action="store_true",
+                        help="exit 1 when any alert was raised")
+        sp.add_argument("--quiet", "-q", action="store_true", help="no summary table")
+
+    rp = sub.add_parser("replay", help="analyse capture files (pcap, pcapng, gzip, directories)")
+    rp.add_argument("paths", nargs="+", metavar="PATH")
+    detector_opts(rp)
+
+    dp = sub.add_parser("demo", help="replay the bundled demo capture")
+    detector_opts(dp)
+
+    sp = sub.add_parser("sniff", help="live sensor on a SPAN/mirror interface")
+    sp.add_argument("-i", "--interface", required=True)
+    sp.add_argument("--workers", type=int, default=1)
+    sp.add_argument("--bpf", default=None, help="kernel prefilter (BPF expression)")
+    sp.add_argument("--metrics-port", type=int, default=None)
+    sp.add_argument("--stats-interval", type=float, default=60.0)
+    sp.add_argument("--user", default=None, help="drop privileges to this user after opening")
+    sp.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    detector_opts(sp)
+
+    ap = sub.add_parser("agent", help="the host reporter: answers sensor queries over MQTT")
+    ap.add_argument("--config", required=True, metavar="TOML")
+
+    sg = sub.add_parser("signatures", help="check or import signature data")
+    ssub = sg.add_subparsers(dest="sig_command", required=True)
+    sc = ssub.add_parser("check", help="report every error in a signature directory")
+    sc.add_argument("directory", nargs="?", default=None)
+    si = ssub.add_parser("import", help="convert a public list into the project's format")
+    si.add_argument("format")
+    si.add_argument("file")
+    si.add_argument("--dir", default=None, help="signature directory to import into")
+
+    ev = sub.add_parser("eval", help="score replay against a labelled corpus")
+    ev.add_argument("--labels", required=True)
+    ev.add_argument("--root", required=True)
+    ev.add_argument("--home-net", type=_home_net, default=None)
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command in ("replay", "demo"):
+            return cmd_replay(args)
+        if args.command == "signatures":
+            return cmd_signatures(args)
+        if args.command == "agent":
+            return cmd_agent(args)
+        if args.command == "eval":
+            return cmd_eval(args)
+        if args.command == "sniff":
+            return cmd_sniff(args)
+    except (SignatureError, ConfigError) as exc:
+        sys.stderr.write(f"netdetect: {exc}\n")
+        return EXIT_USAGE
+    except CaptureError as exc:
+        sys.stderr.write(f"netdetect: {exc}\n")
+        return EXIT_USAGE
+    except NetdetectError as exc:
+        sys.stderr.write(f"netdetect: {exc}\n")
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        return 130
+    parser.error(f"unknown command {args.command}")
+    return EXIT_USAGE  # pragma: no cover - parser.error exits
+
+
+def _load_intel(args: argparse.Namespace):  # type: ignore[no-untyped-def]  # noqa: ANN202
+    from netdetect.intel import load_intel  # noqa: PLC0415
+
+    return load_intel(
+        args.signatures or default_signatures(),
+        geo_asn=getattr(args, "geo_asn", None),
+        geo_city=getattr(args, "geo_city", None),
+    )
+
+
+def demo_capture() -> str:
+    return str(Path(__file__).resolve().parent.parent / "pcaps" / "demo.pcap")
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    from netdetect.detect import DEFAULT_HOME_NET  # noqa: PLC0415
+    from netdetect.service import open_eve, replay, replay_confirmed  # noqa: PLC0415
+    from netdetect.summary import print_summary  # noqa: PLC0415
+
+    paths = args.paths if args.command == "replay" else [demo_capture()]
+    intel = _load_intel(args)
+    home_net = args.home_net or list(DEFAULT_HOME_NET)
+    eve, eve_fh = open_eve(args.eve, sys.stdout)
+    report_stream = sys.stderr if args.eve == "-" else sys.stdout
+    sinks = [eve] if eve is not None else []
+    progress = _progress_bar() if sys.stdout.isatty() and not args.quiet else None
+    try:
+        if args.confirm:
+            if not args.config:
+                sys.stderr.write("netdetect: --confirm needs --config SENSOR.toml\n")
+                return EXIT_USAGE
+            result = asyncio.run(
+                _replay_confirmed(args, paths, intel, home_net, sinks, progress)
+            )
+        else:
+            result = replay(
+                paths, intel=intel, sinks=sinks, home_net=home_net,
+                max_flows=args.max_flows, progress=progress,
+            )
+    finally:
+        if progress is not None:
+            progress.close()
+        if eve_fh is not None:
+            eve_fh.close()
+    for err in result.errors:
+        sys.stderr.write(f"netdetect: {err}\n")
+    if not args.quiet:
+        print_summary(result.alerts, result.counters, result.errors, report_stream,
+                      files=result.files, frames=result.frames)
+    if result.unreadable:
+        return EXIT_USAGE
+    if args.fail_on_alert and any(a.verdict.value != "allowed" for a in result.alerts):
+        return EXIT_ALERTS
+    return EXIT_OK
+
+
+async def _replay_confirmed(args, paths, intel, home_net, sinks, progress):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202, PLR0913
+    from netdetect.config import load_sensor_config  # noqa: PLC0415
+    from netdetect.confirm import Confirmer  # noqa: PLC0415
+    from netdetect.service import replay_confirmed  # noqa: PLC0415
+
+    cfg = load_sensor_config(args.config)
+    async with Confirmer(cfg) as confirmer:
+        extra = []
+        if cfg.alerts is not None:
+            from netdetect.sinks.mqtt import MqttAlertSink  # noqa: PLC0415
+
+            extra.append(MqttAlertSink(confirmer, cfg.alerts))
+        return await replay_confirmed(
+            paths, intel=intel, confirmer=confirmer, sinks=[*sinks, *extra],
+            home_net=home_net, max_flows=args.max_flows, progress=progress,
+        )
+
+
+class _ProgressBar:
+    def __init__(self) -> None:
+        from rich.progress import (  # noqa: PLC0415
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._p = Progress(TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
+                           TimeRemainingColumn(), transient=True)
+        self._task = self._p.add_task("reading", total=None)
+        self._p.start()
+
+    def __call__(self, done: int, total: int, path: str) -> None:
+        self._p.update(self._task, completed=done, total=total or None,
+                       description=Path(path).name[:40])
+
+    def close(self) -> None:
+        self._p.stop()
+
+
+def _progress_bar() -> _ProgressBar:
+    return _ProgressBar()
+
+
+def cmd_signatures(args: argparse.Namespace) -> int:
+    from netdetect.intel import check_signatures  # noqa: PLC0415
+
+    directory = getattr(args, "directory", None) or getattr(args, "dir", None)
+    directory = directory or default_signatures()
+    if args.sig_command == "check":
+        errors = check_signatures(directory)
+        for e in errors:
+            sys.stdout.write(e + "\n")
+        sys.stdout.write(f"{len(errors)} error(s) in {directory}\n")
+        return EXIT_USAGE if errors else EXIT_OK
+    from netdetect.intel.importers import import_list  # noqa: PLC0415
+
+    res = import_list(args.format, Path(args.file), Path(directory))
+    sys.stdout.write(f"{res}\n")
+    return EXIT_OK
+
+
+def cmd_agent(args: argparse.Namespace) -> int:
+    from netdetect.agent.daemon import main as agent_main  # noqa: PLC0415
+
+    return agent_main(["--config", args.config])
+
+
+def cmd_eval(args: argparse.Namespace) -> int:
+    from netdetect.evaluate import evaluate_corpus, format_report  # noqa: PLC0415
+    from netdetect.intel import load_intel  # noqa: PLC0415
+
+    intel = load_intel(default_signatures())
+    report = evaluate_corpus(Path(args.labels), Path(args.root), intel=intel,
+                             home_net=args.home_net)
+    sys.stdout.write(format_report(report))
+    return EXIT_OK
+
+
+def cmd_sniff(args: argparse.Namespace) -> int:
+    from netdetect.live import run_sniff  # noqa: PLC0415
+
+    return run_sniff(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Sans-IO protocol decoders: feed bytes, get events; only DecodeError escapes."""

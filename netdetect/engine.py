@@ -1,0 +1,425 @@
+"""The pure detection core: frames in, Suspects out. No I/O, no clock, no asyncio.
+
+Per packet the work is a header decode, one or two dict lookups and a few counters; only
+flows still being inspected pay for reassembly and decoding (house rule 10). A flow moves
+through modes: DEEP (reassemble the first bytes of each direction and run the decoders the
+payload calls for), WATCH (bare TLS or Stratum V2: judge sizes and timing per packet),
+SAMPLE (unidentified TCP: look at small packets for JSON-RPC, so a session that started
+before the capture is still caught), DONE (nothing more to learn).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from netdetect.decoders import sv2
+from netdetect.decoders.base import StreamDecoder
+from netdetect.decoders.dns import DnsTcpDecoder, decode_dns
+from netdetect.decoders.events import ClientHello, DnsMessage, Event, ServerHello, TlsRecord
+from netdetect.decoders.http import HttpDecoder
+from netdetect.decoders.jsonrpc import parse_json_messages
+from netdetect.decoders.stratum import LineDecoder
+from netdetect.decoders.tls import TlsDecoder
+from netdetect.detect import DEFAULT_HOME_NET, TIMING_SMALL, Detector, Inspection
+from netdetect.errors import DecodeError
+from netdetect.flow.stream import StreamReassembler
+from netdetect.flow.table import Flow, FlowTable
+from netdetect.intel import Intel
+from netdetect.model import TCP, UDP, Packet, Suspect, ip_raw
+from netdetect.packet import PacketDecoder
+from netdetect.pdns import PassiveDns
+
+DEEP, WATCH, SAMPLE, DONE = 0, 1, 2, 3
+
+_HTTP_STARTS = (b"GET ", b"POST", b"PUT ", b"HEAD", b"HTTP", b"OPTI", b"DELE", b"PATC", b"CONN")
+_TLS_TYPES = (b"\x14", b"\x15", b"\x16", b"\x17")
+_DNS_PORTS = frozenset({53, 5353, 5355})
+_SAMPLE_MAX = 4096  # bytes: larger packets are bulk data, not JSON-RPC lines
+_JSON_HINTS = (b'"method"', b'"result"', b'"params"')
+_STREAM_BUDGET = 65536  # bytes per direction reassembled for decoding
+_MAX_PUSHES = 64
+
+
+class FlowState:
+    """Transport-side inspection state of one flow, next to the detector's Inspection."""
+
+    __slots__ = (
+        "client_small",
+        "decoders",
+        "first_len",
+        "first_payload",
+        "gzip_switched",
+        "handshake_done",
+        "ins",
+        "mode",
+        "pushes",
+        "streams",
+        "sv2",
+        "sv2_frames",
+    )
+
+    def __init__(self) -> None:
+        self.ins = Inspection()
+        self.mode = DEEP
+        self.streams: list[StreamReassembler | None] = [None, None]
+        # None: direction not started yet; []: no decoder wants it.
+        self.decoders: list[list[StreamDecoder] | None] = [None, None]
+        self.first_len: list[int] = [0, 0]
+        self.first_payload: bytes = b""
+        self.handshake_done = [False, False]
+        self.pushes: list[float] = []
+        self.client_small = 0
+        self.sv2 = False
+        self.sv2_frames = [0, 0]
+        self.gzip_switched = False
+
+    @property
+    def keep(self) -> bool:
+        return self.ins.keep
+
+
+class Engine:
+    """Feeds frames through packet decode, the flow table, decoders and detection."""
+
+    def __init__(
+        self,
+        intel: Intel,
+        *,
+        home_net: Iterable[str] = DEFAULT_HOME_NET,
+        max_flows: int = 200_000,
+        pdns: PassiveDns | None = None,
+        tcp_idle: float = 600.0,
+        udp_idle: float = 120.0,
+    ) -> None:
+        self.intel = intel
+        self.pdns = pdns if pdns is not None else PassiveDns()
+        self.packets = PacketDecoder()
+        self.table = FlowTable(
+            max_flows=max_flows, tcp_idle=tcp_idle, udp_idle=udp_idle, on_expire=self._expired
+        )
+        self.detector = Detector(intel, self.pdns, home_net=home_net)
+        self.decode_errors = 0
+        self.dns_messages = 0
+        self.dns_pool_answers = 0
+        self.sampled = 0
+        self.last_ts = 0.0
+
+    # -- public API -----------------------------------------------------------------------
+
+    def feed(self, ts: float, linktype: int, frame: bytes) -> None:
+        pkt = self.packets.decode(ts, linktype, frame)
+        if pkt is not None:
+            self.feed_packet(pkt)
+
+    def feed_packet(self, pkt: Packet) -> None:
+        proto = pkt.proto
+        if proto != TCP and proto != UDP:  # noqa: PLR1714 - hot path: two int compares
+            return
+        ts = pkt.ts
+        if ts > self.last_ts:
+            self.last_ts = ts
+        table = self.table
+        table.maybe_sweep(ts)
+        flow, d = table.lookup(pkt)
+        if proto == TCP:
+            flags = pkt.flags
+            if flags & 0x07:
+                if flow.closed and flags & 0x12 == 0x02:
+                    # Port reuse: a fresh SYN on a closed flow starts a new connection.
+                    table.flows.pop(flow.key, None)
+                    self._expired(flow, "reused")
+                    flow, d = table.lookup(pkt)
+                self._tcp_control(flow, d, pkt)
+        flow.last_ts = ts
+        flow.pkts[d] += 1
+        plen = len(pkt.payload)
+        if not plen:
+            return
+        flow.bytes[d] += plen
+        st = flow.inspection
+        if st is None:
+            if proto == UDP:
+                self._udp(flow, pkt)
+                return
+            st = flow.inspection = FlowState()
+        mode = st.mode
+        if mode == DONE:
+            return
+        if mode == DEEP:
+            self._deep(flow, st, d, pkt)
+        elif mode == WATCH:
+            self._watch(flow, st, d, pkt)
+        else:
+            self._sample(flow, st, d, pkt)
+
+    def take_suspects(self) -> list[Suspect]:
+        out = self.detector.suspects
+        self.detector.suspects = []
+        return out
+
+    def finish(self) -> None:
+        """End of input: flush every flow (and with it any last evidence)."""
+        self.table.drain()
+
+    def counters(self) -> dict[str, int]:
+        c = dict(self.packets.counters())
+        c.update(self.table.counters())
+        c.update(
+            {
+                "decode_errors": self.decode_errors,
+                "dns_messages": self.dns_messages,
+                "dns_pool_answers": self.dns_pool_answers,
+                "sampled_packets": self.sampled,
+                "alerts": self.detector.alerts,
+                "pdns_evictions": self.pdns.evictions,
+            }
+        )
+        return c
+
+    # -- per mode -------------------------------------------------------------------------
+
+    def _tcp_control(self, flow: Flow, d: int, pkt: Packet) -> None:
+        flags = pkt.flags
+        if flags & 0x02:
+            st = flow.inspection
+            if st is None:
+                st = flow.inspection = FlowState()
+            if st.mode == DEEP:
+                s = st.streams[d]
+                if s is None:
+                    s = st.streams[d] = StreamReassembler(max_bytes=_STREAM_BUDGET)
+                s.start(pkt.seq)
+        if flags & 0x01:
+            flow.closed |= 1 << d
+        if flags & 0x04:
+            flow.closed |= 4
+
+    def _udp(self, flow: Flow, pkt: Packet) -> None:
+        if pkt.sport in _DNS_PORTS or pkt.dport in _DNS_PORTS:
+            try:
+                msg = decode_dns(bytes(pkt.payload))
+            except DecodeError:
+                self.decode_errors += 1
+                return
+            self._dns(msg, pkt.ts)
+
+    def _dns(self, msg: DnsMessage, ts: float) -> None:
+        self.dns_messages += 1
+        if msg.is_response and msg.answers:
+            self.pdns.learn(msg, ts)
+            for name, _qtype in msg.questions:
+                if self.intel.match_domain(name) is not None:
+                    self.dns_pool_answers += 1
+                    self._retro_pool_check(msg, name, ts)
+
+    def _retro_pool_check(self, msg: DnsMessage, name: str, ts: float) -> None:
+        """Flows already in the table that talk to an address this pool answer names get
+        the pool-dns evidence now. Pool answers are rare; the scan is bounded by the table."""
+        addrs = {r.value for r in msg.answers if r.rtype in (1, 28)}
+        raws = {}
+        for a in addrs:
+            try:
+                raws[ip_raw(a)] = a
+            except OSError:
+                continue
+        if not raws:
+            return
+        for flow in self.table:
+            st = flow.inspection
+            if st is None or st.ins.alerted or not (flow.bytes[0] or flow.bytes[1]):
+                continue
+            ip = raws.get(flow.b_ip) or raws.get(flow.a_ip)
+            if ip is not None:
+                self.detector.pool_answer(flow, st.ins, ip, name, ts)
+
+    def _deep(self, flow: Flow, st: FlowState, d: int, pkt: Packet) -> None:
+        ins = st.ins
+        ts = pkt.ts
+        data = bytes(pkt.payload)
+        if not st.first_len[d]:
+            st.first_len[d] = len(data)
+            if d == 0:
+                st.first_payload = data[:64]
+            self._sv2_shape(flow, st, ts)
+        s = st.streams[d]
+        if s is None:
+            s = st.streams[d] = StreamReassembler(max_bytes=_STREAM_BUDGET)
+        chunks, gap = s.feed(pkt.seq, data)
+        if gap:
+            self._gap(flow, st, d)
+        for chunk in chunks:
+            self._decode(flow, st, d, chunk, ts)
+            if st.mode != DEEP:
+                break
+        self.detector.check_remote(flow, ins, ts)
+        self.detector.settle(flow, ins, ts)
+        if st.mode == DEEP:
+            self._maybe_leave_deep(flow, st, d)
+
+    def _decode(self, flow: Flow, st: FlowState, d: int, chunk: bytes, ts: float) -> None:
+        decs = st.decoders[d]
+        if decs is None:
+            decs = st.decoders[d] = self._pick(flow, st, d, chunk)
+        if not decs:
+            return
+        for dec in list(decs):
+            try:
+                events = dec.feed(chunk)
+            except DecodeError:
+                self.decode_errors += 1
+                decs.remove(dec)
+                continue
+            for ev in events:
+                self._event(flow, st, d, ev, ts)
+
+    def _pick(self, flow: Flow, st: FlowState, d: int, chunk: bytes) -> list[StreamDecoder]:
+        """Choose decoders by payload (house rule 4); ports only add DNS as a guess."""
+        decs: list[StreamDecoder] = []
+        head = chunk[:1]
+        midflow = flow.midflow
+        if head == b"\x16" and chunk[1:2] == b"\x03":
+            decs.append(TlsDecoder())
+        elif midflow and head in _TLS_TYPES and chunk[1:2] == b"\x03":
+            decs.append(TlsDecoder(midstream=True))
+        else:
+            stripped = chunk.lstrip()[:1]
+            if stripped in (b"{", b"["):
+                decs.append(LineDecoder())
+            elif chunk[:4] in _HTTP_STARTS:
+                decs.append(HttpDecoder())
+            elif midflow and b"{" in chunk:
+                decs.append(LineDecoder(midstream=True))
+            if not decs:
+                try:
+                    msg = sv2.parse_plaintext(chunk)
+                except DecodeError:
+                    msg = None
+                if msg is not None:
+                    self._event(flow, st, d, msg, flow.last_ts)
+        if flow.a_port in _DNS_PORTS or flow.b_port in _DNS_PORTS:
+            decs.append(DnsTcpDecoder())
+        return decs
+
+    def _event(self, flow: Flow, st: FlowState, d: int, ev: Event, ts: float) -> None:
+        if isinstance(ev, TlsRecord):
+            if ev.content_type == 23:
+                st.handshake_done[d] = True
+            return
+        if isinstance(ev, ServerHello):
+            return
+        if isinstance(ev, DnsMessage):
+            self._dns(ev, ts)
+            return
+        self.detector.on_event(flow, st.ins, d, ev, ts)
+        if isinstance(ev, ClientHello) and ev.sni and not st.ins.kinds:
+            # An ordinary site by name: the rest is encrypted and of no interest.
+            st.mode = DONE
+        if st.ins.gzip and not st.gzip_switched:
+            st.gzip_switched = True
+            for decs in st.decoders:
+                for dec in decs or ():
+                    if isinstance(dec, LineDecoder):
+                        dec.switch_encoding("gzip")
+
+    def _gap(self, flow: Flow, st: FlowState, d: int) -> None:
+        # Bytes were lost: decoders that need contiguous data resynchronise from here.
+        decs = st.decoders[d]
+        if not decs:
+            return
+        fresh: list[StreamDecoder] = []
+        for dec in decs:
+            if isinstance(dec, LineDecoder):
+                fresh.append(LineDecoder(midstream=True))
+            elif isinstance(dec, TlsDecoder):
+                fresh.append(TlsDecoder(midstream=True))
+        st.decoders[d] = fresh
+
+    def _maybe_leave_deep(self, flow: Flow, st: FlowState, d: int) -> None:
+        ins = st.ins
+        s = st.streams[d]
+        exhausted = s is not None and s.done
+        dead = all(x is not None and not x for x in st.decoders) or (
+            st.decoders[d] is not None and not st.decoders[d] and st.decoders[1 - d] is None
+            and flow.pkts[d] > 3
+        )
+        tls_over = all(st.handshake_done)
+        if not (exhausted or dead or tls_over):
+            return
+        st.streams = [None, None]
+        st.decoders = [[], []]
+        if st.sv2 or (ins.bare_tls and not ins.alerted):
+            st.mode = WATCH
+        elif ins.alerted or tls_over:
+            st.mode = DONE
+        else:
+            st.mode = SAMPLE
+
+    def _sv2_shape(self, flow: Flow, st: FlowState, ts: float) -> None:
+        if st.sv2 or not st.first_len[0] or not st.first_len[1]:
+            return
+        if st.first_len[0] != 64:
+            return
+        msg = sv2.noise_handshake(st.first_payload, st.first_len[1])
+        if msg is not None:
+            st.sv2 = True
+            st.ins.client_dir = 0
+            self.detector.on_event(flow, st.ins, 0, msg, ts)
+
+    def _watch(self, flow: Flow, st: FlowState, d: int, pkt: Packet) -> None:
+        ins = st.ins
+        plen = len(pkt.payload)
+        ts = pkt.ts
+        if st.sv2:
+            if sv2.encrypted_frame_plausible(plen):
+                st.sv2_frames[d] += 1
+                if min(st.sv2_frames) >= 3 and "sv2-frames" not in ins.kinds:
+                    msg = sv2.Sv2Message("encrypted-frame", plen)
+                    self.detector.on_event(flow, ins, d, msg, ts)
+                    self.detector.settle(flow, ins, ts)
+            if ins.alerted:
+                st.mode = DONE
+            return
+        client = ins.client_dir if ins.client_dir is not None else 0
+        if plen <= TIMING_SMALL:
+            if d == client:
+                st.client_small += 1
+            else:
+                if len(st.pushes) >= _MAX_PUSHES:
+                    del st.pushes[: _MAX_PUSHES // 2]
+                st.pushes.append(ts)
+                self.detector.check_timing(flow, ins, st.pushes, st.client_small, ts)
+                self.detector.settle(flow, ins, ts)
+        if ins.alerted or flow.bytes[0] + flow.bytes[1] > 512 * 1024:
+            st.mode = DONE
+
+    def _sample(self, flow: Flow, st: FlowState, d: int, pkt: Packet) -> None:
+        payload = pkt.payload
+        if len(payload) > _SAMPLE_MAX:
+            return
+        data = bytes(payload)
+        if not (_JSON_HINTS[0] in data or _JSON_HINTS[1] in data or _JSON_HINTS[2] in data):
+            return
+        self.sampled += 1
+        ins = st.ins
+        for line in data.split(b"\n"):
+            line = line.strip()  # noqa: PLW2901 - trimmed copy of the loop value
+            start = line.find(b"{")
+            if start < 0 or not line.endswith((b"}", b"]")):
+                continue
+            try:
+                msgs = parse_json_messages(line[start:])
+            except DecodeError:
+                continue
+            for msg in msgs:
+                self.detector.on_event(flow, ins, d, msg, pkt.ts)
+        self.detector.check_remote(flow, ins, pkt.ts)
+        self.detector.settle(flow, ins, pkt.ts)
+        if ins.alerted:
+            st.mode = DONE
+
+    def _expired(self, flow: Flow, reason: str) -> None:
+        st = flow.inspection
+        if st is None or st.ins.alerted:
+            return
+        # Evidence that only adds up at the end (bare TLS timing) gets a last look.
+        self.detector.settle(flow, st.ins, flow.last_ts)

@@ -1,0 +1,132 @@
+"""Value types shared across stages: packets, endpoints, evidence, suspects, alerts."""
+
+from __future__ import annotations
+
+import socket
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import TYPE_CHECKING, NamedTuple
+
+if TYPE_CHECKING:
+    from netdetect.agent.schema import HostReport
+
+TCP = 6
+UDP = 17
+
+# TCP flag bits (RFC 793 / 3168).
+FIN = 0x01
+SYN = 0x02
+RST = 0x04
+PSH = 0x08
+ACK = 0x10
+
+
+class Packet(NamedTuple):
+    """One decoded L3/L4 packet. A NamedTuple, not a dataclass: built once per packet on the
+    hot path, where tuple construction is several times cheaper than a frozen dataclass."""
+
+    ts: float
+    src: bytes  # raw address, 4 (IPv4) or 16 (IPv6) bytes
+    dst: bytes
+    proto: int  # IP protocol number; ports are 0 for non TCP/UDP
+    sport: int
+    dport: int
+    flags: int  # TCP flags, 0 otherwise
+    seq: int  # TCP sequence number, 0 otherwise
+    payload: memoryview  # L4 payload as captured (may be shorter than on the wire)
+    vlan: int  # outermost 802.1Q VLAN id, 0 when untagged
+
+
+def ip_str(raw: bytes) -> str:
+    """Text form of a raw 4- or 16-byte address."""
+    return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
+
+
+def ip_raw(text: str) -> bytes:
+    """Raw bytes of a textual IPv4/IPv6 address (inverse of ip_str)."""
+    if ":" in text:
+        return socket.inet_pton(socket.AF_INET6, text)
+    return socket.inet_pton(socket.AF_INET, text)
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    ip: str
+    port: int
+
+
+class Verdict(StrEnum):
+    CONFIRMED = "confirmed"
+    CONFIRMED_PERSISTENT = "confirmed+persistent"
+    NETWORK_ONLY = "network-only"
+    ALLOWED = "allowed"
+
+
+@dataclass(frozen=True, slots=True)
+class Evidence:
+    """One reason to believe a flow is mining. `weight` adds to the flow's score (0..100)."""
+
+    kind: str  # e.g. "stratum-client-method", "pool-domain-sni", "tls-no-sni-no-alpn"
+    weight: int
+    detail: str  # human-readable, e.g. 'method "mining.subscribe" from client'
+    ts: float  # packet timestamp of the observation
+
+
+@dataclass(frozen=True, slots=True)
+class PoolFacts:
+    host: str | None = None  # pool name from DNS, SNI, HTTP Host or login URL
+    host_source: str | None = None  # "dns" | "sni" | "http-host" | "login" | "certificate"
+    list_match: str | None = None  # which intel entry matched (domain suffix or IP set name)
+    difficulty: float | None = None
+    target: str | None = None
+    jobs: int = 0
+    algo: str | None = None
+    asn: int | None = None
+    as_org: str | None = None
+    country: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MinerFacts:
+    agent: str | None = None  # e.g. "XMRig/6.16.0 (Linux x86_64) libuv/1.42.0 gcc/9.3.0"
+    agent_name: str | None = None  # normalised miner name, e.g. "xmrig"
+    agent_version: str | None = None
+    login: str | None = None  # wallet or account
+    worker: str | None = None  # worker / rig id
+    algos: tuple[str, ...] = ()
+    shares: int = 0
+    ja3: str | None = None
+    ja4: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Suspect:
+    """A flow the network side believes is mining, with everything it saw."""
+
+    flow_id: int
+    ts: float  # when the evidence first became strong enough
+    first_ts: float  # the flow's first packet
+    miner: Endpoint  # the local / client side
+    pool: Endpoint  # the remote / server side
+    proto: str  # "TCP" | "UDP"
+    app_proto: str  # "stratum" | "tls" | "http" | "sv2" | ...
+    dialect: str  # "stratum-v1" | "cryptonote" | "eth-proxy" | ... | "tls" | "browser-tls"
+    score: int
+    evidence: tuple[Evidence, ...]
+    methods: tuple[str, ...] = ()
+    pool_facts: PoolFacts = field(default_factory=PoolFacts)
+    miner_facts: MinerFacts = field(default_factory=MinerFacts)
+    vlan: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """A suspect with its verdict and, when the host answered, the host's half of the evidence."""
+
+    suspect: Suspect
+    verdict: Verdict
+    severity: int  # 1 (highest) .. 3, as in Suricata EVE
+    host_id: str | None = None
+    host: HostReport | None = None
+    reasons: tuple[str, ...] = ()  # why this verdict, one short sentence each
+    mitre: tuple[str, ...] = ("T1496",)

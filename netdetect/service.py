@@ -1,0 +1,172 @@
+"""Wires capture, the detection core, host confirmation and sinks for `replay`."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import IO, Protocol
+
+from netdetect.capture.files import FrameReader, capture_size, expand_paths
+from netdetect.correlate import correlate
+from netdetect.detect import DEFAULT_HOME_NET
+from netdetect.engine import Engine
+from netdetect.errors import CaptureError
+from netdetect.intel import Intel
+from netdetect.model import Alert, Suspect
+from netdetect.sinks.eve import EveWriter
+
+YIELD_EVERY = 2048  # frames between event-loop yields while confirmations run
+
+
+class Confirms(Protocol):
+    """The host-confirmation side as the replay loop sees it (netdetect.confirm.Confirmer)."""
+
+    async def confirm(self, suspect: Suspect) -> Alert: ...
+
+
+class AlertSink(Protocol):
+    def write(self, alert: Alert) -> None: ...
+
+
+@dataclass
+class RunResult:
+    alerts: list[Alert] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # per-file damage, "path: offset N: why"
+    unreadable: int = 0  # files that failed to open or had damage
+    files: int = 0
+    frames: int = 0
+    counters: dict[str, int] = field(default_factory=dict)
+
+
+def network_only(suspect: Suspect) -> Alert:
+    """The verdict when no host is asked (replay without --confirm)."""
+    from netdetect.config import Allowlist  # noqa: PLC0415 - keeps import cost off the CLI
+
+    return correlate(
+        suspect, host=None, report=None, reason="host confirmation not requested",
+        allowlist=Allowlist(),
+    )
+
+
+class Progress(Protocol):
+    def __call__(self, done: int, total: int, path: str) -> None: ...
+
+
+def _frames_of(
+    paths: Sequence[str], result: RunResult, progress: Progress | None
+) -> Iterable[tuple[float, int, bytes]]:
+    total = sum(capture_size(p) for p in paths) if progress else 0
+    done_before = 0
+    for path in paths:
+        reader = FrameReader(path)
+        result.files += 1
+        n = 0
+        try:
+            for frame in reader:
+                n += 1
+                if progress is not None and n & 0x3FFF == 0:
+                    progress(done_before + reader.file_offset, total, path)
+                yield frame
+        except CaptureError as exc:
+            result.errors.append(str(exc))
+            result.unreadable += 1
+        except OSError as exc:
+            result.errors.append(f"{path}: {exc.strerror or exc}")
+            result.unreadable += 1
+        done_before += capture_size(path) if progress else 0
+        result.frames += n
+        if progress is not None:
+            progress(done_before, total, path)
+
+
+def replay(
+    paths: Sequence[str],
+    *,
+    intel: Intel,
+    sinks: Sequence[AlertSink],
+    home_net: Iterable[str] = DEFAULT_HOME_NET,
+    max_flows: int = 200_000,
+    progress: Progress | None = None,
+    on_error: Callable[[str], None] | None = None,
+) -> RunResult:
+    """Replay captures through the core; every alert is network-only (no host asked)."""
+    result = RunResult()
+    files = expand_paths(paths)
+    engine = Engine(intel, home_net=home_net, max_flows=max_flows)
+    feed = engine.feed
+    detector = engine.detector
+    for ts, linktype, frame in _frames_of(files, result, progress):
+        feed(ts, linktype, frame)
+        if detector.suspects:
+            for s in engine.take_suspects():
+                _emit(network_only(s), sinks, result)
+    engine.finish()
+    for s in engine.take_suspects():
+        _emit(network_only(s), sinks, result)
+    result.counters = engine.counters()
+    if on_error is not None:
+        for err in result.errors:
+            on_error(err)
+    return result
+
+
+def _emit(alert: Alert, sinks: Sequence[AlertSink], result: RunResult) -> None:
+    result.alerts.append(alert)
+    for sink in sinks:
+        sink.write(alert)
+
+
+async def replay_confirmed(
+    paths: Sequence[str],
+    *,
+    intel: Intel,
+    confirmer: Confirms,
+    sinks: Sequence[AlertSink],
+    home_net: Iterable[str] = DEFAULT_HOME_NET,
+    max_flows: int = 200_000,
+    progress: Progress | None = None,
+) -> RunResult:
+    """Replay captures and ask each suspect's host before raising its alert.
+
+    Confirmations run concurrently under a TaskGroup while the capture keeps being read;
+    the Confirmer itself caps concurrency and falls back to network-only on any trouble,
+    so no suspect is lost.
+    """
+    result = RunResult()
+    files = expand_paths(paths)
+    engine = Engine(intel, home_net=home_net, max_flows=max_flows)
+
+    async def one(s: Suspect) -> None:
+        _emit(await confirmer.confirm(s), sinks, result)
+
+    async with asyncio.TaskGroup() as tg:
+        n = 0
+        for ts, linktype, frame in _frames_of(files, result, progress):
+            engine.feed(ts, linktype, frame)
+            if engine.detector.suspects:
+                for s in engine.take_suspects():
+                    tg.create_task(one(s))
+            n += 1
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        engine.finish()
+        for s in engine.take_suspects():
+            tg.create_task(one(s))
+    result.counters = engine.counters()
+    return result
+
+
+def open_eve(target: str | None, stdout: IO[str]) -> tuple[EveWriter | None, IO[str] | None]:
+    """`-` is stdout; a path is appended to (EVE files are logs)."""
+    if target is None:
+        return None, None
+    if target == "-":
+        return EveWriter(stdout), None
+    fh = open(target, "a", encoding="utf-8")  # noqa: SIM115 - closed by the caller
+    return EveWriter(fh), fh
+
+
+def stderr_line(msg: str) -> None:
+    sys.stderr.write(msg + "\n")
