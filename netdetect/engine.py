@@ -34,7 +34,9 @@ DEEP, WATCH, SAMPLE, DONE = 0, 1, 2, 3
 _HTTP_STARTS = (b"GET ", b"POST", b"PUT ", b"HEAD", b"HTTP", b"OPTI", b"DELE", b"PATC", b"CONN")
 _TLS_TYPES = (b"\x14", b"\x15", b"\x16", b"\x17")
 _DNS_PORTS = frozenset({53, 5353, 5355})
-_SAMPLE_MAX = 4096  # bytes: larger packets are bulk data, not JSON-RPC lines
+_SAMPLE_MAX = 1400  # bytes: full-size segments are bulk data; stratum lines are mostly small
+_BULK_AVG = 1000  # a flow whose packets average more than this after _BULK_AFTER is bulk
+_BULK_AFTER = 64
 _JSON_HINTS = (b'"method"', b'"result"', b'"params"')
 _STREAM_BUDGET = 65536  # bytes per direction reassembled for decoding
 _MAX_PUSHES = 64
@@ -196,6 +198,10 @@ class Engine:
 
     def _udp(self, flow: Flow, pkt: Packet) -> None:
         if pkt.sport in _DNS_PORTS or pkt.dport in _DNS_PORTS:
+            payload = pkt.payload
+            # Only answers feed passive DNS; queries are skipped before any parsing.
+            if len(payload) < 12 or not payload[2] & 0x80:
+                return
             try:
                 msg = decode_dns(bytes(pkt.payload))
             except DecodeError:
@@ -329,7 +335,10 @@ class Engine:
         fresh: list[StreamDecoder] = []
         for dec in decs:
             if isinstance(dec, LineDecoder):
-                fresh.append(LineDecoder(midstream=True))
+                line = LineDecoder(midstream=True)
+                if st.gzip_switched:
+                    line.switch_encoding("gzip")
+                fresh.append(line)
             elif isinstance(dec, TlsDecoder):
                 fresh.append(TlsDecoder(midstream=True))
         st.decoders[d] = fresh
@@ -395,6 +404,9 @@ class Engine:
     def _sample(self, flow: Flow, st: FlowState, d: int, pkt: Packet) -> None:
         payload = pkt.payload
         if len(payload) > _SAMPLE_MAX:
+            npkts = flow.pkts[0] + flow.pkts[1]
+            if npkts > _BULK_AFTER and (flow.bytes[0] + flow.bytes[1]) > _BULK_AVG * npkts:
+                st.mode = DONE  # a bulk transfer, not a session of small JSON lines
             return
         data = bytes(payload)
         if not (_JSON_HINTS[0] in data or _JSON_HINTS[1] in data or _JSON_HINTS[2] in data):
@@ -421,5 +433,19 @@ class Engine:
         st = flow.inspection
         if st is None or st.ins.alerted:
             return
+        if st.mode == DEEP:
+            # The stream ended: a last message without its newline is complete now.
+            for d, decs in enumerate(st.decoders):
+                for dec in decs or ():
+                    close = getattr(dec, "close", None)
+                    if close is None:
+                        continue
+                    try:
+                        events = close()
+                    except DecodeError:
+                        self.decode_errors += 1
+                        continue
+                    for ev in events:
+                        self._event(flow, st, d, ev, flow.last_ts)
         # Evidence that only adds up at the end (bare TLS timing) gets a last look.
         self.detector.settle(flow, st.ins, flow.last_ts)

@@ -1,0 +1,169 @@
+"""The detection core end to end on crafted packets: modes, evidence and alert rules."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+
+from scapy.layers.dns import DNS, DNSQR, DNSRR
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.l2 import Ether
+from scapy.packet import Packet as ScapyPacket
+
+from netdetect.engine import Engine
+from netdetect.intel import Intel
+from netdetect.model import Suspect
+
+MINER, POOL = "10.1.2.3", "198.51.100.7"
+
+
+def frame(p: ScapyPacket) -> bytes:
+    return bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / p)
+
+
+class Conn:
+    """A TCP connection that numbers its own segments."""
+
+    def __init__(self, c: str, cport: int, s: str, sport: int) -> None:
+        self.c, self.cport, self.s, self.sport = c, cport, s, sport
+        self.cseq, self.sseq = 1000, 5000
+
+    def syn(self) -> Iterator[bytes]:
+        yield frame(IP(src=self.c, dst=self.s) / TCP(sport=self.cport, dport=self.sport,
+                                                     flags="S", seq=self.cseq))
+        yield frame(IP(src=self.s, dst=self.c) / TCP(sport=self.sport, dport=self.cport,
+                                                     flags="SA", seq=self.sseq,
+                                                     ack=self.cseq + 1))
+        self.cseq += 1
+        self.sseq += 1
+
+    def c2s(self, data: bytes, flags: str = "PA") -> bytes:
+        f = frame(IP(src=self.c, dst=self.s) / TCP(sport=self.cport, dport=self.sport,
+                                                   flags=flags, seq=self.cseq,
+                                                   ack=self.sseq) / data)
+        self.cseq += len(data)
+        return f
+
+    def s2c(self, data: bytes, flags: str = "PA") -> bytes:
+        f = frame(IP(src=self.s, dst=self.c) / TCP(sport=self.sport, dport=self.cport,
+                                                   flags=flags, seq=self.sseq,
+                                                   ack=self.cseq) / data)
+        self.sseq += len(data)
+        return f
+
+
+def run(intel: Intel, frames: list[tuple[float, bytes]]) -> tuple[Engine, list[Suspect]]:
+    eng = Engine(intel)
+    out: list[Suspect] = []
+    for ts, f in frames:
+        eng.feed(ts, 1, f)
+        out.extend(eng.take_suspects())
+    eng.finish()
+    out.extend(eng.take_suspects())
+    return eng, out
+
+
+SUBSCRIBE = b'{"id": 1, "method": "mining.subscribe", "params": ["cgminer/4.10.0"]}\n'
+NOTIFY = (
+    b'{"id":null,"method":"mining.notify","params":["4f","' + b"00" * 32 + b'","01","02",[],'
+    b'"20000000","1d00ffff","5f5e1000",true]}\n'
+)
+
+
+def test_stratum_subscribe_alerts_once_with_miner_as_source(intel: Intel) -> None:
+    c = Conn(MINER, 40000, POOL, 3333)
+    frames = [(1.0 + i, f) for i, f in enumerate([*c.syn(), c.c2s(SUBSCRIBE), c.c2s(SUBSCRIBE)])]
+    _eng, sus = run(intel, frames)
+    assert len(sus) == 1
+    s = sus[0]
+    assert (s.miner.ip, s.miner.port, s.pool.ip, s.pool.port) == (MINER, 40000, POOL, 3333)
+    assert s.dialect == "stratum-v1"
+    assert "mining.subscribe" in s.methods
+    assert s.miner_facts.agent == "cgminer/4.10.0"
+
+
+def test_split_line_across_segments_still_decodes(intel: Intel) -> None:
+    c = Conn(MINER, 40001, POOL, 3333)
+    parts = [SUBSCRIBE[:7], SUBSCRIBE[7:30], SUBSCRIBE[30:]]
+    frames = [(1.0 + i, f) for i, f in enumerate([*c.syn(), *(c.c2s(p) for p in parts)])]
+    _eng, sus = run(intel, frames)
+    assert len(sus) == 1
+
+
+def test_midflow_pool_push_identifies_miner_side(intel: Intel) -> None:
+    c = Conn(MINER, 40002, POOL, 3333)
+    # No SYN: the capture starts in the middle of a line.
+    frames = [(1.0, c.s2c(b'ms":[]}\n' + NOTIFY)), (2.0, c.c2s(b"\n"))]
+    _eng, sus = run(intel, frames)
+    assert len(sus) == 1
+    assert sus[0].miner.ip == MINER  # the side that receives notify
+    assert sus[0].pool.port == 3333
+
+
+def test_generic_jsonrpc_is_not_mining(intel: Intel) -> None:
+    c = Conn(MINER, 40003, POOL, 8545)
+    req = b'{"jsonrpc":"2.0","method":"eth_blockNumber","params":[],"id":1}\n'
+    frames = [(1.0 + i, f) for i, f in enumerate([*c.syn(), c.c2s(req),
+                                                  c.s2c(b'{"jsonrpc":"2.0","id":1,"result":"0x1"}\n')])]
+    _eng, sus = run(intel, frames)
+    assert sus == []
+
+
+def test_port_alone_is_never_enough(intel: Intel) -> None:
+    c = Conn(MINER, 40004, POOL, 3333)
+    bulk = os.urandom(1400)
+    frames = [(1.0 + i, f) for i, f in enumerate([*c.syn(), *(c.c2s(bulk) for _ in range(50))])]
+    _eng, sus = run(intel, frames)
+    assert sus == []
+
+
+def test_dns_answer_after_flow_start_is_applied_to_live_flows(intel: Intel) -> None:
+    c = Conn(MINER, 40005, POOL, 443)
+    # Mid-flow TLS records to an address, then a DNS answer naming a pool for it.
+    tls_alert = b"\x15\x03\x03\x00\x1a" + os.urandom(26)
+    dns = frame(
+        IP(src="10.0.0.53", dst=MINER) / UDP(sport=53, dport=5555)
+        / DNS(id=7, qr=1, qd=DNSQR(qname="pool.supportxmr.com"),
+              an=DNSRR(rrname="pool.supportxmr.com", type="A", ttl=300, rdata=POOL))
+    )
+    frames = [(1.0, c.c2s(tls_alert)), (1.1, c.c2s(b"", flags="FA")), (2.0, dns)]
+    _eng, sus = run(intel, frames)
+    assert len(sus) == 1
+    assert sus[0].pool_facts.host == "pool.supportxmr.com"
+    assert any(e.kind == "pool-dns" for e in sus[0].evidence)
+
+
+def test_dns_before_flow_gives_pool_name(intel: Intel) -> None:
+    dns = frame(
+        IP(src="10.0.0.53", dst=MINER) / UDP(sport=53, dport=5555)
+        / DNS(id=8, qr=1, qd=DNSQR(qname="xmr-eu1.nanopool.org"),
+              an=DNSRR(rrname="xmr-eu1.nanopool.org", type="A", ttl=300, rdata=POOL))
+    )
+    c = Conn(MINER, 40006, POOL, 14444)
+    frames = [(0.5, dns), *((1.0 + i, f) for i, f in enumerate(
+        [*c.syn(), c.c2s(b"\x16\x03\x01\x00\x05hello")]))]
+    _eng, sus = run(intel, frames)
+    assert len(sus) == 1
+    assert sus[0].pool_facts.host == "xmr-eu1.nanopool.org"
+    assert sus[0].pool_facts.host_source == "dns"
+
+
+def test_half_closed_connection_is_not_split_into_two_alerts(intel: Intel) -> None:
+    c = Conn(MINER, 40007, POOL, 3333)
+    frames = [(1.0, f) for f in c.syn()]
+    frames += [(1.1, c.c2s(SUBSCRIBE)), (1.2, c.c2s(b"", flags="FA"))]
+    # The pool keeps pushing long after the miner's FIN (a half-close).
+    frames += [(60.0 + i, c.s2c(NOTIFY)) for i in range(3)]
+    eng, sus = run(intel, frames)
+    assert len(sus) == 1
+    assert eng.table.created == 1
+
+
+def test_flow_table_cap_evicts_and_counts(intel: Intel) -> None:
+    eng = Engine(intel, max_flows=100)
+    for i in range(1000):
+        p = IP(src=MINER, dst=POOL) / TCP(sport=10000 + i, dport=80, flags="S")
+        eng.feed(float(i) / 1000, 1, frame(p))
+    assert len(eng.table) <= 100
+    assert eng.table.evicted >= 900
+    assert eng.counters()["flows_evicted"] == eng.table.evicted
