@@ -102,6 +102,10 @@ def build_parser() -> argparse.ArgumentParser:
     si.add_argument("format")
     si.add_argument("file")
     si.add_argument("--dir", default=None, help="signature directory to import into")
+    si.add_argument("--name", default=None, help="name of the imported list (default: file)")
+    si.add_argument("--category", default=None, help="category for imported domains")
+    scp = ssub.add_parser("compile", help="compile the pool IP lists into pool_ips.mmdb")
+    scp.add_argument("directory", nargs="?", default=None)
 
     ev = sub.add_parser("eval", help="score replay against a labelled corpus")
     ev.add_argument("--labels", required=True)
@@ -251,10 +255,18 @@ def cmd_signatures(args: argparse.Namespace) -> int:
             sys.stdout.write(e + "\n")
         sys.stdout.write(f"{len(errors)} error(s) in {directory}\n")
         return EXIT_USAGE if errors else EXIT_OK
+    if args.sig_command == "compile":
+        from netdetect.intel import compile_signatures  # noqa: PLC0415
+
+        sys.stdout.write(f"wrote {compile_signatures(directory)}\n")
+        return EXIT_OK
     from netdetect.intel.importers import import_list  # noqa: PLC0415
 
-    res = import_list(args.format, Path(args.file), Path(directory))
-    sys.stdout.write(f"{res}\n")
+    res = import_list(args.format, Path(args.file), Path(directory), name=args.name,
+                      category=args.category)
+    sys.stdout.write(res.summary() + "\n")
+    for line, reason, text in res.skipped:
+        sys.stdout.write(f"{args.file}:{line}: skipped ({reason}): {text[:80]}\n")
     return EXIT_OK
 
 
