@@ -36,7 +36,7 @@ def default_signatures() -> str:
 
 
 def _home_net(text: str) -> list[str]:
-    import ipaddress  # noqa: PLC0415 - argument parsing only
+    import ipaddress
 
     nets = [t.strip() for t in text.split(",") if t.strip()]
     for n in nets:
@@ -143,8 +143,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     return EXIT_USAGE  # pragma: no cover - parser.error exits
 
 
-def _load_intel(args: argparse.Namespace):  # type: ignore[no-untyped-def]  # noqa: ANN202
-    from netdetect.intel import load_intel  # noqa: PLC0415
+def _load_intel(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+    from netdetect.intel import load_intel
 
     return load_intel(
         args.signatures or default_signatures(),
@@ -158,9 +158,9 @@ def demo_capture() -> str:
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
-    from netdetect.detect import DEFAULT_HOME_NET  # noqa: PLC0415
-    from netdetect.service import open_eve, replay, replay_confirmed  # noqa: PLC0415
-    from netdetect.summary import print_summary  # noqa: PLC0415
+    from netdetect.detect import DEFAULT_HOME_NET
+    from netdetect.service import open_eve, replay
+    from netdetect.summary import print_summary
 
     paths = args.paths if args.command == "replay" else [demo_capture()]
     intel = _load_intel(args)
@@ -199,16 +199,16 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _replay_confirmed(args, paths, intel, home_net, sinks, progress):  # type: ignore[no-untyped-def]  # noqa: ANN001, ANN202, PLR0913
-    from netdetect.config import load_sensor_config  # noqa: PLC0415
-    from netdetect.confirm import Confirmer  # noqa: PLC0415
-    from netdetect.service import replay_confirmed  # noqa: PLC0415
+async def _replay_confirmed(args, paths, intel, home_net, sinks, progress):  # type: ignore[no-untyped-def]
+    from netdetect.config import load_sensor_config
+    from netdetect.confirm import Confirmer
+    from netdetect.service import replay_confirmed
 
     cfg = load_sensor_config(args.config)
     async with Confirmer(cfg) as confirmer:
         extra = []
         if cfg.alerts is not None:
-            from netdetect.sinks.mqtt import MqttAlertSink  # noqa: PLC0415
+            from netdetect.sinks.mqtt import MqttAlertSink
 
             extra.append(MqttAlertSink(confirmer, cfg.alerts))
         return await replay_confirmed(
@@ -219,7 +219,7 @@ async def _replay_confirmed(args, paths, intel, home_net, sinks, progress):  # t
 
 class _ProgressBar:
     def __init__(self) -> None:
-        from rich.progress import (  # noqa: PLC0415
+        from rich.progress import (
             BarColumn,
             DownloadColumn,
             Progress,
@@ -245,7 +245,7 @@ def _progress_bar() -> _ProgressBar:
 
 
 def cmd_signatures(args: argparse.Namespace) -> int:
-    from netdetect.intel import check_signatures  # noqa: PLC0415
+    from netdetect.intel import check_signatures
 
     directory = getattr(args, "directory", None) or getattr(args, "dir", None)
     directory = directory or default_signatures()
@@ -256,29 +256,29 @@ def cmd_signatures(args: argparse.Namespace) -> int:
         sys.stdout.write(f"{len(errors)} error(s) in {directory}\n")
         return EXIT_USAGE if errors else EXIT_OK
     if args.sig_command == "compile":
-        from netdetect.intel import compile_signatures  # noqa: PLC0415
+        from netdetect.intel import compile_signatures
 
         sys.stdout.write(f"wrote {compile_signatures(directory)}\n")
         return EXIT_OK
-    from netdetect.intel.importers import import_list  # noqa: PLC0415
+    from netdetect.intel.importers import import_list
 
     res = import_list(args.format, Path(args.file), Path(directory), name=args.name,
                       category=args.category)
     sys.stdout.write(res.summary() + "\n")
-    for line, reason, text in res.skipped:
-        sys.stdout.write(f"{args.file}:{line}: skipped ({reason}): {text[:80]}\n")
+    for sk in res.skipped:
+        sys.stdout.write(f"{args.file}:{sk.line}: skipped ({sk.reason}): {sk.text[:80]}\n")
     return EXIT_OK
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
-    from netdetect.agent.daemon import main as agent_main  # noqa: PLC0415
+    from netdetect.agent.daemon import main as agent_main
 
     return agent_main(["--config", args.config])
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
-    from netdetect.evaluate import evaluate_corpus, format_report  # noqa: PLC0415
-    from netdetect.intel import load_intel  # noqa: PLC0415
+    from netdetect.evaluate import evaluate_corpus, format_report
+    from netdetect.intel import load_intel
 
     intel = load_intel(default_signatures())
     report = evaluate_corpus(Path(args.labels), Path(args.root), intel=intel,
@@ -288,7 +288,7 @@ def cmd_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_sniff(args: argparse.Namespace) -> int:
-    from netdetect.live import run_sniff  # noqa: PLC0415
+    from netdetect.live import run_sniff
 
     return run_sniff(args)
 

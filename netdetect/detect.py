@@ -257,7 +257,7 @@ class Detector:
             self._sv2(ins, d, ev, ts)
 
     def _stratum(
-        self, flow: Flow, ins: Inspection, d: int, ev: StratumMessage, ts: float, via_http: bool
+        self, _flow: Flow, ins: Inspection, d: int, ev: StratumMessage, ts: float, via_http: bool
     ) -> None:
         if not ev.mining:
             return

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import random
 
 from hypothesis import given, settings
@@ -14,7 +15,7 @@ DATA = bytes(range(256)) * 8
 
 def _segments(data: bytes, isn: int, cuts: list[int]) -> list[tuple[int, bytes]]:
     bounds = sorted({0, len(data), *(c % (len(data) + 1) for c in cuts)})
-    return [((isn + 1 + a) % 2**32, data[a:b]) for a, b in zip(bounds, bounds[1:], strict=False)]
+    return [((isn + 1 + a) % 2**32, data[a:b]) for a, b in itertools.pairwise(bounds)]
 
 
 def _collect(r: StreamReassembler, segs: list[tuple[int, bytes]]) -> bytes:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -77,7 +78,9 @@ class FlowTable:
         self.closed_linger = closed_linger
         self.sweep_every = sweep_every
         self.on_expire = on_expire
-        self._next_sweep: float | None = None
+        # Packet time at or after which maybe_sweep does work; -inf until the first packet sets
+        # the clock. Public so a batch loop can test it inline instead of calling per packet.
+        self.next_sweep = -math.inf
         self._num = 0
         self.created = 0
         self.expired = 0
@@ -138,13 +141,12 @@ class FlowTable:
 
     def maybe_sweep(self, now: float) -> None:
         """Expire idle and closed flows; cheap unless a sweep is due."""
-        if self._next_sweep is None:
-            self._next_sweep = now + self.sweep_every
+        nxt = self.next_sweep
+        if now < nxt:
             return
-        if now < self._next_sweep:
-            return
-        self._next_sweep = now + self.sweep_every
-        self.sweep(now)
+        self.next_sweep = now + self.sweep_every
+        if nxt != -math.inf:
+            self.sweep(now)
 
     def sweep(self, now: float) -> None:
         dead: list[FlowKey] = []
@@ -152,9 +154,9 @@ class FlowTable:
             idle = now - flow.last_ts
             # Fully closed (both FINs) or reset: gone soon. Half-closed connections keep
             # talking in the other direction, so they get the ordinary idle timeout.
-            if (flow.closed & 4 or flow.closed & 3 == 3) and idle > self.closed_linger:
-                dead.append(key)
-            elif idle > (self.tcp_idle if flow.proto == TCP else self.udp_idle):
+            closed = flow.closed & 4 or flow.closed & 3 == 3
+            limit = self.tcp_idle if flow.proto == TCP else self.udp_idle
+            if (closed and idle > self.closed_linger) or idle > limit:
                 dead.append(key)
         for key in dead:
             flow = self.flows.pop(key)

@@ -106,7 +106,8 @@ def alert_to_eve(alert: Alert) -> dict[str, Any]:
         "dialect": s.dialect,
         "methods": list(s.methods),
         "evidence": [
-            {"kind": e.kind, "weight": e.weight, "detail": e.detail, "timestamp": eve_timestamp(e.ts)}
+            {"kind": e.kind, "weight": e.weight, "detail": e.detail,
+             "timestamp": eve_timestamp(e.ts)}
             for e in s.evidence
         ],
         "flow_start": eve_timestamp(s.first_ts),
