@@ -13,9 +13,14 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from netdetect import __version__
 from netdetect.errors import CaptureError, ConfigError, NetdetectError, SignatureError
+
+if TYPE_CHECKING:
+    from netdetect.intel import Intel
+    from netdetect.service import AlertSink, Progress, RunResult
 
 EXIT_OK, EXIT_ALERTS, EXIT_USAGE = 0, 1, 2
 
@@ -167,24 +172,24 @@ def cmd_replay(args: argparse.Namespace) -> int:
     home_net = args.home_net or list(DEFAULT_HOME_NET)
     eve, eve_fh = open_eve(args.eve, sys.stdout)
     report_stream = sys.stderr if args.eve == "-" else sys.stdout
-    sinks = [eve] if eve is not None else []
-    progress = _progress_bar() if sys.stdout.isatty() and not args.quiet else None
+    sinks: list[AlertSink] = [eve] if eve is not None else []
+    bar = _ProgressBar() if sys.stdout.isatty() and not args.quiet else None
     try:
         if args.confirm:
             if not args.config:
                 sys.stderr.write("netdetect: --confirm needs --config SENSOR.toml\n")
                 return EXIT_USAGE
             result = asyncio.run(
-                _replay_confirmed(args, paths, intel, home_net, sinks, progress)
+                _replay_confirmed(args, paths, intel, home_net, sinks, bar)
             )
         else:
             result = replay(
                 paths, intel=intel, sinks=sinks, home_net=home_net,
-                max_flows=args.max_flows, progress=progress,
+                max_flows=args.max_flows, progress=bar,
             )
     finally:
-        if progress is not None:
-            progress.close()
+        if bar is not None:
+            bar.close()
         if eve_fh is not None:
             eve_fh.close()
     for err in result.errors:
@@ -199,18 +204,32 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-async def _replay_confirmed(args, paths, intel, home_net, sinks, progress):  # type: ignore[no-untyped-def]
+async def _replay_confirmed(
+    args: argparse.Namespace,
+    paths: list[str],
+    intel: Intel,
+    home_net: list[str],
+    sinks: list[AlertSink],
+    progress: Progress | None,
+) -> RunResult:
+    from contextlib import AsyncExitStack
+
     from netdetect.config import load_sensor_config
     from netdetect.confirm import Confirmer
+    from netdetect.hosts import Inventory, empty_inventory
     from netdetect.service import replay_confirmed
+    from netdetect.sinks.mqtt import MqttAlertSink
 
-    cfg = load_sensor_config(args.config)
-    async with Confirmer(cfg) as confirmer:
-        extra = []
-        if cfg.alerts is not None:
-            from netdetect.sinks.mqtt import MqttAlertSink
-
-            extra.append(MqttAlertSink(confirmer, cfg.alerts))
+    cfg = load_sensor_config(Path(args.config))
+    inventory = Inventory.load(cfg.inventory) if cfg.inventory else empty_inventory()
+    async with AsyncExitStack() as stack:
+        confirmer = await stack.enter_async_context(Confirmer(cfg, inventory))
+        extra: list[AlertSink] = []
+        if cfg.alerts.mqtt and cfg.mqtt is not None:
+            extra.append(await stack.enter_async_context(MqttAlertSink(
+                cfg.mqtt, client_id=f"{cfg.sensor_id}-alerts", topic=cfg.alerts.topic,
+                buffer=cfg.alerts.buffer,
+            )))
         return await replay_confirmed(
             paths, intel=intel, confirmer=confirmer, sinks=[*sinks, *extra],
             home_net=home_net, max_flows=args.max_flows, progress=progress,
@@ -238,10 +257,6 @@ class _ProgressBar:
 
     def close(self) -> None:
         self._p.stop()
-
-
-def _progress_bar() -> _ProgressBar:
-    return _ProgressBar()
 
 
 def cmd_signatures(args: argparse.Namespace) -> int:

@@ -1,0 +1,357 @@
+"""The host agent: answers signed sensor queries over MQTT with a read-only HostReport.
+
+It runs nothing a message names. A query is answered only when it is signed by a trusted
+sensor key, fresh, meant for this host, not a replay, and asks for an answer inside
+``netdetect/v1/sensors/+/reports/<this host>``; every refusal is counted by reason, and the
+counters travel in the retained status message so an operator (or a test) can read them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import os
+import signal
+import sys
+import time
+from collections import Counter, OrderedDict
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import TYPE_CHECKING, Protocol
+
+import aiomqtt
+import msgspec
+
+from netdetect import __version__
+from netdetect.agent.protocol import (
+    Backoff,
+    Rejected,
+    Status,
+    encode_report,
+    encode_status,
+    key_id,
+    load_public_key,
+    open_query,
+    publish_properties,
+    query_topic,
+    refused,
+    response_topic_ok,
+    status_topic,
+    tls_context,
+)
+from netdetect.agent.schema import SCHEMA_VERSION, HostQuery, HostReport
+from netdetect.config import AgentConfig, load_agent_config
+from netdetect.errors import AgentError, ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+log = logging.getLogger("netdetect.agent")
+
+
+class Collector(Protocol):
+    """Builds the report for one query; blocking, read-only (netdetect.agent.report)."""
+
+    def __call__(self, query: HostQuery, *, host_id: str, root: str = "/") -> HostReport: ...
+
+
+class Gate:
+    """Decides which queries to answer; owns the replay cache and the refusal counters."""
+
+    def __init__(
+        self,
+        config: AgentConfig,
+        trusted: dict[str, Ed25519PublicKey],
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.trusted = trusted
+        self.clock = clock
+        self.counters: Counter[str] = Counter()
+        self._nonces: OrderedDict[str, float] = OrderedDict()  # nonce -> when to forget it
+
+    def admit(self, payload: bytes, response_topic: str | None,
+              correlation: bytes | None) -> HostQuery:
+        """The query when it may be answered; raise Rejected (already counted) otherwise."""
+        self.counters["received"] += 1
+        try:
+            query = self._check(payload, response_topic, correlation)
+        except Rejected as exc:
+            self.counters[exc.reason] += 1
+            raise
+        return query
+
+    def _check(self, payload: bytes, response_topic: str | None,
+               correlation: bytes | None) -> HostQuery:
+        cfg = self.config
+        query = open_query(payload, response_topic, self.trusted)
+        if query.host_id != cfg.host_id:
+            raise Rejected("wrong-host", query.host_id[:64])
+        now = self.clock()
+        if query.expires_at < query.issued_at:
+            raise Rejected("malformed", "expires before it was issued")
+        if now > query.expires_at + cfg.clock_skew:
+            raise Rejected("expired", f"{now - query.expires_at:.1f}s ago")
+        if query.issued_at > now + cfg.clock_skew:
+            raise Rejected("future", f"issued {query.issued_at - now:.1f}s ahead")
+        if query.expires_at - query.issued_at > cfg.max_query_ttl:
+            raise Rejected("ttl-too-long")
+        assert response_topic is not None  # open_query refuses a missing one
+        if not response_topic_ok(response_topic, cfg.host_id):
+            raise Rejected("bad-response-topic", response_topic[:200])
+        if correlation != query.nonce.encode():
+            raise Rejected("bad-correlation")
+        self._remember(query.nonce, query.expires_at + cfg.clock_skew, now)
+        return query
+
+    def _remember(self, nonce: str, forget_at: float, now: float) -> None:
+        if nonce in self._nonces:
+            raise Rejected("replayed", nonce)
+        # Entries mostly arrive in expiry order, so trimming from the front is usually enough;
+        # a full sweep runs only when the cache is full.
+        while self._nonces:
+            first, when = next(iter(self._nonces.items()))
+            if when >= now:
+                break
+            del self._nonces[first]
+        if len(self._nonces) >= self.config.nonce_cache:
+            for key in [k for k, when in self._nonces.items() if when < now]:
+                del self._nonces[key]
+            if len(self._nonces) >= self.config.nonce_cache:
+                # Failing closed: forgetting a live nonce would let its query be replayed.
+                raise Rejected("replay-cache-full")
+        self._nonces[nonce] = forget_at
+
+    def bounded(self, query: HostQuery) -> HostQuery:
+        """The query with its cost capped by this agent's limits, whatever the sensor asked."""
+        cfg = self.config
+        return msgspec.structs.replace(
+            query,
+            cpu_window=min(max(query.cpu_window, 0.0), cfg.max_cpu_window),
+            top_n=min(max(query.top_n, 0), cfg.max_top_n),
+        )
+
+
+def _default_collector() -> Collector:
+    # Imported on first use: the collectors pull in psutil and friends, which tests of the
+    # protocol side (and `--help`) do not need.
+    from netdetect.agent.report import build_report
+
+    return build_report
+
+
+def _failed_report(query: HostQuery, host_id: str, why: str) -> HostReport:
+    return HostReport(
+        v=SCHEMA_VERSION,
+        host_id=host_id,
+        nonce=query.nonce,
+        generated_at=time.time(),
+        found=False,
+        errors=[why[:500]],
+    )
+
+
+class Agent:
+    """One agent process: a connection loop around a Gate and a bounded report executor."""
+
+    def __init__(self, config: AgentConfig, collector: Collector,
+                 trusted: dict[str, Ed25519PublicKey]) -> None:
+        self.config = config
+        self.collector = collector
+        self.gate = Gate(config, trusted)
+        self.stop = asyncio.Event()
+        self._executor = ThreadPoolExecutor(max_workers=config.max_concurrent,
+                                            thread_name_prefix="report")
+        self._in_flight = 0
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    def _status(self, state: str, reason: str = "") -> bytes:
+        return encode_status(Status(
+            state=state,
+            host_id=self.config.host_id,
+            ts=time.time(),
+            version=__version__,
+            pid=os.getpid(),
+            reason=reason,
+            counters=dict(self.gate.counters),
+        ))
+
+    async def run(self) -> None:
+        backoff = Backoff(self.config.mqtt.reconnect_min, self.config.mqtt.reconnect_max)
+        try:
+            while not self.stop.is_set():
+                try:
+                    await self._session(backoff)
+                except (aiomqtt.MqttError, AgentError, OSError) as exc:
+                    delay = backoff.next()
+                    log.warning("broker connection lost (%s); retrying in %.1fs", exc, delay)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(self.stop.wait(), delay)
+        finally:
+            for task in list(self._tasks):
+                task.cancel()
+            self._executor.shutdown(wait=False, cancel_futures=True)
+
+    async def _session(self, backoff: Backoff) -> None:
+        cfg = self.config
+        will = aiomqtt.Will(
+            topic=status_topic(cfg.host_id),
+            payload=self._status("offline", "connection lost"),
+            qos=1,
+            retain=True,
+        )
+        client = aiomqtt.Client(
+            cfg.mqtt.host,
+            cfg.mqtt.port,
+            identifier=cfg.host_id,
+            protocol=aiomqtt.ProtocolVersion.V5,
+            will=will,
+            clean_start=True,
+            keepalive=cfg.mqtt.keepalive,
+            timeout=cfg.mqtt.connect_timeout,
+            tls_context=tls_context(cfg.mqtt),
+            max_queued_incoming_messages=256,
+        )
+        async with client:
+            codes = await client.subscribe(query_topic(cfg.host_id), qos=1)
+            if any(refused(code) for code in codes):
+                raise AgentError(f"broker refused the query subscription: {codes}")
+            await client.publish(status_topic(cfg.host_id), self._status("online"), qos=1,
+                                 retain=True)
+            backoff.reset()
+            log.info("connected to %s:%d as %s", cfg.mqtt.host, cfg.mqtt.port, cfg.host_id)
+            stopper = asyncio.create_task(self.stop.wait())
+            heartbeat = asyncio.create_task(self._heartbeat(client))
+            try:
+                messages = aiter(client.messages)
+                while not self.stop.is_set():
+                    nxt = asyncio.ensure_future(anext(messages))
+                    done, _ = await asyncio.wait({nxt, stopper},
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if nxt not in done:
+                        nxt.cancel()
+                        with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                            await nxt
+                        break
+                    self._on_message(client, nxt.result())
+            finally:
+                stopper.cancel()
+                heartbeat.cancel()
+            # A clean DISCONNECT suppresses the will, so say goodbye explicitly.
+            await client.publish(status_topic(cfg.host_id), self._status("offline", "shutdown"),
+                                 qos=1, retain=True, timeout=5)
+            log.info("stopped; status offline published")
+
+    async def _heartbeat(self, client: aiomqtt.Client) -> None:
+        last: dict[str, int] = {}
+        while True:
+            await asyncio.sleep(self.config.status_interval)
+            current = dict(self.gate.counters)
+            if current != last:
+                last = current
+                with contextlib.suppress(aiomqtt.MqttError):
+                    await client.publish(status_topic(self.config.host_id),
+                                         self._status("online"), qos=1, retain=True)
+
+    def _on_message(self, client: aiomqtt.Client, message: aiomqtt.Message) -> None:
+        props = message.properties
+        response = getattr(props, "ResponseTopic", None)
+        correlation = getattr(props, "CorrelationData", None)
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        try:
+            query = self.gate.admit(payload, response, correlation)
+        except Rejected as exc:
+            log.warning("query refused: %s", exc)
+            return
+        if self._in_flight >= self.config.max_concurrent:
+            # Dropped, not queued: a flood must not turn into minutes of CPU sampling.
+            self.gate.counters["busy"] += 1
+            log.warning("query %s dropped: %d reports already being built", query.nonce,
+                        self._in_flight)
+            return
+        assert response is not None
+        self._in_flight += 1
+        task = asyncio.create_task(self._answer(client, query, response))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _answer(self, client: aiomqtt.Client, query: HostQuery, response: str) -> None:
+        cfg = self.config
+        try:
+            loop = asyncio.get_running_loop()
+            bounded = self.gate.bounded(query)
+            try:
+                report = await loop.run_in_executor(
+                    self._executor,
+                    lambda: self.collector(bounded, host_id=cfg.host_id, root=cfg.root),
+                )
+            # A collector bug must still get the sensor an answer rather than a timeout.
+            except Exception as exc:
+                self.gate.counters["collector-failed"] += 1
+                log.exception("collector failed for query %s", query.nonce)
+                report = _failed_report(query, cfg.host_id, f"collector failed: {exc!r}")
+            if report.host_id != cfg.host_id or report.nonce != query.nonce:
+                self.gate.counters["collector-failed"] += 1
+                report = _failed_report(query, cfg.host_id, "collector answered another query")
+            raw, truncated = encode_report(report)
+            if truncated:
+                self.gate.counters["report-truncated"] += 1
+            props = publish_properties(correlation=query.nonce.encode())
+            try:
+                await client.publish(response, raw, qos=1, properties=props)
+            except aiomqtt.MqttError as exc:
+                self.gate.counters["publish-failed"] += 1
+                log.warning("report for %s not sent: %s", query.nonce, exc)
+                return
+            self.gate.counters["answered"] += 1
+        finally:
+            self._in_flight -= 1
+
+
+def trusted_keys(config: AgentConfig) -> dict[str, Ed25519PublicKey]:
+    keys: dict[str, Ed25519PublicKey] = {}
+    for path in config.trusted_keys:
+        public = load_public_key(path)
+        keys[key_id(public)] = public
+    return keys
+
+
+async def run_agent(config: AgentConfig, *, collector: Collector | None = None) -> None:
+    """Run the agent until SIGTERM/SIGINT; publishes offline status on the way out."""
+    agent = Agent(config, collector or _default_collector(), trusted_keys(config))
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, agent.stop.set)
+    try:
+        await agent.run()
+    finally:
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(sig)
+
+
+def main(argv: list[str] | None = None, *, collector: Collector | None = None) -> int:
+    """``netdetect agent --config agent.toml``; returns the process exit status."""
+    parser = argparse.ArgumentParser(prog="netdetect agent", description=__doc__)
+    parser.add_argument("--config", required=True, type=Path)
+    parser.add_argument("--log-level", default="INFO",
+                        choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=args.log_level, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        config = load_agent_config(args.config)
+        asyncio.run(run_agent(config, collector=collector))
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)  # noqa: T201 - the operator's terminal is the audience
+        return 2
+    except KeyboardInterrupt:
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,378 @@
+"""Sensor side of host confirmation: signed MQTT v5 queries, validated reports, verdicts.
+
+`Confirmer.confirm` never raises for broker or host trouble and never blocks detection for
+longer than the configured timeout: every failure becomes a `network-only` alert that says why.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Self
+
+import aiomqtt
+import msgspec
+
+from netdetect.agent.protocol import (
+    Backoff,
+    Status,
+    decode_status,
+    host_of_report_topic,
+    host_of_status_topic,
+    load_private_key,
+    publish_properties,
+    query_topic,
+    refused,
+    report_filter,
+    report_topic,
+    seal_query,
+    status_filter,
+    tls_context,
+)
+from netdetect.agent.schema import MAX_REPORT_BYTES, SCHEMA_VERSION, FlowSpec, HostQuery, HostReport
+from netdetect.correlate import allow_network, correlate, wallet_of
+from netdetect.errors import AgentError, ConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import TracebackType
+
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from netdetect.config import SensorConfig
+    from netdetect.hosts import HostIdentity, Inventory
+    from netdetect.model import Alert, Suspect
+
+log = logging.getLogger("netdetect.confirm")
+
+BROKER_UNAVAILABLE = "broker unavailable"
+_report_decoder = msgspec.json.Decoder(HostReport)
+
+
+class _BrokerLostError(Exception):
+    """Resolves outstanding queries when the connection drops: their answers cannot arrive."""
+
+
+@dataclass(slots=True)
+class _Pending:
+    host_id: str
+    future: asyncio.Future[HostReport]
+
+
+class Confirmer:
+    """One MQTT v5 connection that asks hosts about suspect flows and turns answers into alerts.
+
+    Use as ``async with Confirmer(config, inventory) as c: alert = await c.confirm(suspect)``.
+    The connection is kept up by a background task with exponential backoff; while it is
+    down, `confirm` answers `network-only` ("broker unavailable") at once.
+    """
+
+    def __init__(
+        self,
+        config: SensorConfig,
+        inventory: Inventory,
+        *,
+        signing_key: Ed25519PrivateKey | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        if config.confirm is None or config.mqtt is None:
+            raise ConfigError(f"{config.source or 'sensor config'}:1: [confirm] and [mqtt] "
+                              "are needed for host confirmation")
+        self.config = config
+        self.confirm_cfg = config.confirm
+        self.mqtt = config.mqtt
+        self.inventory = inventory
+        self.clock = clock
+        self._key = signing_key or load_private_key(config.confirm.signing_key)
+        self._counters: Counter[str] = Counter()
+        self._pending: dict[str, _Pending] = {}
+        self._statuses: dict[str, Status] = {}
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._sem = asyncio.Semaphore(config.confirm.max_outstanding)
+        self._task: asyncio.Task[None] | None = None
+
+    # --- lifecycle ----------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        self._task = asyncio.create_task(self._run(), name="confirmer-mqtt")
+        # Give the first connection a moment so early suspects can be confirmed; an
+        # unreachable broker must not delay the sensor's start, though.
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._connected.wait(), min(self.mqtt.connect_timeout, 5.0))
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self._fail_pending()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float) -> bool:
+        """True once connected (and subscribed) within `timeout` seconds."""
+        try:
+            await asyncio.wait_for(self._connected.wait(), timeout)
+        except TimeoutError:
+            return False
+        return True
+
+    def counters(self) -> dict[str, int]:
+        """Queries, answers, fallbacks and rejected reports/statuses, by reason."""
+        return dict(self._counters)
+
+    def status(self, host_id: str) -> Status | None:
+        """The host's last retained status, if one was seen."""
+        return self._statuses.get(host_id)
+
+    # --- connection ---------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        backoff = Backoff(self.mqtt.reconnect_min, self.mqtt.reconnect_max)
+        sensor_id = self.config.sensor_id
+        while True:
+            try:
+                client = aiomqtt.Client(
+                    self.mqtt.host,
+                    self.mqtt.port,
+                    identifier=f"{sensor_id}-confirm",
+                    protocol=aiomqtt.ProtocolVersion.V5,
+                    clean_start=True,
+                    keepalive=self.mqtt.keepalive,
+                    timeout=self.mqtt.connect_timeout,
+                    tls_context=tls_context(self.mqtt),
+                    max_queued_incoming_messages=4096,
+                )
+                async with client:
+                    await self._subscribe(client)
+                    self._client = client
+                    self._connected.set()
+                    backoff.reset()
+                    log.info("connected to %s:%d", self.mqtt.host, self.mqtt.port)
+                    async for message in client.messages:
+                        self._on_message(message)
+            except (aiomqtt.MqttError, AgentError, OSError) as exc:
+                self._counters["broker-disconnects"] += 1
+                log.warning("broker connection lost: %s", exc)
+            finally:
+                self._client = None
+                self._connected.clear()
+                self._fail_pending()
+            await asyncio.sleep(backoff.next())
+
+    async def _subscribe(self, client: aiomqtt.Client) -> None:
+        codes = await client.subscribe(
+            [(report_filter(self.config.sensor_id), 1), (status_filter(), 1)]
+        )
+        if any(refused(c) for c in codes):
+            raise AgentError(f"broker refused the sensor subscriptions: {codes}")
+
+    def _fail_pending(self) -> None:
+        for pending in self._pending.values():
+            if not pending.future.done():
+                pending.future.set_exception(_BrokerLostError())
+
+    # --- incoming -----------------------------------------------------------------------------
+
+    def _on_message(self, message: aiomqtt.Message) -> None:
+        topic = message.topic.value
+        payload = message.payload if isinstance(message.payload, bytes) else b""
+        status_host = host_of_status_topic(topic)
+        if status_host is not None:
+            self._on_status(status_host, payload)
+            return
+        report_host = host_of_report_topic(topic, self.config.sensor_id)
+        if report_host is None:
+            self._reject("bad-topic", topic)
+            return
+        correlation = getattr(message.properties, "CorrelationData", None)
+        self.handle_report(report_host, payload, correlation)
+
+    def _on_status(self, host_id: str, payload: bytes) -> None:
+        if not payload:  # a cleared retained status: the host was retired
+            self._statuses.pop(host_id, None)
+            return
+        try:
+            status = decode_status(payload)
+        except AgentError as exc:
+            self._counters["status-rejected-malformed"] += 1
+            log.warning("status for %s rejected: %s", host_id, exc)
+            return
+        if status.host_id != host_id:
+            self._counters["status-rejected-host-mismatch"] += 1
+            log.warning("status on %s's topic speaks for %s", host_id, status.host_id)
+            return
+        self._statuses[host_id] = status
+
+    def _reject(self, reason: str, detail: str) -> None:
+        self._counters[f"report-rejected-{reason}"] += 1
+        log.warning("report rejected (%s): %s", reason, detail[:200])
+
+    def handle_report(self, topic_host: str, payload: bytes, correlation: bytes | None) -> None:
+        """Validate one report that arrived on ``.../reports/<topic_host>``; resolve its query.
+
+        Nothing about the report is trusted until it passed every check: the size cap comes
+        before decoding, the decode is strict, and the nonce must be one we are waiting for,
+        asked of the same host whose topic (bound to its certificate by the broker ACL)
+        carried the answer.
+        """
+        if len(payload) > MAX_REPORT_BYTES:
+            self._reject("oversized", f"{len(payload)} bytes from {topic_host}")
+            return
+        try:
+            report = _report_decoder.decode(payload)
+        except msgspec.ValidationError as exc:
+            self._reject("schema", f"from {topic_host}: {exc}")
+            return
+        except msgspec.DecodeError as exc:
+            self._reject("malformed", f"from {topic_host}: {exc}")
+            return
+        if report.v != SCHEMA_VERSION:
+            self._reject("version", f"v{report.v} from {topic_host}")
+            return
+        if report.host_id != topic_host:
+            self._reject("host-mismatch", f"{report.host_id!r} on {topic_host}'s topic")
+            return
+        pending = self._pending.get(report.nonce)
+        if pending is None:
+            self._reject("unknown-nonce", f"{report.nonce[:40]!r} from {topic_host}")
+            return
+        if pending.host_id != topic_host:
+            self._reject("host-mismatch", f"query to {pending.host_id} answered by {topic_host}")
+            return
+        if correlation is not None and correlation != report.nonce.encode():
+            self._reject("bad-correlation", f"from {topic_host}")
+            return
+        if pending.future.done():
+            self._reject("duplicate", f"{report.nonce} from {topic_host}")
+            return
+        self._counters["reports-accepted"] += 1
+        pending.future.set_result(report)
+
+    # --- confirm ------------------------------------------------------------------------------
+
+    async def confirm(self, suspect: Suspect) -> Alert:
+        """The alert for `suspect`: confirmed by its host when it answers, network-only if not."""
+        host = self.inventory.lookup(suspect.miner.ip, suspect.ts)
+        report: HostReport | None = None
+        reason: str | None = None
+        if host is None:
+            self._counters["unmanaged"] += 1
+        elif allow_network(suspect, host, self.config.allowlist) is not None:
+            self._counters["allowed-before-query"] += 1
+        elif not host.managed:
+            self._counters["unmanaged"] += 1
+        else:
+            report, reason = await self._ask(host, suspect)
+        return correlate(
+            suspect,
+            host=host,
+            report=report,
+            reason=reason,
+            allowlist=self.config.allowlist,
+            config=self.config.correlate,
+        )
+
+    async def _ask(self, host: HostIdentity, suspect: Suspect) -> tuple[HostReport | None, str]:
+        host_id = host.host_id
+        status = self._statuses.get(host_id)
+        if status is not None and status.state == "offline":
+            self._counters["skipped-offline"] += 1
+            why = f" ({status.reason})" if status.reason else ""
+            return None, f"host {host_id} agent offline{why}"
+        if self._client is None:
+            self._counters["broker-unavailable"] += 1
+            return None, BROKER_UNAVAILABLE
+
+        cfg = self.confirm_cfg
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + cfg.timeout
+        try:
+            await asyncio.wait_for(self._sem.acquire(), cfg.timeout)
+        except TimeoutError:
+            self._counters["capacity-exhausted"] += 1
+            return None, f"no confirmation slot free within {cfg.timeout:g}s"
+        try:
+            return await self._query(host_id, suspect, deadline)
+        finally:
+            self._sem.release()
+
+    async def _query(self, host_id: str, suspect: Suspect,
+                     deadline: float) -> tuple[HostReport | None, str]:
+        cfg = self.confirm_cfg
+        client = self._client
+        if client is None:
+            self._counters["broker-unavailable"] += 1
+            return None, BROKER_UNAVAILABLE
+        loop = asyncio.get_running_loop()
+        now = self.clock()
+        nonce = secrets.token_hex(16)
+        query = HostQuery(
+            v=SCHEMA_VERSION,
+            host_id=host_id,
+            nonce=nonce,
+            issued_at=now,
+            expires_at=now + cfg.query_ttl,
+            flow=FlowSpec(
+                proto=suspect.proto.lower(),
+                remote_ip=suspect.pool.ip,
+                remote_port=suspect.pool.port,
+                local_ip=suspect.miner.ip,
+                local_port=suspect.miner.port,
+            ),
+            cpu_window=cfg.cpu_window,
+            top_n=cfg.top_n,
+            pool_host=suspect.pool_facts.host,
+            wallet=wallet_of(suspect.miner_facts.login),
+        )
+        response = report_topic(self.config.sensor_id, host_id)
+        payload = seal_query(query, response, self._key)
+        future: asyncio.Future[HostReport] = loop.create_future()
+        self._pending[nonce] = _Pending(host_id, future)
+        try:
+            try:
+                await client.publish(
+                    query_topic(host_id),
+                    payload,
+                    qos=1,
+                    properties=publish_properties(
+                        correlation=nonce.encode(), response_topic=response, expiry=cfg.query_ttl
+                    ),
+                    timeout=max(deadline - loop.time(), 0.01),
+                )
+            except (aiomqtt.MqttError, TimeoutError):
+                self._counters["broker-unavailable"] += 1
+                return None, BROKER_UNAVAILABLE
+            self._counters["queries-sent"] += 1
+            try:
+                report = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))
+            except TimeoutError:
+                self._counters["timeouts"] += 1
+                status = self._statuses.get(host_id)
+                seen = "" if status is not None else "; its agent was never seen online"
+                return None, f"no answer from {host_id} within {cfg.timeout:g}s{seen}"
+            except _BrokerLostError:
+                self._counters["broker-unavailable"] += 1
+                return None, BROKER_UNAVAILABLE
+            return report, ""
+        finally:
+            # Keyed by nonce and removed however the wait ended, so a late or forged report
+            # for this query is "unknown-nonce" from now on.
+            self._pending.pop(nonce, None)
+            if future.done() and not future.cancelled():
+                future.exception()  # mark retrieved; a late _BrokerLostError must not be logged

@@ -1,0 +1,1 @@
+"""Tests of host confirmation: protocol, agent daemon, sensor confirmer, config, broker ACL."""

@@ -1,0 +1,209 @@
+"""Config and inventory loading: values, defaults, and every error carrying path:line."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from netdetect.config import load_agent_config, load_sensor_config
+from netdetect.errors import ConfigError
+from netdetect.hosts import Inventory
+
+DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
+
+
+def errors_of(exc: pytest.ExceptionInfo[ConfigError]) -> list[str]:
+    return str(exc.value).splitlines()
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> Path:
+    for name in ("ca.crt", "c.crt", "c.key", "sign.key", "sign.pub"):
+        (tmp_path / name).write_text("x")
+    return tmp_path
+
+
+AGENT = """\
+[agent]
+host_id = "web-01"
+trusted_keys = ["sign.pub"]
+
+[mqtt]
+host = "broker"
+ca = "ca.crt"
+cert = "c.crt"
+key = "c.key"
+"""
+
+
+def test_agent_config_defaults_and_relative_paths(files: Path) -> None:
+    path = files / "agent.toml"
+    path.write_text(AGENT)
+    cfg = load_agent_config(path)
+    assert cfg.host_id == "web-01"
+    assert cfg.trusted_keys == (files / "sign.pub",)
+    assert cfg.mqtt.port == 8883
+    assert cfg.mqtt.ca == files / "ca.crt"
+    assert cfg.max_concurrent == 2
+    assert cfg.clock_skew == 30.0
+
+
+def test_toml_syntax_error_has_the_parser_line(files: Path) -> None:
+    path = files / "agent.toml"
+    path.write_text(AGENT.replace('host = "broker"', "host = broker"))
+    with pytest.raises(ConfigError) as exc:
+        load_agent_config(path)
+    assert errors_of(exc) == [f"{path}:6: Invalid value"]
+
+
+def test_schema_errors_point_at_the_key_and_are_all_reported(files: Path) -> None:
+    path = files / "agent.toml"
+    text = AGENT.replace('host_id = "web-01"', 'host_id = "web/01"\nmax_concurrent = "two"')
+    text = text.replace('key = "c.key"', 'key = "missing.key"\nport = 70000\ncolour = "blue"')
+    path.write_text(text)
+    with pytest.raises(ConfigError) as exc:
+        load_agent_config(path)
+    errs = errors_of(exc)
+    lines = path.read_text().splitlines()
+    for err in errs:
+        m = re.match(rf"{re.escape(str(path))}:(\d+): ", err)
+        assert m, err
+    by_key = {e.split(": ", 2)[1]: int(e.split(":")[1]) for e in errs}
+    for key, text_start in [("agent.host_id", "host_id"), ("agent.max_concurrent", "max_conc"),
+                            ("mqtt.key", "key ="), ("mqtt.port", "port"),
+                            ("mqtt.colour", "colour")]:
+        assert lines[by_key[key] - 1].startswith(text_start), (key, by_key)
+    assert len(errs) == 5
+
+
+def test_missing_required_table_and_key(files: Path) -> None:
+    path = files / "agent.toml"
+    path.write_text('[agent]\nhost_id = "h"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_agent_config(path)
+    errs = errors_of(exc)
+    assert f"{path}:1: agent.trusted_keys: missing required key" in errs
+    assert any(e.startswith(f"{path}:") and "mqtt: missing required table" in e for e in errs)
+
+
+def test_unreadable_file_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"nope\.toml:0: cannot read"):
+        load_sensor_config(tmp_path / "nope.toml")
+
+
+def test_booleans_are_not_numbers(files: Path) -> None:
+    path = files / "agent.toml"
+    path.write_text(AGENT + "port = true\n")
+    with pytest.raises(ConfigError, match=r"agent\.toml:10: mqtt\.port: expected an integer"):
+        load_agent_config(path)
+
+
+def test_sensor_config_full(files: Path) -> None:
+    path = files / "sensor.toml"
+    path.write_text(f"""\
+[sensor]
+id = "sensor-1"
+
+[mqtt]
+host = "broker"
+ca = "ca.crt"
+cert = "c.crt"
+key = "c.key"
+
+[confirm]
+signing_key = "sign.key"
+timeout = 4
+
+[alerts]
+mqtt = true
+
+[allowlist]
+tags = ["lab"]
+sha256 = ["{"AB" * 32}"]
+pool_domains = [".Pool.Example."]
+""")
+    cfg = load_sensor_config(path)
+    assert cfg.confirm is not None
+    assert cfg.confirm.timeout == 4.0
+    assert cfg.alerts.mqtt
+    assert cfg.allowlist.tags == frozenset({"lab"})
+    assert cfg.allowlist.sha256 == frozenset({"ab" * 32})
+    assert cfg.allowlist.pool_domains == ("pool.example",)
+    assert cfg.correlate.cpu_threshold == 50.0
+
+
+def test_sensor_config_cross_checks(files: Path) -> None:
+    path = files / "sensor.toml"
+    path.write_text("""\
+[sensor]
+id = "sensor-1"
+
+[confirm]
+signing_key = "sign.key"
+timeout = 1.0
+cpu_window = 2.0
+
+[alerts]
+mqtt = true
+topic = "netdetect/#"
+
+[allowlist]
+sha256 = ["zz"]
+exes = ["xmrig"]
+""")
+    with pytest.raises(ConfigError) as exc:
+        load_sensor_config(path)
+    errs = errors_of(exc)
+    assert f"{path}:4: confirm: host confirmation needs an [mqtt] table" in errs
+    assert f"{path}:7: confirm.cpu_window: must be shorter than confirm.timeout" in errs
+    assert f"{path}:10: alerts.mqtt: publishing alerts over MQTT needs an [mqtt] table" in errs
+    assert f"{path}:11: alerts.topic: must be a topic name without wildcards" in errs
+    assert f"{path}:14: allowlist.sha256[0]: 'zz' is not a SHA-256 hex digest" in errs
+    assert f"{path}:15: allowlist.exes[0]: 'xmrig' is not an absolute path" in errs
+
+
+def test_shipped_samples_only_miss_their_files() -> None:
+    """deploy/*.toml are valid apart from the PKI files an installation provides."""
+    for loader, name in ((load_sensor_config, "sensor.toml"), (load_agent_config, "agent.toml")):
+        path = DEPLOY / name
+        with pytest.raises(ConfigError) as exc:
+            loader(path)
+        errs = errors_of(exc)
+        assert errs
+        assert all(e.startswith(f"{path}:") and e.endswith("does not exist") for e in errs), errs
+    inv = Inventory.load(DEPLOY / "inventory.toml")
+    assert len(inv) == 4
+
+
+def test_inventory_errors_carry_lines(tmp_path: Path) -> None:
+    path = tmp_path / "inventory.toml"
+    path.write_text("""\
+[[host]]
+id = "a"
+addresses = ["10.0.0.1"]
+
+[[host]]
+id = "b"
+addresses = ["10.0.0.1"]
+
+[[host]]
+id = "c"
+addresses = ["10.0.0.300"]
+role = "web"
+
+[[host]]
+id = "a"
+addresses = ["10.1.0.0/16"]
+""")
+    with pytest.raises(ConfigError) as exc:
+        Inventory.load(path)
+    errs = errors_of(exc)
+    assert errs == [
+        f"{path}:7: host[1].addresses: 10.0.0.1 already belongs to a",
+        f"{path}:12: host[2].role: unknown key",
+        (f"{path}:11: host[2].addresses: '10.0.0.300' does not appear to be an IPv4 or IPv6 "
+        "network"),
+        f"{path}:16: host[3].addresses: duplicate host id 'a'",
+    ]

@@ -1,0 +1,155 @@
+"""The MQTT alert sink's buffering, and the Confirmer's report checks and broker-less fallback."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import msgspec
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from netdetect.agent.protocol import MqttSettings
+from netdetect.agent.schema import MAX_REPORT_BYTES
+from netdetect.config import Allowlist, ConfirmConfig, SensorConfig
+from netdetect.confirm import BROKER_UNAVAILABLE, Confirmer, _Pending
+from netdetect.correlate import correlate
+from netdetect.hosts import HostIdentity, Inventory
+from netdetect.model import Alert, Verdict
+from netdetect.sinks.mqtt import MqttAlertSink
+
+from .conftest import Broker, free_port, mqtt_as, next_message, suspect
+
+
+def offline_confirmer(tmp_path: Path, *, files: bool = True) -> Confirmer:
+    """A Confirmer aimed at a port where nothing listens."""
+    for name in ("ca", "cert", "key") if files else ():
+        (tmp_path / name).write_text("")
+    mqtt = MqttSettings(host="127.0.0.1", port=free_port(), ca=tmp_path / "ca",
+                        cert=tmp_path / "cert", key=tmp_path / "key", connect_timeout=0.3,
+                        reconnect_min=0.05, reconnect_max=0.1)
+    cfg = SensorConfig(sensor_id="sensor-1", mqtt=mqtt,
+                       confirm=ConfirmConfig(signing_key=tmp_path / "k", timeout=2.0))
+    inv = Inventory(((HostIdentity("web-01"), ("10.0.0.5",)),))
+    return Confirmer(cfg, inv, signing_key=Ed25519PrivateKey.generate())
+
+
+def test_no_broker_means_network_only_without_delay(tmp_path: Path) -> None:
+    async def run() -> None:
+        start = time.monotonic()
+        async with offline_confirmer(tmp_path) as c:
+            assert time.monotonic() - start < 1.0
+            alert = await c.confirm(suspect("10.0.0.5", 1, 2))
+            assert alert.verdict is Verdict.NETWORK_ONLY
+            assert alert.reasons == (BROKER_UNAVAILABLE,)
+            assert alert.host_id == "web-01"
+            assert c.counters()["broker-unavailable"] == 1
+            assert not c.connected
+
+    asyncio.run(run())
+
+
+def test_report_checks_without_a_broker(tmp_path: Path) -> None:
+    async def run() -> None:
+        c = offline_confirmer(tmp_path)
+        loop = asyncio.get_running_loop()
+        nonce = "1" * 32
+        fut = loop.create_future()
+        c._pending[nonce] = _Pending("web-01", fut)
+
+        def doc(**kw: object) -> bytes:
+            d: dict[str, object] = {"v": 1, "host_id": "web-01", "nonce": nonce,
+                                    "generated_at": 0.0, "found": False}
+            d.update(kw)
+            return json.dumps(d).encode()
+
+        c.handle_report("web-01", b"x" * (MAX_REPORT_BYTES + 1), None)
+        c.handle_report("web-01", b"{not json", None)
+        c.handle_report("web-01", doc(extra=1), None)
+        c.handle_report("web-01", doc(v=2), None)
+        c.handle_report("db-01", doc(host_id="db-01"), None)  # right topic, wrong query host
+        c.handle_report("web-01", doc(nonce="2" * 32), None)
+        c.handle_report("web-01", doc(), b"wrong")
+        assert not fut.done()
+        c.handle_report("web-01", doc(), nonce.encode())
+        assert fut.done()
+        assert fut.result().nonce == nonce
+        c.handle_report("web-01", doc(), None)
+        assert c.counters() == {
+            "report-rejected-oversized": 1, "report-rejected-malformed": 1,
+            "report-rejected-schema": 1, "report-rejected-version": 1,
+            "report-rejected-host-mismatch": 1, "report-rejected-unknown-nonce": 1,
+            "report-rejected-bad-correlation": 1, "reports-accepted": 1,
+            "report-rejected-duplicate": 1,
+        }
+
+    asyncio.run(run())
+
+
+def test_report_decoding_never_raises_on_truncation(tmp_path: Path) -> None:
+    c = offline_confirmer(tmp_path)
+    whole = msgspec.json.encode({"v": 1, "host_id": "web-01", "nonce": "3" * 32,
+                                 "generated_at": 0.0, "found": True})
+    for i in range(len(whole)):
+        c.handle_report("web-01", whole[:i], None)
+    rejected = sum(v for k, v in c.counters().items() if k.startswith("report-rejected"))
+    assert rejected == len(whole)
+
+
+@pytest.mark.broker
+def test_alert_sink_buffers_while_broker_is_down(broker: Broker) -> None:
+    async def run() -> None:
+        # The reader keeps a session, so alerts published before it reconnects wait for it.
+        async with mqtt_as(broker, "siem-forwarder", "siem", session=True) as siem:
+            await siem.subscribe("netdetect/v1/alerts", qos=1)
+        broker.stop()
+        settings = broker.settings("sensor-1")
+        async with MqttAlertSink(settings, client_id="sensor-1-alerts", buffer=3) as sink:
+            for i in range(5):
+                sink.submit({"alert": i})
+            await asyncio.sleep(0.3)
+            assert sink.backlog == 3
+            assert sink.dropped == 2
+            assert not sink.connected
+            broker.start()
+            await _until(lambda: sink.backlog == 0, 10)
+            assert sink.published == 3
+            sink.write(await _alert())
+            await _until(lambda: sink.published == 4, 10)
+            assert sink.dropped == 2
+        async with mqtt_as(broker, "siem-forwarder", "siem", session=True) as siem:
+            got: list[dict[str, object]] = []
+            for _ in range(4):
+                msg = await next_message(siem, 10)
+                assert msg is not None
+                assert isinstance(msg.payload, bytes)
+                got.append(json.loads(msg.payload))
+        assert got[:3] == [{"alert": 2}, {"alert": 3}, {"alert": 4}]
+        assert got[3]["event_type"] == "alert"
+
+    asyncio.run(run())
+
+
+async def _until(pred: Callable[[], bool], timeout: float) -> None:
+    end = time.monotonic() + timeout
+    while not pred():
+        assert time.monotonic() < end, "condition not reached in time"
+        await asyncio.sleep(0.02)
+
+
+async def _alert() -> Alert:
+    return correlate(suspect("10.0.0.5", 1, 2), host=None, report=None, reason=None,
+                     allowlist=Allowlist())
+
+
+@settings(max_examples=300, deadline=None)
+@given(payload=st.binary(max_size=1024), host=st.sampled_from(["web-01", "db-01"]))
+def test_report_handling_never_raises(payload: bytes, host: str) -> None:
+    c = offline_confirmer(Path("/nonexistent"), files=False)
+    c.handle_report(host, payload, None)
+    assert c.counters().get("reports-accepted", 0) == 0
