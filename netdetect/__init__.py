@@ -1,3 +1,3 @@
-"""netdetect: finds unauthorized cryptocurrency mining from the network side, proves it on the host."""
+"""netdetect: finds unauthorized cryptocurrency mining on the network, proves it on the host."""
 
 __version__ = "0.1.0"

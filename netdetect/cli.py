@@ -81,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("replay", help="analyse capture files (pcap, pcapng, gzip, directories)")
     rp.add_argument("paths", nargs="+", metavar="PATH")
+    rp.add_argument("--prefilter", action="store_true",
+                    help="drop bulk packets in C before the detector (faster; may miss "
+                    "evidence that only shows late in long flows, see bench/PERF.md)")
+    rp.add_argument("--prefilter-heads", type=int, default=8, metavar="N",
+                    help="with --prefilter: packets per flow direction always kept")
     detector_opts(rp)
 
     dp = sub.add_parser("demo", help="replay the bundled demo capture")
@@ -183,9 +188,14 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 _replay_confirmed(args, paths, intel, home_net, sinks, bar)
             )
         else:
+            prefilter = None
+            if getattr(args, "prefilter", False):
+                from netdetect.service import PrefilterOptions
+
+                prefilter = PrefilterOptions(head_packets=args.prefilter_heads)
             result = replay(
                 paths, intel=intel, sinks=sinks, home_net=home_net,
-                max_flows=args.max_flows, progress=bar,
+                max_flows=args.max_flows, progress=bar, prefilter=prefilter,
             )
     finally:
         if bar is not None:

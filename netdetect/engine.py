@@ -10,12 +10,21 @@ before the capture is still caught), DONE (nothing more to learn).
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable
+from typing import Final
 
 from netdetect.decoders import sv2
 from netdetect.decoders.base import StreamDecoder
 from netdetect.decoders.dns import DnsTcpDecoder, decode_dns
-from netdetect.decoders.events import ClientHello, DnsMessage, Event, ServerHello, TlsRecord
+from netdetect.decoders.events import (
+    ClientHello,
+    DnsMessage,
+    Event,
+    ServerHello,
+    Sv2Message,
+    TlsRecord,
+)
 from netdetect.decoders.http import HttpDecoder
 from netdetect.decoders.jsonrpc import parse_json_messages
 from netdetect.decoders.stratum import LineDecoder
@@ -40,6 +49,16 @@ _BULK_AFTER = 64
 _JSON_HINTS = (b'"method"', b'"result"', b'"params"')
 _STREAM_BUDGET = 65536  # bytes per direction reassembled for decoding
 _MAX_PUSHES = 64
+
+# Header reads of the batch fast path (feed_frames), one unpack per layer:
+_ET: Final = struct.Struct("!H").unpack_from  # EtherType at 12
+_TAG: Final = struct.Struct("!HH").unpack_from  # 802.1Q TCI and inner EtherType
+_IP4: Final = struct.Struct("!BxHxxHxB").unpack_from  # version/IHL, length, frag, protocol
+_IP6: Final = struct.Struct("!B3xHB").unpack_from  # version nibble, payload length, next header
+_TCPH: Final = struct.Struct("!HHIxxxxBB").unpack_from  # ports, seq, data offset, flags
+_UDPH: Final = struct.Struct("!HHH").unpack_from  # ports, length
+_UDP_TUNNELS: Final = frozenset({4789, 6081})  # VXLAN, GENEVE: the general decoder unwraps them
+_new: Final = tuple.__new__
 
 
 class FlowState:
@@ -92,8 +111,12 @@ class Engine:
         pdns: PassiveDns | None = None,
         tcp_idle: float = 600.0,
         udp_idle: float = 120.0,
+        stream_pending: int = 65536,
     ) -> None:
         self.intel = intel
+        # Out-of-order bytes a stream holds while waiting for a hole to fill. 0 treats every
+        # hole as loss at once: right when a prefilter dropped the bytes on purpose.
+        self.stream_pending = stream_pending
         self.pdns = pdns if pdns is not None else PassiveDns()
         self.packets = PacketDecoder()
         self.table = FlowTable(
@@ -113,13 +136,148 @@ class Engine:
         if pkt is not None:
             self.feed_packet(pkt)
 
+    def feed_frames(self, frames: Iterable[tuple[float, int, bytes]]) -> int:
+        """Feed many (ts, link type, frame) records; returns how many were consumed.
+
+        Same effect as calling `feed` for each, but the common frame (Ethernet, at most one
+        802.1Q tag, IPv4 without options or IPv6 without extension headers, TCP or UDP) is
+        decoded inline, and a packet that only moves counters (a flow already DONE, a pure
+        ACK, UDP that is not DNS) never becomes a Packet. Everything else takes the general
+        path, so behaviour and counters are identical to per-frame `feed`.
+        """
+        table = self.table
+        flows = table.flows
+        get = flows.get
+        feed = self.feed
+        feed_packet = self.feed_packet
+        dns_ports = _DNS_PORTS
+        sample_max = _SAMPLE_MAX
+        tunnels = _UDP_TUNNELS
+        next_sweep = table.next_sweep
+        n = fast = 0
+        hi = self.last_ts
+        try:
+            for ts, linktype, frame in frames:
+                n += 1
+                size = len(frame)
+                if linktype != 1 or size < 54:
+                    feed(ts, linktype, frame)
+                    continue
+                (et,) = _ET(frame, 12)
+                l3 = 14
+                vlan = 0
+                if et == 0x8100:
+                    tci, et = _TAG(frame, 14)
+                    vlan = tci & 0x0FFF
+                    l3 = 18
+                if et == 0x0800:
+                    vihl, total, frag, proto = _IP4(frame, l3)
+                    end = l3 + total
+                    if vihl != 0x45 or frag & 0x3FFF or end > size:
+                        feed(ts, linktype, frame)
+                        continue
+                    l4 = l3 + 20
+                    src = frame[l3 + 12 : l3 + 16]
+                    dst = frame[l3 + 16 : l4]
+                elif et == 0x86DD:
+                    l4 = l3 + 40
+                    if l4 + 8 > size:
+                        feed(ts, linktype, frame)
+                        continue
+                    ver, plen6, proto = _IP6(frame, l3)
+                    end = l4 + plen6
+                    if ver >> 4 != 6 or not plen6 or end > size:
+                        feed(ts, linktype, frame)
+                        continue
+                    src = frame[l3 + 8 : l3 + 24]
+                    dst = frame[l3 + 24 : l4]
+                else:
+                    feed(ts, linktype, frame)
+                    continue
+                if proto == 6:
+                    if l4 + 20 > end:
+                        feed(ts, linktype, frame)
+                        continue
+                    sport, dport, seq, doff, flags = _TCPH(frame, l4)
+                    if doff < 0x50:
+                        feed(ts, linktype, frame)
+                        continue
+                    start = l4 + ((doff >> 4) << 2)
+                    if start > end:  # noqa: PLR1730 - a branch is cheaper than min()
+                        start = end
+                elif proto == 17:
+                    if l4 + 8 > end:
+                        feed(ts, linktype, frame)
+                        continue
+                    sport, dport, ulen = _UDPH(frame, l4)
+                    if dport in tunnels:
+                        feed(ts, linktype, frame)
+                        continue
+                    if ulen >= 8 and l4 + ulen < end:
+                        end = l4 + ulen
+                    start = l4 + 8
+                    flags = seq = 0
+                else:
+                    feed(ts, linktype, frame)
+                    continue
+                fast += 1
+                hi = max(hi, ts)
+                if ts < next_sweep:
+                    flow = get((proto, src, sport, dst, dport))
+                    d = 0
+                    if flow is None:
+                        flow = get((proto, dst, dport, src, sport))
+                        d = 1
+                    if flow is not None:
+                        plen = end - start
+                        st = flow.inspection
+                        if proto == 6:
+                            if flags & 0x07:
+                                quiet = False
+                            elif not plen or st is None:
+                                quiet = not plen
+                            else:
+                                mode = st.mode
+                                quiet = mode == DONE
+                                if mode == SAMPLE and plen > sample_max:
+                                    # _sample's first test, inlined: a full-size segment
+                                    # only decides whether the flow is bulk.
+                                    quiet = True
+                                    npkts = flow.pkts[0] + flow.pkts[1] + 1
+                                    if (
+                                        npkts > _BULK_AFTER
+                                        and flow.bytes[0] + flow.bytes[1] + plen
+                                        > _BULK_AVG * npkts
+                                    ):
+                                        st.mode = DONE
+                        else:
+                            quiet = st is None and (
+                                not plen or (sport not in dns_ports and dport not in dns_ports)
+                            )
+                        if quiet:
+                            flow.last_ts = ts
+                            flow.pkts[d] += 1
+                            if plen:
+                                flow.bytes[d] += plen
+                            continue
+                payload = memoryview(frame)[start:end]
+                feed_packet(
+                    _new(Packet, (ts, src, dst, proto, sport, dport, flags, seq, payload, vlan))
+                )
+                next_sweep = table.next_sweep
+        finally:
+            pd = self.packets
+            pd.packets += fast
+            pd.decoded += fast
+            self.last_ts = max(self.last_ts, hi)
+        return n
+
     def feed_packet(self, pkt: Packet) -> None:
         proto = pkt.proto
         if proto != TCP and proto != UDP:  # noqa: PLR1714 - hot path: two int compares
             return
         ts = pkt.ts
-        if ts > self.last_ts:
-            self.last_ts = ts
+        self.last_ts = max(self.last_ts, ts)
         table = self.table
         table.maybe_sweep(ts)
         flow, d = table.lookup(pkt)
@@ -189,14 +347,16 @@ class Engine:
             if st.mode == DEEP:
                 s = st.streams[d]
                 if s is None:
-                    s = st.streams[d] = StreamReassembler(max_bytes=_STREAM_BUDGET)
+                    s = st.streams[d] = StreamReassembler(
+                        max_bytes=_STREAM_BUDGET, max_pending=self.stream_pending
+                    )
                 s.start(pkt.seq)
         if flags & 0x01:
             flow.closed |= 1 << d
         if flags & 0x04:
             flow.closed |= 4
 
-    def _udp(self, flow: Flow, pkt: Packet) -> None:
+    def _udp(self, _flow: Flow, pkt: Packet) -> None:
         if pkt.sport in _DNS_PORTS or pkt.dport in _DNS_PORTS:
             payload = pkt.payload
             # Only answers feed passive DNS; queries are skipped before any parsing.
@@ -249,7 +409,9 @@ class Engine:
             self._sv2_shape(flow, st, ts)
         s = st.streams[d]
         if s is None:
-            s = st.streams[d] = StreamReassembler(max_bytes=_STREAM_BUDGET)
+            s = st.streams[d] = StreamReassembler(
+                max_bytes=_STREAM_BUDGET, max_pending=self.stream_pending
+            )
         chunks, gap = s.feed(pkt.seq, data)
         if gap:
             self._gap(flow, st, d)
@@ -327,9 +489,14 @@ class Engine:
                     if isinstance(dec, LineDecoder):
                         dec.switch_encoding("gzip")
 
-    def _gap(self, flow: Flow, st: FlowState, d: int) -> None:
+    def _gap(self, _flow: Flow, st: FlowState, d: int) -> None:
         # Bytes were lost: decoders that need contiguous data resynchronise from here.
         decs = st.decoders[d]
+        if decs is not None and not decs:
+            # Nothing recognised the bytes before the hole: the bytes after it get a fresh
+            # look, as the start of a stream would.
+            st.decoders[d] = None
+            return
         if not decs:
             return
         fresh: list[StreamDecoder] = []
@@ -382,7 +549,7 @@ class Engine:
             if sv2.encrypted_frame_plausible(plen):
                 st.sv2_frames[d] += 1
                 if min(st.sv2_frames) >= 3 and "sv2-frames" not in ins.kinds:
-                    msg = sv2.Sv2Message("encrypted-frame", plen)
+                    msg = Sv2Message("encrypted-frame", plen)
                     self.detector.on_event(flow, ins, d, msg, ts)
                     self.detector.settle(flow, ins, ts)
             if ins.alerted:
@@ -429,7 +596,7 @@ class Engine:
         if ins.alerted:
             st.mode = DONE
 
-    def _expired(self, flow: Flow, reason: str) -> None:
+    def _expired(self, flow: Flow, _reason: str) -> None:
         st = flow.inspection
         if st is None or st.ins.alerted:
             return

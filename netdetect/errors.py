@@ -33,5 +33,5 @@ class AgentError(NetdetectError):
     """The host-confirmation loop failed (bad report, broker trouble)."""
 
 
-class AgentTimeout(AgentError):
+class AgentTimeout(AgentError):  # noqa: N818 - the name the design uses
     """A host did not answer a query before its deadline."""

@@ -123,7 +123,6 @@ class FrameReader:
 
     def __init__(self, path: str) -> None:
         self.path = path
-        self.offset = 0
         self.frames = 0
         self.compression: str | None = None
         self._raw: io.BufferedReader[io.FileIO] | None = None
@@ -132,6 +131,11 @@ class FrameReader:
         self._pos = 0
         self._base = 0
         self._stream: io.BufferedIOBase | None = None
+
+    @property
+    def offset(self) -> int:
+        """Bytes of the (decompressed) capture stream consumed so far."""
+        return self._base + self._pos
 
     @property
     def file_offset(self) -> int:
@@ -152,7 +156,7 @@ class FrameReader:
     def _frames(self) -> Iterator[tuple[float, int, bytes]]:
         stream, raw, self.compression = _open(self.path)
         self._stream, self._raw = stream, raw
-        self._buf, self._pos, self._base, self.offset = b"", 0, 0, 0
+        self._buf, self._pos, self._base = b"", 0, 0
         try:
             self._ensure(4)
             head = self._buf[:4]
@@ -207,15 +211,31 @@ class FrameReader:
         # The upper bits of the link-type field carry FCS information (pcap spec, LinkType).
         linktype = network & 0xFFFF
         self._pos += 24
-        self.offset = self._base + self._pos
         header = struct.Struct(order + "IIII").unpack_from
+        snapmax = MAX_SNAPLEN
         while True:
-            if len(self._buf) - self._pos < rec and not self._ensure(rec):
+            # Every complete record already buffered is yielded from locals; only the state
+            # a poller or _ensure needs (_pos, frames) is written back per frame.
+            buf = self._buf
+            pos = self._pos
+            size = len(buf)
+            while pos + rec <= size:
+                sec, frac, caplen, _wirelen = header(buf, pos)
+                if caplen > snapmax:
+                    raise self._fail(f"record length {caplen} exceeds {MAX_SNAPLEN}")
+                nxt = pos + rec + caplen
+                if nxt > size:
+                    break
+                self._pos = nxt
+                self.frames += 1
+                yield sec + frac / units, linktype, buf[pos + rec : nxt]
+                pos = nxt
+            if size - pos < rec and not self._ensure(rec):
                 if len(self._buf) == self._pos:
                     return
                 raise self._fail(f"truncated record header ({len(self._buf) - self._pos} bytes)")
             sec, frac, caplen, _wirelen = header(self._buf, self._pos)
-            if caplen > MAX_SNAPLEN:
+            if caplen > snapmax:
                 raise self._fail(f"record length {caplen} exceeds {MAX_SNAPLEN}")
             need = rec + caplen
             if len(self._buf) - self._pos < need and not self._ensure(need):
@@ -223,12 +243,6 @@ class FrameReader:
                     f"truncated record: {caplen} bytes announced,"
                     f" {len(self._buf) - self._pos - rec} present"
                 )
-            pos = self._pos
-            frame = self._buf[pos + rec : pos + need]
-            self._pos = pos + need
-            self.offset = self._base + self._pos
-            self.frames += 1
-            yield sec + frac / units, linktype, frame
 
     def _pcapng(self) -> Iterator[tuple[float, int, bytes]]:
         order = "<"
@@ -313,7 +327,6 @@ class FrameReader:
                     raise self._fail(f"unsupported pcapng version {major}.{minor}")
                 ifaces = []
             self._pos = pos + blen
-            self.offset = self._base + self._pos
             if frame is not None:
                 self.frames += 1
                 yield last_ts, linktype, frame
