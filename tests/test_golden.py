@@ -1,0 +1,88 @@
+"""The project's own captures: each yields exactly its expected alerts, byte for byte."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from netdetect.intel import Intel
+from netdetect.service import replay
+from netdetect.sinks.eve import EveWriter
+
+REPO = Path(__file__).resolve().parents[1]
+ENTRIES: list[dict[str, Any]] = json.loads(
+    (REPO / "pcaps" / "expected.json").read_text(encoding="utf-8")
+)["files"]
+
+
+@pytest.mark.parametrize("entry", ENTRIES, ids=[e["file"] for e in ENTRIES])
+def test_expected_alerts_and_golden_eve(entry: dict[str, Any], intel: Intel) -> None:
+    buf = io.StringIO()
+    result = replay([str(REPO / "pcaps" / entry["file"])], intel=intel, sinks=[EveWriter(buf)])
+    assert result.errors == []
+    got = {
+        (a.suspect.miner.ip, a.suspect.miner.port, a.suspect.pool.ip, a.suspect.pool.port,
+         a.suspect.dialect)
+        for a in result.alerts
+    }
+    want = {
+        (x["client_ip"], x["client_port"], x["server_ip"], x["server_port"], x["dialect"])
+        for x in entry["alerts"]
+    }
+    assert got == want
+    assert len(result.alerts) == len(entry["alerts"])  # one alert per mining flow
+    golden = REPO / "tests" / "golden" / (Path(entry["file"]).stem + ".jsonl")
+    assert buf.getvalue() == golden.read_text(encoding="utf-8"), (
+        "EVE output changed; if deliberate, run tools/update_golden.py and review the diff"
+    )
+
+
+def test_eve_lines_carry_the_documented_fields(intel: Intel) -> None:
+    buf = io.StringIO()
+    replay([str(REPO / "pcaps" / "demo.pcap")], intel=intel, sinks=[EveWriter(buf)])
+    lines = [json.loads(x) for x in buf.getvalue().splitlines()]
+    assert len(lines) == 3
+    for ev in lines:
+        assert ev["event_type"] == "alert"
+        assert ev["timestamp"].endswith("+0000")
+        required = {"flow_id", "src_ip", "src_port", "dest_ip", "dest_port", "proto", "app_proto"}
+        assert required <= ev.keys()
+        assert ev["alert"]["metadata"]["mitre_technique_id"] == ["T1496"]
+        assert ev["alert"]["category"] == "Crypto Currency Mining Activity Detected"
+        assert ev["netdetect"]["verdict"] == "network-only"
+        assert ev["netdetect"]["evidence"]
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "netdetect.cli", *args], capture_output=True,
+                          text=True, timeout=120, check=False)
+
+
+def test_cli_exit_status_and_eve_to_stdout(tmp_path: Path) -> None:
+    demo = str(REPO / "pcaps" / "demo.pcap")
+    ok = _cli("replay", demo, "--eve", "-")
+    assert ok.returncode == 0, ok.stderr
+    assert len([x for x in ok.stdout.splitlines() if x.startswith("{")]) == 3
+    assert "mining flow" in ok.stderr  # the summary moves to stderr when EVE is on stdout
+    assert _cli("replay", demo, "--fail-on-alert", "-q").returncode == 1
+    neg = REPO / "pcaps" / "neg_bitcoin_p2p.pcap"
+    assert _cli("replay", str(neg), "--fail-on-alert", "-q").returncode == 0
+    assert _cli("replay", str(tmp_path / "missing.pcap")).returncode == 2
+    assert _cli("replay", "--home-net", "not-a-cidr", demo).returncode == 2
+
+
+def test_truncated_capture_is_analysed_up_to_the_damage(tmp_path: Path) -> None:
+    data = (REPO / "pcaps" / "demo.pcap").read_bytes()
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(data[: len(data) - 37])
+    res = _cli("replay", str(cut), "--eve", "-")
+    assert res.returncode == 2
+    assert "cut.pcap" in res.stderr
+    assert "offset" in res.stderr
+    assert len([x for x in res.stdout.splitlines() if x.startswith("{")]) == 3

@@ -1,0 +1,36 @@
+"""Rewrites tests/golden/*.jsonl: the EVE lines `netdetect replay` gives for each pcaps/ file.
+
+Run after a deliberate change to detection or output; review the diff like code.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+
+from netdetect.intel import load_intel
+from netdetect.service import replay
+from netdetect.sinks.eve import EveWriter
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def golden_lines(pcap: Path) -> str:
+    buf = io.StringIO()
+    replay([str(pcap)], intel=load_intel(REPO / "signatures"), sinks=[EveWriter(buf)])
+    return buf.getvalue()
+
+
+def main() -> None:
+    out = REPO / "tests" / "golden"
+    out.mkdir(exist_ok=True)
+    entries = json.loads((REPO / "pcaps" / "expected.json").read_text(encoding="utf-8"))["files"]
+    for entry in entries:
+        pcap = REPO / "pcaps" / entry["file"]
+        (out / f"{pcap.stem}.jsonl").write_text(golden_lines(pcap), encoding="utf-8")
+    print(f"wrote {len(entries)} golden files to {out}")
+
+
+if __name__ == "__main__":
+    main()
