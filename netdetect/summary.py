@@ -20,7 +20,8 @@ def print_summary(
     files: int,
     frames: int,
 ) -> None:
-    console = Console(file=stream, highlight=False, soft_wrap=False, width=160)
+    console = Console(file=stream, highlight=False, soft_wrap=False,
+                      width=None if stream.isatty() else 160)
     if alerts:
         table = Table(title=f"netdetect: {len(alerts)} mining flow(s)", title_justify="left")
         for col in ("first seen (UTC)", "miner", "pool", "pool name", "dialect", "verdict",
@@ -65,6 +66,6 @@ def print_summary(
 
 
 def _ts(ts: float) -> str:
-    from datetime import UTC, datetime  # noqa: PLC0415 - only when printing
+    from datetime import UTC, datetime
 
     return datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%d %H:%M:%S")
