@@ -167,3 +167,19 @@ def test_flow_table_cap_evicts_and_counts(intel: Intel) -> None:
     assert len(eng.table) <= 100
     assert eng.table.evicted >= 900
     assert eng.counters()["flows_evicted"] == eng.table.evicted
+
+
+def test_active_timeout_restarts_long_flows_without_a_second_alert(intel: Intel) -> None:
+    eng = Engine(intel)
+    eng.table.active_timeout = 100.0
+    c = Conn(MINER, 40008, POOL, 3333)
+    frames = [(1.0, f) for f in c.syn()] + [(1.1, c.c2s(SUBSCRIBE))]
+    # The session goes on for longer than the active timeout, with pushes every 20 s.
+    frames += [(20.0 * i, c.s2c(NOTIFY)) for i in range(1, 12)]
+    out: list[Suspect] = []
+    for ts, f in frames:
+        eng.feed(ts, 1, f)
+        out.extend(eng.take_suspects())
+    assert len(out) == 1
+    assert eng.table.active_expired == 1
+    assert eng.detector.suppressed == 1  # the restarted flow was recognised, not re-alerted

@@ -57,8 +57,11 @@ class FlowTable:
 
     Bounded: at `max_flows` the oldest flows are evicted (and counted) to make room. Idle
     flows expire after `tcp_idle` / `udp_idle` seconds of packet time, closed TCP flows after
-    `closed_linger`; expiry runs every `sweep_every` seconds of packet time. `on_expire` is
-    called for every flow that leaves the table, whatever the reason.
+    `closed_linger`; expiry runs every `sweep_every` seconds of packet time. A flow older
+    than `active_timeout` leaves the table too (counted in `active_expired`): its next packet
+    starts a fresh, mid-stream flow, so a long-lived connection is looked at again instead of
+    being judged forever on its first minutes. `on_expire` is called for every flow that
+    leaves the table, whatever the reason.
     """
 
     def __init__(
@@ -68,6 +71,7 @@ class FlowTable:
         tcp_idle: float = 600.0,
         udp_idle: float = 120.0,
         closed_linger: float = 10.0,
+        active_timeout: float = 3600.0,
         sweep_every: float = 5.0,
         on_expire: Callable[[Flow, str], None] | None = None,
     ) -> None:
@@ -76,6 +80,7 @@ class FlowTable:
         self.tcp_idle = tcp_idle
         self.udp_idle = udp_idle
         self.closed_linger = closed_linger
+        self.active_timeout = active_timeout
         self.sweep_every = sweep_every
         self.on_expire = on_expire
         # Packet time at or after which maybe_sweep does work; -inf until the first packet sets
@@ -84,6 +89,7 @@ class FlowTable:
         self._num = 0
         self.created = 0
         self.expired = 0
+        self.active_expired = 0
         self.evicted = 0
 
     def __len__(self) -> int:
@@ -150,7 +156,12 @@ class FlowTable:
 
     def sweep(self, now: float) -> None:
         dead: list[FlowKey] = []
+        aged: list[FlowKey] = []
+        oldest = now - self.active_timeout
         for key, flow in self.flows.items():
+            if flow.first_ts < oldest:
+                aged.append(key)
+                continue
             idle = now - flow.last_ts
             # Fully closed (both FINs) or reset: gone soon. Half-closed connections keep
             # talking in the other direction, so they get the ordinary idle timeout.
@@ -163,6 +174,11 @@ class FlowTable:
             self.expired += 1
             if self.on_expire is not None:
                 self.on_expire(flow, "timeout")
+        for key in aged:
+            flow = self.flows.pop(key)
+            self.active_expired += 1
+            if self.on_expire is not None:
+                self.on_expire(flow, "active")
 
     def drain(self) -> None:
         """End of input: every remaining flow leaves the table."""
@@ -176,5 +192,6 @@ class FlowTable:
             "flows_active": len(self.flows),
             "flows_created": self.created,
             "flows_expired": self.expired,
+            "flows_active_expired": self.active_expired,
             "flows_evicted": self.evicted,
         }
