@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -237,7 +238,8 @@ async def _replay_confirmed(
         extra: list[AlertSink] = []
         if cfg.alerts.mqtt and cfg.mqtt is not None:
             extra.append(await stack.enter_async_context(MqttAlertSink(
-                cfg.mqtt, client_id=f"{cfg.sensor_id}-alerts", topic=cfg.alerts.topic,
+                cfg.mqtt, client_id=f"{cfg.sensor_id}-alerts-{secrets.token_hex(3)}",
+                topic=cfg.alerts.topic,
                 buffer=cfg.alerts.buffer,
             )))
         return await replay_confirmed(

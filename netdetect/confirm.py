@@ -144,13 +144,17 @@ class Confirmer:
 
     async def _run(self) -> None:
         backoff = Backoff(self.mqtt.reconnect_min, self.mqtt.reconnect_max)
-        sensor_id = self.config.sensor_id
+        # Unique per Confirmer: the broker disconnects an older client when a newer one takes
+        # its id, so a `replay --confirm` next to a running `sniff` with the same sensor.toml
+        # would have the two knock each other off forever. Nothing needs a stable id: the
+        # session is clean and reports arrive by topic, not by client.
+        identifier = f"{self.config.sensor_id}-confirm-{secrets.token_hex(4)}"
         while True:
             try:
                 client = aiomqtt.Client(
                     self.mqtt.host,
                     self.mqtt.port,
-                    identifier=f"{sensor_id}-confirm",
+                    identifier=identifier,
                     protocol=aiomqtt.ProtocolVersion.V5,
                     clean_start=True,
                     keepalive=self.mqtt.keepalive,

@@ -156,7 +156,7 @@ def correlate(
     if host is None:
         return alert(
             Verdict.NETWORK_ONLY,
-            [reason or f"host unmanaged: {suspect.miner.ip} is not in the inventory"],
+            [f"host unmanaged: {suspect.miner.ip} is not in the inventory"],
         )
     if report is None:
         why = reason or "no report from the host"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import itertools
 import sys
 from collections.abc import Callable, Iterable, Sequence
@@ -50,10 +51,8 @@ def network_only(suspect: Suspect) -> Alert:
     """The verdict when no host is asked (replay without --confirm)."""
     from netdetect.config import Allowlist
 
-    return correlate(
-        suspect, host=None, report=None, reason="host confirmation not requested",
-        allowlist=Allowlist(),
-    )
+    alert = correlate(suspect, host=None, report=None, reason=None, allowlist=Allowlist())
+    return dataclasses.replace(alert, reasons=("host confirmation not requested",))
 
 
 @dataclass

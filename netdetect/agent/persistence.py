@@ -502,6 +502,7 @@ class _Collector:
     def systemd(self, dirs: list[str]) -> None:
         units: dict[str, _Unit] = {}
         enabled: set[str] = set()
+        wants: list[tuple[str, str]] = []
         for d in dirs:
             for name in self.listdir(d):
                 sub = f"{d}/{name}"
@@ -512,13 +513,17 @@ class _Collector:
                         if conf.endswith(".conf"):
                             self.parse_unit(f"{sub}/{conf}", name[:-2], units)
                 elif name.endswith((".wants", ".requires")):
-                    boot = name.rsplit(".", 1)[0] in _BOOT_TARGETS
-                    for link in self.listdir(sub):
-                        if boot:
-                            enabled.add(link)
-                        if link.endswith((".service", ".timer")):
-                            # A unit reachable only through a wants/ link is still started.
-                            self.parse_unit(f"{sub}/{link}", link, units)
+                    wants.append((sub, name))
+        # wants/ links come last: each file is read once, and the entry must name the unit
+        # file an operator edits, not the enablement symlink that sorts before it.
+        for sub, name in wants:
+            boot = name.rsplit(".", 1)[0] in _BOOT_TARGETS
+            for link in self.listdir(sub):
+                if boot:
+                    enabled.add(link)
+                if link.endswith((".service", ".timer")):
+                    # A unit reachable only through a wants/ link is still started.
+                    self.parse_unit(f"{sub}/{link}", link, units)
         matched: dict[str, tuple[_Verdict, str]] = {}
         for name, unit in units.items():
             if not name.endswith(".service"):
