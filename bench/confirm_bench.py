@@ -351,10 +351,15 @@ async def load_phase(confirmer: Confirmer, suspect: Suspect, rate: float,
     results: list[Alert] = []
     lat: list[float] = []
 
+    answered_lat: list[float] = []
+
     async def one() -> None:
         t = time.perf_counter()
         alert = await confirmer.confirm(suspect)
-        lat.append(time.perf_counter() - t)
+        took = time.perf_counter() - t
+        lat.append(took)
+        if alert.host is not None:
+            answered_lat.append(took)
         results.append(alert)
 
     before = confirmer.counters()
@@ -369,11 +374,14 @@ async def load_phase(confirmer: Confirmer, suspect: Suspect, rate: float,
         sending_cpu = sampler.cpu_so_far()
     after = confirmer.counters()
     answered = sum(1 for a in results if a.host is not None)
-    return {"sent": n, "answered": answered, "seconds": round(time.perf_counter() - start, 2),
+    busy = sum(1 for a in results if a.host is None and a.reasons and "agent busy" in a.reasons[0])
+    return {"sent": n, "answered": answered, "busy_answers": busy,
+            "seconds": round(time.perf_counter() - start, 2),
             "answered_per_s": round(answered / seconds, 1),
             "cpu_percent_while_sending": sending_cpu,
             "verdicts": dict(Counter(a.verdict.value for a in results)),
             "latency_s": summary(lat),
+            "answered_latency_s": summary(answered_lat) if answered_lat else None,
             "confirmer_counters": {k: after.get(k, 0) - before.get(k, 0) for k in after}}
 
 

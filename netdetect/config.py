@@ -411,7 +411,7 @@ class AgentConfig:
     mqtt: MqttSettings
     trusted_keys: tuple[Path, ...]  # sensor Ed25519 public keys (PEM)
     root: str = "/"  # filesystem root the collectors read (a container's host mount)
-    max_concurrent: int = 2  # reports built at once; more queries are dropped, not queued
+    max_concurrent: int = 32  # reports in flight at once; more get an immediate "busy" answer
     max_cpu_window: float = 5.0  # caps what a query may ask the agent to spend sampling
     max_top_n: int = 20
     clock_skew: float = 30.0  # tolerated difference between sensor and agent clocks
@@ -431,7 +431,7 @@ def load_agent_config(path: Path) -> AgentConfig:
     if not trusted and "trusted_keys" in agent.table:
         doc.error(("agent", "trusted_keys"), "at least one sensor public key is needed")
     cfg_root = agent.text("root", "/")
-    max_concurrent = agent.integer("max_concurrent", 2, lo=1, hi=64)
+    max_concurrent = agent.integer("max_concurrent", 32, lo=1, hi=64)
     max_cpu_window = agent.number("max_cpu_window", 5.0, lo=0.0, hi=60)
     max_top_n = agent.integer("max_top_n", 20, lo=0, hi=200)
     clock_skew = agent.number("clock_skew", 30.0, lo=0.0, hi=3600)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Self
 import aiomqtt
 import msgspec
 
+from netdetect.agent.daemon import is_busy_report
 from netdetect.agent.protocol import (
     Backoff,
     Status,
@@ -373,6 +374,10 @@ class Confirmer:
             except _BrokerLostError:
                 self._counters["broker-unavailable"] += 1
                 return None, BROKER_UNAVAILABLE
+            if is_busy_report(report):
+                # Answered at once rather than left to time out: no facts, a clear reason.
+                self._counters["agent-busy"] += 1
+                return None, f"host {host_id} agent busy: {report.errors[0][:200]}"
             return report, ""
         finally:
             # Keyed by nonce and removed however the wait ended, so a late or forged report

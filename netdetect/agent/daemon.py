@@ -4,6 +4,11 @@ It runs nothing a message names. A query is answered only when it is signed by a
 sensor key, fresh, meant for this host, not a replay, and asks for an answer inside
 ``netdetect/v1/sensors/+/reports/<this host>``; every refusal is counted by reason, and the
 counters travel in the retained status message so an operator (or a test) can read them.
+
+A query beyond `max_concurrent` reports in progress is not queued: it gets a small "busy"
+report at once, so the sensor falls back to a network-only verdict instead of waiting out
+its timeout. While a report waits for its CPU window it holds no thread (see
+netdetect.agent.report.ReportBuilder), so in-flight reports cost memory, not workers.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ import time
 from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 import aiomqtt
 import msgspec
@@ -52,11 +57,45 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("netdetect.agent")
 
+BUSY_PREFIX = "busy:"
+WORK_THREADS = 2  # report work is short and GIL-bound; waiting for CPU windows takes no thread
+MAX_BUSY_REPLIES = 256  # "busy" answers being published at once; beyond, dropped silently
+
 
 class Collector(Protocol):
     """Builds the report for one query; blocking, read-only (netdetect.agent.report)."""
 
     def __call__(self, query: HostQuery, *, host_id: str, root: str = "/") -> HostReport: ...
+
+
+class Pending(Protocol):
+    """A report whose per-query work is done; ready to finish at time.monotonic() >= ready_at."""
+
+    @property
+    def ready_at(self) -> float: ...
+
+    def finish(self) -> HostReport: ...
+
+
+@runtime_checkable
+class PhasedCollector(Protocol):
+    """A collector that can hand back control while its CPU window runs."""
+
+    def __call__(self, query: HostQuery, *, host_id: str, root: str = "/") -> HostReport: ...
+
+    def begin(self, query: HostQuery, *, host_id: str, root: str = "/") -> Pending: ...
+
+
+def busy_report(query: HostQuery, host_id: str, in_flight: int) -> HostReport:
+    """The immediate answer to a query the agent has no capacity for."""
+    return _failed_report(query, host_id,
+                          f"{BUSY_PREFIX} agent at capacity ({in_flight} reports in progress)")
+
+
+def is_busy_report(report: HostReport) -> bool:
+    """True for an agent's "busy" answer: no facts, only the reason it gave none."""
+    return (not report.found and report.process is None and not report.persistence
+            and bool(report.errors) and report.errors[0].startswith(BUSY_PREFIX))
 
 
 class Gate:
@@ -139,9 +178,9 @@ class Gate:
 def _default_collector() -> Collector:
     # Imported on first use: the collectors pull in psutil and friends, which tests of the
     # protocol side (and `--help`) do not need.
-    from netdetect.agent.report import build_report
+    from netdetect.agent.report import default_builder
 
-    return build_report
+    return default_builder()
 
 
 def _failed_report(query: HostQuery, host_id: str, why: str) -> HostReport:
@@ -164,9 +203,14 @@ class Agent:
         self.collector = collector
         self.gate = Gate(config, trusted)
         self.stop = asyncio.Event()
-        self._executor = ThreadPoolExecutor(max_workers=config.max_concurrent,
-                                            thread_name_prefix="report")
+        # A blocking collector sleeps through its window in a thread, so it needs one per
+        # report; a phased one only needs threads for the work.
+        self._phased = collector if isinstance(collector, PhasedCollector) else None
+        workers = (config.max_concurrent if self._phased is None
+                   else min(config.max_concurrent, WORK_THREADS))
+        self._executor = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="report")
         self._in_flight = 0
+        self._busy_replies = 0
         self._tasks: set[asyncio.Task[None]] = set()
 
     def _status(self, state: str, reason: str = "") -> bytes:
@@ -267,13 +311,21 @@ class Agent:
         except Rejected as exc:
             log.warning("query refused: %s", exc)
             return
+        assert response is not None
         if self._in_flight >= self.config.max_concurrent:
-            # Dropped, not queued: a flood must not turn into minutes of CPU sampling.
+            # Dropped, not queued: a flood must not turn into minutes of CPU sampling. The
+            # sensor is told at once, so it does not wait out its timeout either.
             self.gate.counters["busy"] += 1
             log.warning("query %s dropped: %d reports already being built", query.nonce,
                         self._in_flight)
+            if self._busy_replies >= MAX_BUSY_REPLIES:
+                self.gate.counters["busy-unanswered"] += 1
+                return
+            self._busy_replies += 1
+            task = asyncio.create_task(self._answer_busy(client, query, response))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
             return
-        assert response is not None
         self._in_flight += 1
         task = asyncio.create_task(self._answer(client, query, response))
         self._tasks.add(task)
@@ -282,13 +334,9 @@ class Agent:
     async def _answer(self, client: aiomqtt.Client, query: HostQuery, response: str) -> None:
         cfg = self.config
         try:
-            loop = asyncio.get_running_loop()
             bounded = self.gate.bounded(query)
             try:
-                report = await loop.run_in_executor(
-                    self._executor,
-                    lambda: self.collector(bounded, host_id=cfg.host_id, root=cfg.root),
-                )
+                report = await self._collect(bounded)
             # A collector bug must still get the sensor an answer rather than a timeout.
             except Exception as exc:
                 self.gate.counters["collector-failed"] += 1
@@ -297,19 +345,46 @@ class Agent:
             if report.host_id != cfg.host_id or report.nonce != query.nonce:
                 self.gate.counters["collector-failed"] += 1
                 report = _failed_report(query, cfg.host_id, "collector answered another query")
-            raw, truncated = encode_report(report)
-            if truncated:
-                self.gate.counters["report-truncated"] += 1
-            props = publish_properties(correlation=query.nonce.encode())
-            try:
-                await client.publish(response, raw, qos=1, properties=props)
-            except aiomqtt.MqttError as exc:
-                self.gate.counters["publish-failed"] += 1
-                log.warning("report for %s not sent: %s", query.nonce, exc)
-                return
-            self.gate.counters["answered"] += 1
+            if await self._publish(client, query, response, report):
+                self.gate.counters["answered"] += 1
         finally:
             self._in_flight -= 1
+
+    async def _collect(self, query: HostQuery) -> HostReport:
+        cfg = self.config
+        loop = asyncio.get_running_loop()
+        phased = self._phased
+        if phased is None:
+            return await loop.run_in_executor(
+                self._executor, lambda: self.collector(query, host_id=cfg.host_id, root=cfg.root))
+        pending = await loop.run_in_executor(
+            self._executor, lambda: phased.begin(query, host_id=cfg.host_id, root=cfg.root))
+        wait = pending.ready_at - time.monotonic()
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return await loop.run_in_executor(self._executor, pending.finish)
+
+    async def _answer_busy(self, client: aiomqtt.Client, query: HostQuery, response: str) -> None:
+        try:
+            report = busy_report(query, self.config.host_id, self._in_flight)
+            if await self._publish(client, query, response, report):
+                self.gate.counters["busy-answered"] += 1
+        finally:
+            self._busy_replies -= 1
+
+    async def _publish(self, client: aiomqtt.Client, query: HostQuery, response: str,
+                       report: HostReport) -> bool:
+        raw, truncated = encode_report(report)
+        if truncated:
+            self.gate.counters["report-truncated"] += 1
+        props = publish_properties(correlation=query.nonce.encode())
+        try:
+            await client.publish(response, raw, qos=1, properties=props)
+        except aiomqtt.MqttError as exc:
+            self.gate.counters["publish-failed"] += 1
+            log.warning("report for %s not sent: %s", query.nonce, exc)
+            return False
+        return True
 
 
 def trusted_keys(config: AgentConfig) -> dict[str, Ed25519PublicKey]:

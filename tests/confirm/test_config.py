@@ -46,7 +46,7 @@ def test_agent_config_defaults_and_relative_paths(files: Path) -> None:
     assert cfg.trusted_keys == (files / "sign.pub",)
     assert cfg.mqtt.port == 8883
     assert cfg.mqtt.ca == files / "ca.crt"
-    assert cfg.max_concurrent == 2
+    assert cfg.max_concurrent == 32
     assert cfg.clock_skew == 30.0
 
 
