@@ -8,9 +8,7 @@ first), or a configuration/signature error.
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import secrets
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -96,8 +94,14 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("-i", "--interface", required=True)
     sp.add_argument("--workers", type=int, default=1)
     sp.add_argument("--bpf", default=None, help="kernel prefilter (BPF expression)")
-    sp.add_argument("--metrics-port", type=int, default=None)
-    sp.add_argument("--stats-interval", type=float, default=60.0)
+    sp.add_argument("--metrics-port", type=int, default=None,
+                    help="serve Prometheus metrics on this port")
+    sp.add_argument("--metrics-addr", default="127.0.0.1",
+                    help="address the metrics endpoint binds (default 127.0.0.1)")
+    sp.add_argument("--ring-mb", type=int, default=None, metavar="MB",
+                    help="size of each worker's capture ring (default 64 MiB)")
+    sp.add_argument("--stats-interval", type=float, default=60.0,
+                    help="seconds between counter log lines")
     sp.add_argument("--user", default=None, help="drop privileges to this user after opening")
     sp.add_argument("--duration", type=float, default=None, help="stop after N seconds")
     detector_opts(sp)
@@ -171,7 +175,6 @@ def demo_capture() -> str:
 def cmd_replay(args: argparse.Namespace) -> int:
     from netdetect.detect import DEFAULT_HOME_NET
     from netdetect.service import open_eve, replay
-    from netdetect.summary import print_summary
 
     paths = args.paths if args.command == "replay" else [demo_capture()]
     intel = _load_intel(args)
@@ -185,6 +188,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             if not args.config:
                 sys.stderr.write("netdetect: --confirm needs --config SENSOR.toml\n")
                 return EXIT_USAGE
+            import asyncio
+
             result = asyncio.run(
                 _replay_confirmed(args, paths, intel, home_net, sinks, bar)
             )
@@ -206,6 +211,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
     for err in result.errors:
         sys.stderr.write(f"netdetect: {err}\n")
     if not args.quiet:
+        from netdetect.summary import print_summary
+
         print_summary(result.alerts, result.counters, result.errors, report_stream,
                       files=result.files, frames=result.frames)
     if result.unreadable:
@@ -223,6 +230,7 @@ async def _replay_confirmed(
     sinks: list[AlertSink],
     progress: Progress | None,
 ) -> RunResult:
+    import secrets
     from contextlib import AsyncExitStack
 
     from netdetect.config import load_sensor_config

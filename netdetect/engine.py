@@ -341,16 +341,12 @@ class Engine:
     def _tcp_control(self, flow: Flow, d: int, pkt: Packet) -> None:
         flags = pkt.flags
         if flags & 0x02:
-            st = flow.inspection
-            if st is None:
-                st = flow.inspection = FlowState()
-            if st.mode == DEEP:
-                s = st.streams[d]
-                if s is None:
-                    s = st.streams[d] = StreamReassembler(
-                        max_bytes=_STREAM_BUDGET, max_pending=self.stream_pending
-                    )
-                s.start(pkt.seq)
+            # Only the initial sequence number is kept: inspection state is built at the
+            # first payload byte, so a SYN flood costs a flow entry and nothing more.
+            if d:
+                flow.isn1 = pkt.seq
+            else:
+                flow.isn0 = pkt.seq
         if flags & 0x01:
             flow.closed |= 1 << d
         if flags & 0x04:
@@ -363,7 +359,7 @@ class Engine:
             if len(payload) < 12 or not payload[2] & 0x80:
                 return
             try:
-                msg = decode_dns(bytes(pkt.payload))
+                msg = decode_dns(bytes(payload), addresses_only=True)
             except DecodeError:
                 self.decode_errors += 1
                 return
@@ -412,6 +408,9 @@ class Engine:
             s = st.streams[d] = StreamReassembler(
                 max_bytes=_STREAM_BUDGET, max_pending=self.stream_pending
             )
+            isn = flow.isn1 if d else flow.isn0
+            if isn >= 0:
+                s.start(isn)
         chunks, gap = s.feed(pkt.seq, data)
         if gap:
             self._gap(flow, st, d)

@@ -70,6 +70,7 @@ _INSN: Final = struct.Struct("=HBBI")
 _VLAN: Final = struct.Struct("!HH")
 _FRAME_ALIGN: Final = 2048  # tp_frame_size: only checked for consistency under TPACKET_V3
 MAX_BPF_INSNS: Final = 4096  # BPF_MAXINSNS
+_DROP_ALL: Final = (0x06, 0, 0, 0)  # BPF_RET | BPF_K, accept 0 bytes
 
 # What the detector needs from a plain SPAN port, as a kernel prefilter (see sniff --bpf):
 #  - every TCP SYN/FIN/RST (flow start, end, port reuse);
@@ -289,6 +290,11 @@ class RingSocket:
             block = (block + 1) % nblocks
             self._block = block
         return total
+
+    def freeze(self) -> None:
+        """Stop taking new frames (a drop-everything filter) while the ring keeps what it has:
+        the final read then sees every frame the kernel counted, and the counts agree."""
+        attach_filter(self.sock, [_DROP_ALL])
 
     def stats(self) -> KernelStats:
         """Cumulative kernel counters since the socket opened (the kernel resets on read)."""

@@ -24,6 +24,8 @@ class Flow:
         "closed",
         "first_ts",
         "inspection",
+        "isn0",
+        "isn1",
         "key",
         "last_ts",
         "midflow",
@@ -48,6 +50,8 @@ class Flow:
         self.midflow = midflow
         self.closed = 0  # bit 0: FIN a→b, bit 1: FIN b→a, bit 2: RST
         self.vlan = pkt.vlan
+        self.isn0 = -1  # initial sequence numbers from the SYNs, -1 until seen
+        self.isn1 = -1
         # Per-flow deep-inspection state; None once the flow needs no more looking at.
         self.inspection: Any = None
 

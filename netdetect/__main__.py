@@ -1,0 +1,7 @@
+"""`python -m netdetect` is the `netdetect` command."""
+
+import sys
+
+from netdetect.cli import main
+
+sys.exit(main())

@@ -1,0 +1,675 @@
+"""The live sensor (`netdetect sniff`): ring workers under fanout feeding one alerting parent.
+
+Process layout. The parent opens one TPACKET_V3 ring socket per worker as root (all joined to
+one PACKET_FANOUT_HASH group, so both directions of a flow land on the same worker), drops to
+--user, then forks the workers. Each worker maps its ring and runs its own detection Engine;
+it sends Suspects (rare) and cumulative counter snapshots (once a second) to the parent over a
+multiprocessing queue. The parent is an asyncio loop: host confirmation, EVE/MQTT sinks,
+Prometheus metrics, the periodic stats line, signals. Workers ignore terminal signals: the
+parent decides when they stop, so a Ctrl-C still flushes every pending suspect into an alert.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import ctypes
+import dataclasses
+import importlib
+import logging
+import multiprocessing as mp
+import os
+import pwd
+import queue
+import signal
+import sys
+import threading
+import time
+from collections import deque
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from multiprocessing.sharedctypes import Synchronized
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+from netdetect.capture.afpacket import (
+    DEFAULT_BPF,
+    Insn,
+    LiveCaptureError,
+    RingConfig,
+    RingSocket,
+    compile_bpf,
+    interface_linktype,
+    pid_fanout_group,
+)
+from netdetect.detect import DEFAULT_HOME_NET
+from netdetect.engine import Engine
+from netdetect.errors import NetdetectError
+from netdetect.intel import Intel, load_intel
+from netdetect.metrics import SensorMetrics, stats_line
+from netdetect.model import Alert, Suspect
+
+if TYPE_CHECKING:
+    from netdetect.config import SensorConfig
+    from netdetect.hosts import Inventory
+
+log = logging.getLogger("netdetect.live")
+
+EXIT_OK, EXIT_ALERTS, EXIT_ERROR = 0, 1, 2
+REPORT_EVERY = 1.0  # seconds between a worker's counter snapshots
+READ_TIMEOUT = 0.2  # seconds a worker waits in poll() before checking its control flags
+STOP_GRACE = 15.0  # seconds the parent waits for workers to flush before killing them
+SUMMARY_KEEP = 10_000  # alerts kept in memory for the end-of-run summary
+PR_SET_PDEATHSIG = 1
+
+
+class AlertSink(Protocol):
+    def write(self, alert: Alert) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class SniffOptions:
+    """Everything `netdetect sniff` was asked to do, validated."""
+
+    interface: str
+    workers: int = 1
+    bpf: str | None = None
+    metrics_port: int | None = None
+    metrics_addr: str = "127.0.0.1"
+    stats_interval: float = 60.0
+    user: str | None = None
+    duration: float | None = None
+    eve: str | None = None
+    home_net: tuple[str, ...] = tuple(DEFAULT_HOME_NET)
+    signatures: str | None = None
+    geo_asn: str | None = None
+    geo_city: str | None = None
+    confirm: bool = False
+    config: str | None = None
+    max_flows: int = 200_000
+    quiet: bool = False
+    fail_on_alert: bool = False
+    ring: RingConfig = field(default_factory=RingConfig)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> SniffOptions:
+        from netdetect.cli import default_signatures
+
+        ring = RingConfig()
+        ring_mb = getattr(args, "ring_mb", None)
+        if ring_mb:
+            ring = dataclasses.replace(ring, block_count=max(2, ring_mb * (1 << 20)
+                                                             // ring.block_size))
+        opts = cls(
+            interface=args.interface,
+            workers=args.workers,
+            bpf=args.bpf,
+            metrics_port=args.metrics_port,
+            metrics_addr=getattr(args, "metrics_addr", None) or "127.0.0.1",
+            stats_interval=args.stats_interval,
+            user=args.user,
+            duration=args.duration,
+            eve=args.eve,
+            home_net=tuple(args.home_net or DEFAULT_HOME_NET),
+            signatures=args.signatures or default_signatures(),
+            geo_asn=getattr(args, "geo_asn", None),
+            geo_city=getattr(args, "geo_city", None),
+            confirm=bool(args.confirm),
+            config=args.config,
+            max_flows=args.max_flows,
+            quiet=bool(args.quiet),
+            fail_on_alert=bool(getattr(args, "fail_on_alert", False)),
+            ring=ring,
+        )
+        opts.validate()
+        return opts
+
+    def validate(self) -> None:
+        if not 1 <= self.workers <= 256:
+            raise LiveCaptureError(f"--workers {self.workers}: must be 1..256")
+        if self.stats_interval <= 0:
+            raise LiveCaptureError("--stats-interval must be positive")
+        if self.duration is not None and self.duration <= 0:
+            raise LiveCaptureError("--duration must be positive")
+        if self.max_flows < 1:
+            raise LiveCaptureError("--max-flows must be positive")
+        if self.confirm and not self.config:
+            raise LiveCaptureError("--confirm needs --config SENSOR.toml")
+        if self.metrics_port is not None and not 0 <= self.metrics_port <= 65535:
+            raise LiveCaptureError(f"--metrics-port {self.metrics_port} out of range")
+        self.ring.validate()
+
+    def bpf_expression(self) -> str | None:
+        """`--bpf default` names the documented prefilter (afpacket.DEFAULT_BPF)."""
+        if self.bpf is None or not self.bpf.strip():
+            return None
+        return DEFAULT_BPF if self.bpf.strip() == "default" else self.bpf
+
+
+# --- privileges -------------------------------------------------------------------------------
+
+
+def drop_privileges(user: str) -> None:
+    """Become `user` for good (no supplementary groups, real = effective = saved ids)."""
+    try:
+        pw = pwd.getpwnam(user)
+    except KeyError:
+        raise LiveCaptureError(f"--user {user}: no such user") from None
+    if os.getuid() != 0:
+        if os.getuid() == pw.pw_uid:
+            return
+        raise LiveCaptureError(f"--user {user}: only root can switch users")
+    os.setgroups([])
+    os.setgid(pw.pw_gid)
+    os.setuid(pw.pw_uid)
+    # Prove the drop cannot be undone: a way back to root would defeat the point.
+    try:
+        os.setuid(0)
+    except PermissionError:
+        return
+    raise LiveCaptureError(f"--user {user}: could still regain root after dropping privileges")
+
+
+_CAP_VERSION_3 = 0x20080522
+PR_CAP_AMBIENT = 47
+PR_CAP_AMBIENT_CLEAR_ALL = 4
+
+
+def drop_capabilities() -> None:
+    """Give up every capability of this process (and so of the workers it forks)."""
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.prctl(PR_CAP_AMBIENT, PR_CAP_AMBIENT_CLEAR_ALL, 0, 0, 0)
+    header = (ctypes.c_uint32 * 2)(_CAP_VERSION_3, 0)
+    data = (ctypes.c_uint32 * 6)()  # two __user_cap_data_struct, all sets empty
+    if libc.capset(header, data) != 0:
+        err = ctypes.get_errno()
+        raise LiveCaptureError(f"cannot drop capabilities: {os.strerror(err)}")
+
+
+# Modules the sensor imports lazily after start-up. They are loaded before the privilege drop,
+# so a Python installation the service user cannot read (e.g. under /root) still works.
+_LAZY_MODULES = ("multiprocessing.popen_fork", "concurrent.futures.thread", "encodings.idna",
+                 "netdetect.service", "netdetect.sinks.eve", "netdetect.summary")
+_CONFIRM_MODULES = ("netdetect.confirm", "netdetect.sinks.mqtt", "netdetect.correlate")
+
+
+def _preload(*, confirm: bool) -> None:
+    for name in (*_LAZY_MODULES, *(_CONFIRM_MODULES if confirm else ())):
+        importlib.import_module(name)
+
+
+def _die_with_parent() -> None:
+    # A worker must not outlive a SIGKILLed parent and keep a promiscuous socket open.
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
+# --- workers ----------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class WorkerControl:
+    """Flags in shared memory, read by every worker between ring reads (no locking needed:
+    single aligned ints, written only by the parent)."""
+
+    stop: Synchronized[int]
+    generation: Synchronized[int]
+
+
+@dataclass(frozen=True, slots=True)
+class _WorkerSpec:
+    wid: int
+    signatures: str
+    geo_asn: str | None
+    geo_city: str | None
+    home_net: tuple[str, ...]
+    max_flows: int
+    retire_ms: int
+
+
+def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
+                 out: mp.Queue[tuple[Any, ...]], ctl: WorkerControl, parent: int) -> None:
+    _die_with_parent()
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, signal.SIG_IGN)
+    ring = rings[spec.wid]
+    for i, other in enumerate(rings):
+        if i != spec.wid:
+            other.sock.close()
+    ring.map()
+    engine = Engine(intel, home_net=spec.home_net, max_flows=spec.max_flows)
+    detector = engine.detector
+    generation = ctl.generation.value
+    wid = spec.wid
+
+    def snapshot() -> dict[str, int]:
+        c = engine.counters()
+        k = ring.stats()
+        c["kernel_packets"] = k.packets
+        c["kernel_drops"] = k.drops
+        c["kernel_freezes"] = k.freezes
+        c["worker_errors"] = ring.errors
+        c["signature_generation"] = generation
+        return c
+
+    out.put(("ready", wid, os.getpid()))
+    next_report = time.monotonic() + REPORT_EVERY
+    try:
+        while not ctl.stop.value:
+            ring.read(engine.feed, READ_TIMEOUT)
+            if detector.suspects:
+                out.put(("suspects", wid, engine.take_suspects()))
+            if ctl.generation.value != generation:
+                generation = ctl.generation.value
+                intel = _reload_intel(spec, engine, intel, generation)
+            now = time.monotonic()
+            if now >= next_report:
+                next_report = now + REPORT_EVERY
+                out.put(("counters", wid, snapshot()))
+                if os.getppid() != parent:
+                    log.error("worker %d: the sensor process is gone, stopping", wid)
+                    break
+        # A block the kernel has not retired yet is handed over within retire_ms: wait for it,
+        # so frames that arrived before the stop are still analysed.
+        ring.freeze()
+        end = time.monotonic() + spec.retire_ms / 1000 * 2 + 0.05
+        while time.monotonic() < end:
+            ring.read(engine.feed, 0.02)
+        engine.finish()
+        out.put(("suspects", wid, engine.take_suspects()))
+        out.put(("counters", wid, snapshot()))
+    finally:
+        out.put(("done", wid, 0))
+        ring.close()
+        out.close()
+        out.join_thread()
+
+
+def _reload_intel(spec: _WorkerSpec, engine: Engine, intel: Intel, generation: int) -> Intel:
+    try:
+        fresh = load_intel(spec.signatures, geo_asn=spec.geo_asn, geo_city=spec.geo_city)
+    except NetdetectError as exc:
+        log.error(  # noqa: TRY400 - the message says it all; no traceback wanted
+            "worker %d: signature reload failed, keeping the loaded set: %s", spec.wid, exc)
+        return intel
+    # Flows, streams and passive DNS stay: only the lookups are swapped.
+    engine.intel = fresh
+    engine.detector.intel = fresh
+    log.info("worker %d: signatures reloaded (generation %d)", spec.wid, generation)
+    return fresh
+
+
+# --- the sensor -------------------------------------------------------------------------------
+
+
+class Sensor:
+    """Owns the rings, the workers and the alerting loop of one `netdetect sniff` run."""
+
+    def __init__(self, opts: SniffOptions) -> None:
+        self.opts = opts
+        self.metrics = SensorMetrics()
+        self.alerts: deque[Alert] = deque(maxlen=SUMMARY_KEEP)
+        self.sinks: list[AlertSink] = []
+        self.rings: list[RingSocket] = []
+        self.procs: list[mp.process.BaseProcess] = []
+        self.failed: list[str] = []
+        self.pending = 0
+        self._done: set[int] = set()
+        self._ready: set[int] = set()
+        self._confirmer: Any = None
+        self._sensor_cfg: SensorConfig | None = None
+        self._inventory: Inventory | None = None
+        self._ctx = mp.get_context("fork")
+        self._queue: mp.Queue[tuple[Any, ...]] = self._ctx.Queue()
+        self._ctl = WorkerControl(self._ctx.Value("i", 0, lock=False),
+                                  self._ctx.Value("i", 0, lock=False))
+        self._eve_fh: Any = None
+        self._stop_requested = False
+        self._stopping = False
+        self._reload_requested = False
+        self._prev: tuple[float, int, int] = (0.0, 0, 0)
+
+    # --- setup (privileged) -------------------------------------------------------------------
+
+    def open(self) -> Intel:
+        """Everything that needs root or may fail on bad input, before any worker starts."""
+        o = self.opts
+        intel = load_intel(o.signatures or "", geo_asn=o.geo_asn, geo_city=o.geo_city)
+        if o.confirm:
+            self._load_sensor_config()
+        program: list[Insn] | None = None
+        expr = o.bpf_expression()
+        if expr is not None:
+            program = compile_bpf(expr, interface_linktype(o.interface))
+            log.info("kernel prefilter: %d BPF instructions", len(program))
+        group = pid_fanout_group() if o.workers > 1 else None
+        try:
+            for _ in range(o.workers):
+                self.rings.append(RingSocket(o.interface, o.ring, fanout_group=group,
+                                             bpf=program))
+        except BaseException:
+            self._close_rings()
+            raise
+        if o.eve is not None and o.eve != "-":
+            try:
+                self._eve_fh = Path(o.eve).open("a", encoding="utf-8")  # noqa: SIM115 - closed in run()
+            except OSError as exc:
+                self._close_rings()
+                raise LiveCaptureError(f"--eve {o.eve}: {exc.strerror or exc}") from exc
+        if o.user:
+            _preload(confirm=o.confirm)
+            drop_privileges(o.user)
+        elif os.geteuid() != 0:
+            # Started unprivileged with CAP_NET_RAW/CAP_NET_ADMIN (systemd ambient
+            # capabilities): the sockets are open, nothing after this needs them.
+            drop_capabilities()
+        log.info("capturing on %s: %d worker(s), ring %d MiB each%s", o.interface, o.workers,
+                 self.rings[0].ring_bytes >> 20, f", fanout group {group}" if group else "")
+        return intel
+
+    def _load_sensor_config(self) -> None:
+        from netdetect.config import load_sensor_config
+        from netdetect.hosts import Inventory, empty_inventory
+
+        cfg = load_sensor_config(Path(self.opts.config or ""))
+        self._sensor_cfg = cfg
+        self._inventory = Inventory.load(cfg.inventory) if cfg.inventory else empty_inventory()
+
+    def _close_rings(self) -> None:
+        for r in self.rings:
+            with contextlib.suppress(OSError):
+                r.close()
+
+    def start_workers(self, intel: Intel) -> None:
+        o = self.opts
+        for wid in range(o.workers):
+            spec = _WorkerSpec(wid, o.signatures or "", o.geo_asn, o.geo_city, o.home_net,
+                               o.max_flows, o.ring.retire_ms)
+            p = self._ctx.Process(target=_worker_main, name=f"netdetect-worker-{wid}",
+                                  args=(spec, self.rings, intel, self._queue, self._ctl,
+                                        os.getpid()), daemon=True)
+            p.start()
+            self.procs.append(p)
+        # The parent keeps no packet socket: only the workers read the rings.
+        self._close_rings()
+
+    # --- run ----------------------------------------------------------------------------------
+
+    def run(self) -> int:
+        try:
+            intel = self.open()
+        except BaseException:
+            if self._eve_fh is not None:
+                self._eve_fh.close()
+            raise
+        try:
+            self.start_workers(intel)
+            if self.opts.metrics_port is not None:
+                port = self.metrics.serve(self.opts.metrics_port, self.opts.metrics_addr)
+                log.info("metrics on http://%s:%d/metrics", self.opts.metrics_addr, port)
+            asyncio.run(self._main())
+        finally:
+            self._ctl.stop.value = 1
+            self._reap()
+            self.metrics.close()
+            if self._eve_fh is not None:
+                self._eve_fh.close()
+        return self._exit_code()
+
+    def _exit_code(self) -> int:
+        if self.failed:
+            return EXIT_ERROR
+        if self.opts.fail_on_alert and any(a.verdict.value != "allowed" for a in self.alerts):
+            return EXIT_ALERTS
+        return EXIT_OK
+
+    def _reap(self) -> None:
+        for p in self.procs:
+            p.join(STOP_GRACE if p.is_alive() else 0)
+            if p.is_alive() and p.pid is not None:
+                log.error("worker %s did not stop, killing it", p.name)
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(p.pid, signal.SIGKILL)
+                p.join(5)
+
+    async def _main(self) -> None:
+        loop = asyncio.get_running_loop()
+        inbox: asyncio.Queue[tuple[Any, ...]] = asyncio.Queue()
+        pump_stop = threading.Event()
+        pump = threading.Thread(target=self._pump, args=(loop, inbox, pump_stop),
+                                name="worker-queue", daemon=True)
+        pump.start()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._request_stop, sig)
+        loop.add_signal_handler(signal.SIGHUP, self._request_reload)
+        try:
+            async with contextlib.AsyncExitStack() as stack:
+                await self._open_sinks(stack)
+                async with asyncio.TaskGroup() as tg:
+                    await self._loop(inbox, tg)
+            self._log_stats(final=True)
+            for wid, counters in sorted(self.metrics.per_worker().items()):
+                log.info("worker %d final: %s", wid,
+                         " ".join(f"{k}={v}" for k, v in sorted(counters.items())))
+        finally:
+            pump_stop.set()
+            pump.join(5)
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                loop.remove_signal_handler(sig)
+        if not self.opts.quiet:
+            self._summary()
+
+    def _pump(self, loop: asyncio.AbstractEventLoop, inbox: asyncio.Queue[tuple[Any, ...]],
+              stop: threading.Event) -> None:
+        # multiprocessing queues block; a thread hands their messages to the event loop.
+        while True:
+            try:
+                msg = self._queue.get(timeout=0.1)
+            except queue.Empty:
+                if stop.is_set():
+                    return
+                continue
+            except (EOFError, OSError):
+                return
+            try:
+                loop.call_soon_threadsafe(inbox.put_nowait, msg)
+            except RuntimeError:  # the loop closed under us: nothing left to deliver to
+                return
+
+    async def _open_sinks(self, stack: contextlib.AsyncExitStack) -> None:
+        from netdetect.sinks.eve import EveWriter
+
+        if self.opts.eve == "-":
+            self.sinks.append(EveWriter(sys.stdout))
+        elif self._eve_fh is not None:
+            self.sinks.append(EveWriter(self._eve_fh))
+        cfg = self._sensor_cfg
+        if cfg is None:
+            return
+        from netdetect.confirm import Confirmer
+
+        assert self._inventory is not None
+        self._confirmer = await stack.enter_async_context(Confirmer(cfg, self._inventory))
+        if cfg.alerts.mqtt and cfg.mqtt is not None:
+            from netdetect.sinks.mqtt import MqttAlertSink
+
+            sink = MqttAlertSink(cfg.mqtt, client_id=f"{cfg.sensor_id}-alerts-{os.getpid()}",
+                                 topic=cfg.alerts.topic, buffer=cfg.alerts.buffer)
+            self.sinks.append(await stack.enter_async_context(sink))
+
+    async def _loop(self, inbox: asyncio.Queue[tuple[Any, ...]], tg: asyncio.TaskGroup) -> None:
+        o = self.opts
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + o.duration if o.duration is not None else None
+        next_stats = loop.time() + o.stats_interval
+        self._prev = (loop.time(), 0, 0)
+        while len(self._done) < len(self.procs):
+            try:
+                msg = await asyncio.wait_for(inbox.get(), 0.25)
+            except TimeoutError:
+                msg = None
+            if msg is not None:
+                self._handle(msg, tg)
+            now = loop.time()
+            if deadline is not None and now >= deadline and not self._stopping:
+                log.info("--duration %.1fs reached", o.duration)
+                self._stop_requested = True
+            if self._stop_requested and not self._stopping:
+                self._stopping = True
+                self._ctl.stop.value = 1
+                stop_by = now + STOP_GRACE
+            if self._stopping and now > stop_by:
+                log.error("workers did not flush within %.0fs", STOP_GRACE)
+                self.failed.append("stop timeout")
+                break
+            if self._reload_requested:
+                self._reload_requested = False
+                await self._reload()
+            self._check_workers()
+            if now >= next_stats:
+                next_stats = now + o.stats_interval
+                self._log_stats()
+
+    def _handle(self, msg: tuple[Any, ...], tg: asyncio.TaskGroup) -> None:
+        kind, wid, body = msg
+        if kind == "suspects":
+            for s in body:
+                self._suspect(s, tg)
+        elif kind == "counters":
+            self.metrics.update_worker(wid, body)
+        elif kind == "ready":
+            self._ready.add(wid)
+            if len(self._ready) == len(self.procs):
+                log.info("all %d worker(s) capturing", len(self.procs))
+        elif kind == "done":
+            self._done.add(wid)
+
+    def _suspect(self, s: Suspect, tg: asyncio.TaskGroup) -> None:
+        confirmer = self._confirmer
+        if confirmer is None:
+            from netdetect.service import network_only
+
+            self._emit(network_only(s))
+            return
+        self.pending += 1
+        self.metrics.set_gauge("confirmations_pending", self.pending)
+
+        async def one() -> None:
+            try:
+                alert = await confirmer.confirm(s)
+            finally:
+                self.pending -= 1
+                self.metrics.set_gauge("confirmations_pending", self.pending)
+            self._emit(alert)
+
+        tg.create_task(one())
+
+    def _emit(self, alert: Alert) -> None:
+        self.alerts.append(alert)
+        self.metrics.count_alert(alert.verdict.value)
+        s = alert.suspect
+        log.warning("alert %s: %s:%d -> %s:%d %s score %d%s", alert.verdict.value, s.miner.ip,
+                    s.miner.port, s.pool.ip, s.pool.port, s.dialect, s.score,
+                    f" host {alert.host_id}" if alert.host_id else "")
+        for sink in self.sinks:
+            try:
+                sink.write(alert)
+            except OSError as exc:
+                log.error("alert sink %s failed: %s", type(sink).__name__, exc)  # noqa: TRY400
+
+    def _check_workers(self) -> None:
+        for wid, p in enumerate(self.procs):
+            if wid not in self._done and not p.is_alive():
+                # A worker cannot be replaced: its socket needed privileges we no longer have.
+                log.error("worker %d died (exit code %s); stopping the sensor", wid, p.exitcode)
+                self.failed.append(f"worker {wid} exit {p.exitcode}")
+                self._done.add(wid)
+                self._stop_requested = True
+
+    def _request_stop(self, sig: int) -> None:
+        log.info("%s: stopping (flushing pending flows)", signal.Signals(sig).name)
+        self._stop_requested = True
+
+    def _request_reload(self) -> None:
+        self._reload_requested = True
+
+    async def _reload(self) -> None:
+        o = self.opts
+        loop = asyncio.get_running_loop()
+        try:
+            # Validate in the parent first, so a broken edit never reaches the workers.
+            fresh = await loop.run_in_executor(
+                None, lambda: load_intel(o.signatures or "", geo_asn=o.geo_asn,
+                                         geo_city=o.geo_city))
+            fresh.close()
+            if self._confirmer is not None:
+                self._reload_sensor_config()
+        except NetdetectError as exc:
+            log.error(  # noqa: TRY400 - a config error, not a bug: no traceback
+                "SIGHUP: reload failed, keeping the running configuration: %s", exc)
+            return
+        self._ctl.generation.value += 1
+        log.info("SIGHUP: signatures valid, workers reloading (generation %d)",
+                 self._ctl.generation.value)
+
+    def _reload_sensor_config(self) -> None:
+        old = self._sensor_cfg
+        self._load_sensor_config()
+        new = self._sensor_cfg
+        assert old is not None
+        assert new is not None
+        # The broker connection stays: only what decides verdicts is swapped.
+        self._confirmer.config = dataclasses.replace(old, allowlist=new.allowlist,
+                                                     correlate=new.correlate,
+                                                     inventory=new.inventory)
+        self._confirmer.inventory = self._inventory
+        self._sensor_cfg = self._confirmer.config
+
+    def _log_stats(self, *, final: bool = False) -> None:
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        totals = self.metrics.totals()
+        prev_t, prev_pkts, prev_drops = self._prev
+        drops = totals.get("kernel_drops", 0)
+        qdepth = 0
+        with contextlib.suppress(NotImplementedError, OSError):
+            qdepth = self._queue.qsize()
+        self.metrics.set_gauge("worker_queue_depth", qdepth)
+        if self._confirmer is not None:
+            self.metrics.set_confirm(self._confirmer.counters())
+        line = stats_line(totals, self.metrics.alerts(), pending=self.pending, queue=qdepth,
+                          elapsed=now - prev_t, prev_packets=prev_pkts)
+        log.info("%s%s", "final " if final else "", line)
+        if drops > prev_drops:
+            log.warning("kernel dropped %d packets in the last %.0fs (%d since start): the "
+                        "ring overflowed; add --workers or a --bpf prefilter", drops - prev_drops,
+                        now - prev_t, drops)
+        self._prev = (now, totals.get("packets", 0), drops)
+
+    def _summary(self) -> None:
+        from netdetect.summary import print_summary
+
+        totals = self.metrics.totals()
+        stream = sys.stderr if self.opts.eve == "-" else sys.stdout
+        print_summary(list(self.alerts), totals, self.failed, stream, files=0,
+                      frames=totals.get("packets", 0))
+
+
+def _setup_logging() -> None:
+    root = logging.getLogger()
+    if not root.handlers:
+        logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                            format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+
+def run_sniff(args: argparse.Namespace) -> int:
+    """Entry point of `netdetect sniff`; returns the process exit status."""
+    _setup_logging()
+    try:
+        opts = SniffOptions.from_args(args)
+        return Sensor(opts).run()
+    except LiveCaptureError as exc:
+        sys.stderr.write(f"netdetect: {exc}\n")
+        return EXIT_ERROR

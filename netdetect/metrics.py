@@ -1,0 +1,154 @@
+"""Sensor counters as Prometheus metrics and as the periodic stats log line."""
+
+from __future__ import annotations
+
+import threading
+from collections import Counter
+from collections.abc import Iterable, Mapping
+from typing import TYPE_CHECKING
+
+from prometheus_client import start_http_server
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector, CollectorRegistry
+
+if TYPE_CHECKING:
+    from wsgiref.simple_server import WSGIServer
+
+# Worker counters (engine + kernel ring) exported per worker: name -> (metric, help, gauge?).
+WORKER_METRICS: dict[str, tuple[str, str, bool]] = {
+    "kernel_packets": ("netdetect_kernel_packets", (
+        "frames the kernel offered the ring, dropped ones included"), False),
+    "kernel_drops": ("netdetect_kernel_drops", "frames the kernel dropped: the ring was full",
+                     False),
+    "kernel_freezes": ("netdetect_kernel_queue_freezes", (
+        "times the ring ran out of free blocks"), False),
+    "packets": ("netdetect_packets", "frames processed by the detection core", False),
+    "decoded": ("netdetect_packets_decoded", "frames decoded to an IP packet", False),
+    "non_ip": ("netdetect_packets_non_ip", "frames without IPv4/IPv6", False),
+    "truncated": ("netdetect_packets_truncated", "frames too short for a needed header", False),
+    "malformed": ("netdetect_packets_malformed", "frames with self-contradicting headers",
+                  False),
+    "flows_active": ("netdetect_flows_active", "flows in the flow table", True),
+    "flows_created": ("netdetect_flows_created", "flows opened", False),
+    "flows_expired": ("netdetect_flows_expired", "flows closed or idle-expired", False),
+    "flows_evicted": ("netdetect_flow_evictions", "flows evicted because the table was full",
+                      False),
+    "decode_errors": ("netdetect_decode_errors", "decoder errors (protocol mismatch, damage)",
+                      False),
+    "dns_messages": ("netdetect_dns_messages", "DNS messages decoded", False),
+    "alerts": ("netdetect_suspects", "suspect flows raised by the detection core", False),
+    "worker_errors": ("netdetect_worker_errors", "frames whose processing raised (bugs)",
+                      False),
+    "signature_generation": ("netdetect_signature_generation", "signature reloads applied",
+                             True),
+}
+
+
+class SensorMetrics(Collector):
+    """Thread-safe store of the latest counters; collected on scrape, never per packet.
+
+    Workers send cumulative snapshots, so a snapshot replaces the worker's previous one and a
+    restart of the scrape never double-counts.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._workers: dict[int, dict[str, int]] = {}
+        self._alerts: Counter[str] = Counter()
+        self._confirm: dict[str, int] = {}
+        self._gauges: dict[str, float] = {}
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+        self._server: WSGIServer | None = None
+        self._thread: threading.Thread | None = None
+
+    # --- updates ------------------------------------------------------------------------------
+
+    def update_worker(self, worker: int, counters: Mapping[str, int]) -> None:
+        with self._lock:
+            self._workers[worker] = dict(counters)
+
+    def count_alert(self, verdict: str) -> None:
+        with self._lock:
+            self._alerts[verdict] += 1
+
+    def set_confirm(self, counters: Mapping[str, int]) -> None:
+        with self._lock:
+            self._confirm = dict(counters)
+
+    def set_gauge(self, name: str, value: float) -> None:
+        with self._lock:
+            self._gauges[name] = value
+
+    # --- reads --------------------------------------------------------------------------------
+
+    def totals(self) -> dict[str, int]:
+        """Every worker counter summed over the workers."""
+        out: Counter[str] = Counter()
+        with self._lock:
+            for counters in self._workers.values():
+                out.update(counters)
+        return dict(out)
+
+    def per_worker(self) -> dict[int, dict[str, int]]:
+        with self._lock:
+            return {w: dict(c) for w, c in self._workers.items()}
+
+    def alerts(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._alerts)
+
+    def collect(self) -> Iterable[Metric]:
+        with self._lock:
+            workers = {w: dict(c) for w, c in self._workers.items()}
+            alerts = dict(self._alerts)
+            confirm = dict(self._confirm)
+            gauges = dict(self._gauges)
+        for key, (name, doc, gauge) in WORKER_METRICS.items():
+            fam: CounterMetricFamily | GaugeMetricFamily
+            if gauge:
+                fam = GaugeMetricFamily(name, doc, labels=["worker"])
+            else:
+                fam = CounterMetricFamily(name, doc, labels=["worker"])
+            for w in sorted(workers):
+                fam.add_metric([str(w)], workers[w].get(key, 0))
+            yield fam
+        af = CounterMetricFamily("netdetect_alerts", "alerts emitted to the sinks, by verdict",
+                                 labels=["verdict"])
+        for verdict, n in sorted(alerts.items()):
+            af.add_metric([verdict], n)
+        yield af
+        cf = CounterMetricFamily("netdetect_confirmations",
+                                 "host confirmation outcomes, by kind", labels=["kind"])
+        for kind, n in sorted(confirm.items()):
+            cf.add_metric([kind], n)
+        yield cf
+        for gname, value in sorted(gauges.items()):
+            yield GaugeMetricFamily(f"netdetect_{gname}", gname.replace("_", " "), value=value)
+
+    # --- exposure -----------------------------------------------------------------------------
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> int:
+        """Serve /metrics on addr:port in a daemon thread; returns the bound port."""
+        self._server, self._thread = start_http_server(port, addr=addr, registry=self.registry)
+        return int(self._server.server_port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+def stats_line(totals: Mapping[str, int], alerts: Mapping[str, int], *, pending: int,
+               queue: int, elapsed: float, prev_packets: int) -> str:
+    """The periodic log line: rates over the last interval, totals since start."""
+    pkts = totals.get("packets", 0)
+    rate = (pkts - prev_packets) / elapsed if elapsed > 0 else 0.0
+    return (
+        f"stats: packets={pkts} ({rate:.0f}/s) kernel_packets={totals.get('kernel_packets', 0)} "
+        f"kernel_drops={totals.get('kernel_drops', 0)} "
+        f"flows={totals.get('flows_active', 0)} evicted={totals.get('flows_evicted', 0)} "
+        f"decode_errors={totals.get('decode_errors', 0)} suspects={totals.get('alerts', 0)} "
+        f"alerts={sum(alerts.values())} confirm_pending={pending} queue={queue}"
+    )
