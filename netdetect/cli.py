@@ -69,8 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="signature directory (default: the bundled signatures/)")
         sp.add_argument("--geo-asn", metavar="MMDB", help="GeoLite2-ASN database to enrich pools")
         sp.add_argument("--geo-city", metavar="MMDB", help="GeoLite2-City/Country database")
-        sp.add_argument("--max-flows", type=int, default=200_000, metavar="N",
-                        help="flow table cap; the oldest flows are evicted beyond it")
+        sp.add_argument("--max-flows", type=int, default=150_000, metavar="N",
+                        help="flow table cap (~0.8 KB a flow); the oldest are evicted beyond it")
         sp.add_argument("--confirm", action="store_true",
                         help="ask each suspect's host agent over MQTT before alerting")
         sp.add_argument("--config", metavar="TOML", help="sensor configuration (for --confirm)")

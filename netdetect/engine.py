@@ -107,7 +107,7 @@ class Engine:
         intel: Intel,
         *,
         home_net: Iterable[str] = DEFAULT_HOME_NET,
-        max_flows: int = 200_000,
+        max_flows: int = 150_000,
         pdns: PassiveDns | None = None,
         tcp_idle: float = 600.0,
         udp_idle: float = 120.0,

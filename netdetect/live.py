@@ -87,7 +87,7 @@ class SniffOptions:
     geo_city: str | None = None
     confirm: bool = False
     config: str | None = None
-    max_flows: int = 200_000
+    max_flows: int = 150_000
     quiet: bool = False
     fail_on_alert: bool = False
     ring: RingConfig = field(default_factory=RingConfig)

@@ -136,7 +136,7 @@ def replay(
     intel: Intel,
     sinks: Sequence[AlertSink],
     home_net: Iterable[str] = DEFAULT_HOME_NET,
-    max_flows: int = 200_000,
+    max_flows: int = 150_000,
     progress: Progress | None = None,
     on_error: Callable[[str], None] | None = None,
     prefilter: PrefilterOptions | None = None,
@@ -187,7 +187,7 @@ async def replay_confirmed(
     confirmer: Confirms,
     sinks: Sequence[AlertSink],
     home_net: Iterable[str] = DEFAULT_HOME_NET,
-    max_flows: int = 200_000,
+    max_flows: int = 150_000,
     progress: Progress | None = None,
 ) -> RunResult:
     """Replay captures and ask each suspect's host before raising its alert.

@@ -71,7 +71,7 @@ class FlowTable:
     def __init__(
         self,
         *,
-        max_flows: int = 200_000,
+        max_flows: int = 150_000,
         tcp_idle: float = 600.0,
         udp_idle: float = 120.0,
         closed_linger: float = 10.0,
