@@ -10,6 +10,7 @@ import statistics
 import struct
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,8 +22,14 @@ if str(REPO) not in sys.path:
 from netdetect.capture import prefilter as pre  # noqa: E402
 from netdetect.capture.files import FrameReader  # noqa: E402
 from netdetect.cli import default_signatures  # noqa: E402
+from netdetect.decoders.dns import decode_dns  # noqa: E402
+from netdetect.decoders.tls import parse_client_hello  # noqa: E402
 from netdetect.engine import Engine  # noqa: E402
+from netdetect.errors import DecodeError  # noqa: E402
 from netdetect.intel import Intel, load_intel  # noqa: E402
+from netdetect.model import TCP, UDP  # noqa: E402
+from netdetect.packet import PacketDecoder  # noqa: E402
+from netdetect.pdns import PassiveDns  # noqa: E402
 from netdetect.service import PrefilterOptions, replay  # noqa: E402
 
 
@@ -79,6 +86,23 @@ def batch(intel: Intel) -> Callable[[str], tuple[int, int]]:
     return run
 
 
+Frames = list[tuple[float, int, bytes]]
+
+
+def engine_only(intel: Intel, frames: Frames) -> Callable[[str], tuple[int, int]]:
+    """Engine.feed_frames over frames already in memory: the detector without the reader."""
+
+    def run(_path: str) -> tuple[int, int]:
+        engine = Engine(intel)
+        for i in range(0, len(frames), 4096):
+            engine.feed_frames(frames[i : i + 4096])
+            engine.take_suspects()
+        engine.finish()
+        return len(frames), engine.detector.alerts
+
+    return run
+
+
 def prefiltered(intel: Intel, head: int) -> Callable[[str], tuple[int, int]]:
     def run(path: str) -> tuple[int, int]:
         opts = PrefilterOptions(head_packets=head)
@@ -125,6 +149,72 @@ def ndpi(path: str, runs: int) -> float | None:
     return statistics.median(times)
 
 
+def startup(runs: int) -> float:
+    """Median child CPU of `netdetect replay -q` on an empty capture: imports + signatures."""
+    times: list[float] = []
+    with tempfile.TemporaryDirectory(prefix="netdetect-bench-") as tmp:
+        empty = Path(tmp) / "empty.pcap"
+        empty.write_bytes(struct.pack("<IHHiIII", 0xA1B2C3D4, 2, 4, 0, 0, 65535, 1))
+        argv = [sys.executable, "-m", "netdetect.cli", "replay", "-q", str(empty)]
+        for _ in range(runs):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run(argv, check=True, cwd=REPO, stdin=subprocess.DEVNULL)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            times.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return statistics.median(times)
+
+
+def per_message(frames: Frames, runs: int) -> None:
+    """CPU per DNS response (decode + passive DNS) and per ClientHello, on the capture's own."""
+    decoder = PacketDecoder()
+    answers: list[bytes] = []
+    hellos: list[bytes] = []
+    for ts, linktype, frame in frames:
+        pkt = decoder.decode(ts, linktype, frame)
+        if pkt is None or not pkt.payload:
+            continue
+        data = bytes(pkt.payload)
+        if pkt.proto == UDP and 53 in (pkt.sport, pkt.dport) and len(data) > 12 and data[2] & 0x80:
+            answers.append(data)
+        elif pkt.proto == TCP and data[:2] == b"\x16\x03" and len(data) > 9 and data[5] == 1:
+            size = int.from_bytes(data[6:9], "big") + 4
+            if len(data) >= 5 + size:
+                hellos.append(data[5 : 5 + size])
+
+    def dns_run() -> int:
+        pdns = PassiveDns()
+        records = 0
+        for raw in answers:
+            try:
+                msg = decode_dns(raw, addresses_only=True)
+            except DecodeError:
+                continue
+            records += len(msg.answers)
+            pdns.learn(msg, 0.0)
+        return records
+
+    def tls_run() -> int:
+        for raw in hellos:
+            try:
+                parse_client_hello(raw)
+            except DecodeError:
+                continue
+        return len(hellos)
+
+    for name, func, count in (("DNS response", dns_run, len(answers)),
+                              ("ClientHello", tls_run, len(hellos))):
+        if not count:
+            print(f"  {name:<22} none in this capture")
+            continue
+        times = []
+        for _ in range(runs):
+            t0 = cpu_now()
+            func()
+            times.append(cpu_now() - t0)
+        cpu = statistics.median(times)
+        print(f"  {name:<22} {cpu / count * 1e6:8.1f} us cpu each  ({count} of them)")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("capture", nargs="?", default="/tmp/span100k.pcap")
@@ -132,6 +222,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--head", type=int, action="append", help="prefilter head packets (repeat)")
     ap.add_argument("--skip-per-frame", action="store_true", help="skip the slow per-frame run")
     ap.add_argument("--skip-ndpi", action="store_true")
+    ap.add_argument("--engine-only", action="store_true",
+                    help="also time Engine.feed_frames on frames held in memory (needs RAM "
+                    "for the whole capture), with per-message DNS / TLS costs")
+    ap.add_argument("--startup", action="store_true",
+                    help="also time `netdetect replay -q` on an empty capture (child CPU)")
     args = ap.parse_args(argv)
     path: str = args.capture
     if not Path(path).is_file():
@@ -148,6 +243,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args.skip_per_frame:
         old, _, _ = measure("per-frame Engine.feed", per_frame(intel), path, args.runs)
     new, _, alerts = measure("replay (feed_frames)", batch(intel), path, args.runs)
+    if args.engine_only:
+        frames = list(FrameReader(path))
+        measure("engine only (in memory)", engine_only(intel, frames), path, args.runs)
+        per_message(frames, args.runs)
+        del frames
     heads: list[int] = args.head or [pre.HEAD_PACKETS]
     pf: dict[int, float] = {}
     if pre.available():
@@ -172,6 +272,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  replay / ndpiReader             {nd / new:6.3f}  (target >= 2)")
         for h, cpu in pf.items():
             print(f"  prefilter h={h} / ndpiReader     {nd / cpu:6.3f}")
+    if args.startup:
+        print(f"  startup (replay -q of an empty capture, child) {startup(args.runs):.3f} s cpu")
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     print(f"peak RSS of this process {rss:.0f} MB (counts the mmap-ed capture of the floor loop)")
     return 0

@@ -59,28 +59,55 @@ class PassiveDns:
 
     def learn(self, msg: DnsMessage, now: float) -> None:
         """Record the address → name mappings of one DNS response."""
-        if not msg.is_response or msg.rcode != 0 or not msg.answers:
+        answers = msg.answers
+        if not answers or msg.rcode != 0 or not msg.is_response:
             return
         # CNAME owner for each target: walking it backwards leads to the question name.
-        alias_of: dict[str, str] = {}
-        for rr in msg.answers:
-            if rr.rtype == _CNAME and rr.value not in alias_of and rr.value != rr.name:
-                alias_of[rr.value] = rr.name
-        for rr in msg.answers:
-            if rr.rtype not in (_A, _AAAA):
+        alias_of: dict[str, str] | None = None
+        for rr in answers:
+            if rr.rtype == _CNAME:
+                value = rr.value
+                if alias_of is None:
+                    alias_of = {}
+                if value not in alias_of and value != rr.name:
+                    alias_of[value] = rr.name
+        lo = self.min_ttl
+        hi = self.max_ttl
+        for rr in answers:
+            rtype = rr.rtype
+            if rtype != _A and rtype != _AAAA:  # noqa: PLR1714 - two int compares
                 continue
-            chain = [rr.name]
+            expiry = now + min(hi, max(lo, rr.ttl))
             name = rr.name
+            if alias_of is None:
+                self._add_one(rr.value, name, expiry)
+                continue
+            chain = [name]
             while len(chain) <= _MAX_CHAIN:
                 name_or_none = alias_of.get(name)
                 if name_or_none is None or name_or_none in chain:
                     break
                 name = name_or_none
                 chain.append(name)
-            expiry = now + min(self.max_ttl, max(self.min_ttl, rr.ttl))
             # chain runs owner → question name; the question name goes in last, so it is the
             # first one names_for() returns and the last one a full address evicts.
             self._add(rr.value, chain, expiry)
+
+    def _add_one(self, ip: str, name: str, expiry: float) -> None:
+        # _add for the common answer without aliases, without building a chain.
+        entry = self._map.get(ip)
+        if entry is None:
+            self._map[ip] = {name: expiry}
+            if len(self._map) > self.max_entries:
+                self._map.popitem(last=False)
+                self.evictions += 1
+            return
+        self._map.move_to_end(ip)
+        entry.pop(name, None)
+        entry[name] = expiry
+        if len(entry) > self.max_names_per_ip:
+            del entry[next(iter(entry))]
+            self.name_evictions += 1
 
     def _add(self, ip: str, names: list[str], expiry: float) -> None:
         entry = self._map.get(ip)

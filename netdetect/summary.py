@@ -5,9 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import IO
 
-from rich.console import Console
-from rich.table import Table
-
 from netdetect.model import Alert
 
 
@@ -20,6 +17,10 @@ def print_summary(
     files: int,
     frames: int,
 ) -> None:
+    # rich is a sizeable import that quiet runs and the other commands never need.
+    from rich.console import Console
+    from rich.table import Table
+
     console = Console(file=stream, highlight=False, soft_wrap=False,
                       width=None if stream.isatty() else 160)
     if alerts:

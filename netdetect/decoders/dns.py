@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import re
 import socket
+import struct
 from struct import unpack_from
+from typing import Final
 
 from netdetect.decoders.events import DnsMessage, DnsRecord, Event
 from netdetect.errors import DecodeError
 
-__all__ = ["DnsTcpDecoder", "decode_dns"]
+__all__ = ["ADDRESS_TYPES", "DnsTcpDecoder", "decode_dns", "read_name"]
 
 HEADER_LEN = 12
 MAX_NAME = 255  # RFC 1035 2.3.4, in wire octets
@@ -29,8 +31,24 @@ TYPE_SRV = 33
 TYPE_DNAME = 39
 
 _NAME_TYPES = frozenset({TYPE_NS, TYPE_CNAME, TYPE_PTR, TYPE_DNAME})
+# What passive DNS needs from an answer: addresses and the aliases leading to them.
+ADDRESS_TYPES = frozenset({TYPE_A, TYPE_AAAA, TYPE_CNAME})
 _UNSAFE = re.compile(rb"[^!-~]|[.\\]")
+# Bytes a name keeps as they are in presentation format ('.' included: a dot inside a label
+# is caught by counting dots against labels).
+_PLAIN = bytes(c for c in range(0x21, 0x7F) if c != 0x5C)
 _MAX_REPR = 128  # characters of a non-address record value worth keeping
+_U16: Final = struct.Struct(">H").unpack_from
+_RR: Final = struct.Struct(">HHIH").unpack_from
+_HEAD: Final = struct.Struct(">HHHH").unpack_from
+_ntop = socket.inet_ntop
+_AF_INET = socket.AF_INET
+_AF_INET6 = socket.AF_INET6
+
+# Names already read in one message, by the offset they start at: (name, wire octets,
+# pointers followed). Answer owners are nearly always a pointer to the question or to a
+# CNAME target, so most names of a response are one dict lookup.
+_NameCache = dict[int, tuple[str, int, int]]
 
 
 def _escape_label(raw: bytes) -> str:
@@ -43,13 +61,27 @@ def _escape_label(raw: bytes) -> str:
     return _UNSAFE.sub(sub, raw).decode("ascii")
 
 
+def _text(parts: list[bytes]) -> str:
+    """Presentation form of wire labels, lower-cased (one C pass when every byte is plain)."""
+    raw = b".".join(parts).lower()
+    if raw.translate(None, _PLAIN) or raw.count(b".") != len(parts) - 1:
+        return ".".join([_escape_label(p.lower()) for p in parts])
+    return raw.decode("ascii")
+
+
 def read_name(data: bytes, pos: int) -> tuple[str, int]:
     """Decode the (possibly compressed) name at `pos`; returns (name, offset after it)."""
+    return _read_name(data, pos, None)
+
+
+def _read_name(data: bytes, pos: int, cache: _NameCache | None) -> tuple[str, int]:
     n = len(data)
-    labels: list[str] = []
+    origin = pos
+    parts: list[bytes] = []
     wire_len = 1
     jumps = 0
     after = -1
+    tail: str | None = None
     while True:
         if pos >= n:
             raise DecodeError(f"DNS: name runs past the message end at offset {pos}")
@@ -57,8 +89,7 @@ def read_name(data: bytes, pos: int) -> tuple[str, int]:
         if length == 0:
             pos += 1
             break
-        kind = length & 0xC0
-        if kind == 0xC0:
+        if length >= 0xC0:
             if pos + 1 >= n:
                 raise DecodeError("DNS: truncated compression pointer")
             target = ((length & 0x3F) << 8) | data[pos + 1]
@@ -69,10 +100,23 @@ def read_name(data: bytes, pos: int) -> tuple[str, int]:
                 raise DecodeError("DNS: too many compression pointers")
             if after < 0:
                 after = pos + 2
+            if cache is not None:
+                hit = cache.get(target)
+                if hit is not None:
+                    # The rest of the name was read before from this very offset: same
+                    # labels, same limits, counted as if walked again.
+                    tail, tail_wire, tail_jumps = hit
+                    jumps += tail_jumps
+                    if jumps > MAX_POINTER_JUMPS:
+                        raise DecodeError("DNS: too many compression pointers")
+                    wire_len += tail_wire - 1
+                    if wire_len > MAX_NAME:
+                        raise DecodeError("DNS: name longer than 255 octets")
+                    break
             pos = target
             continue
-        if kind:
-            raise DecodeError(f"DNS: unsupported label type 0x{kind:02x}")
+        if length & 0xC0:
+            raise DecodeError(f"DNS: unsupported label type 0x{length & 0xC0:02x}")
         pos += 1
         stop = pos + length
         if stop > n:
@@ -80,49 +124,56 @@ def read_name(data: bytes, pos: int) -> tuple[str, int]:
         wire_len += length + 1
         if wire_len > MAX_NAME:
             raise DecodeError("DNS: name longer than 255 octets")
-        raw = data[pos:stop].lower()
-        labels.append(_escape_label(raw) if _UNSAFE.search(raw) else raw.decode("ascii"))
+        parts.append(data[pos:stop])
         pos = stop
-    return ".".join(labels), (after if after >= 0 else pos)
+    if parts:
+        name = _text(parts)
+        if tail:
+            name = f"{name}.{tail}"
+    else:
+        name = tail or ""
+    if cache is not None:
+        cache[origin] = (name, wire_len, jumps)
+    return name, (after if after >= 0 else pos)
 
 
-def _rdata_name(data: bytes, start: int, stop: int) -> tuple[str, int]:
-    name, after = read_name(data, start)
+def _rdata_name(data: bytes, start: int, stop: int, cache: _NameCache | None) -> tuple[str, int]:
+    name, after = _read_name(data, start, cache)
     if after > stop:
         raise DecodeError("DNS: name overruns its record data")
     return name, after
 
 
-def _value(data: bytes, rtype: int, start: int, stop: int) -> str:
+def _value(data: bytes, rtype: int, start: int, stop: int, cache: _NameCache | None) -> str:
     rdlen = stop - start
     if rtype == TYPE_A:
         if rdlen != 4:
             raise DecodeError(f"DNS: A record with {rdlen} bytes")
-        return socket.inet_ntop(socket.AF_INET, data[start:stop])
+        return _ntop(_AF_INET, data[start:stop])
     if rtype == TYPE_AAAA:
         if rdlen != 16:
             raise DecodeError(f"DNS: AAAA record with {rdlen} bytes")
-        return socket.inet_ntop(socket.AF_INET6, data[start:stop])
+        return _ntop(_AF_INET6, data[start:stop])
     if rtype in _NAME_TYPES:
-        name, after = _rdata_name(data, start, stop)
+        name, after = _rdata_name(data, start, stop, cache)
         if after != stop:
             raise DecodeError("DNS: bytes after the name in record data")
         return name
     if rtype == TYPE_MX:
         if rdlen < 3:
             raise DecodeError("DNS: MX record too short")
-        (pref,) = unpack_from(">H", data, start)
-        name, _ = _rdata_name(data, start + 2, stop)
+        (pref,) = _U16(data, start)
+        name, _ = _rdata_name(data, start + 2, stop, cache)
         return f"{pref} {name}"
     if rtype == TYPE_SRV:
         if rdlen < 7:
             raise DecodeError("DNS: SRV record too short")
         prio, weight, port = unpack_from(">HHH", data, start)
-        name, _ = _rdata_name(data, start + 6, stop)
+        name, _ = _rdata_name(data, start + 6, stop, cache)
         return f"{prio} {weight} {port} {name}"
     if rtype == TYPE_SOA:
-        mname, after = _rdata_name(data, start, stop)
-        rname, _ = _rdata_name(data, after, stop)
+        mname, after = _rdata_name(data, start, stop, cache)
+        rname, _ = _rdata_name(data, after, stop, cache)
         return f"{mname} {rname}"
     if rtype == TYPE_TXT:
         parts: list[str] = []
@@ -138,45 +189,58 @@ def _value(data: bytes, rtype: int, start: int, stop: int) -> str:
     return f"\\# {rdlen} {data[start:stop].hex()}"[:_MAX_REPR]
 
 
-def decode_dns(data: bytes) -> DnsMessage:
-    """Decode one DNS message: header, question section and answer section."""
+def decode_dns(data: bytes, *, addresses_only: bool = False) -> DnsMessage:
+    """Decode one DNS message: header, question section and answer section.
+
+    With `addresses_only`, the answer section keeps only A, AAAA and CNAME records (what
+    passive DNS learns from); the others are skipped after a bounds check, their data
+    unread. Every record's header and owner name is still validated.
+    """
     data = bytes(data)
     n = len(data)
     if n < HEADER_LEN:
         raise DecodeError(f"DNS: {n} bytes is shorter than the header")
-    msg_id, flags, qdcount, ancount = unpack_from(">HHHH", data, 0)
+    msg_id, flags, qdcount, ancount = _HEAD(data, 0)
     # Every question takes >= 5 bytes and every record >= 11: reject impossible counts
     # before looping over them.
     if qdcount * 5 + ancount * 11 > n - HEADER_LEN:
         raise DecodeError(f"DNS: {qdcount} questions and {ancount} answers cannot fit {n} bytes")
+    cache: _NameCache = {}
     pos = HEADER_LEN
     questions: list[tuple[str, int]] = []
     for _ in range(qdcount):
-        name, pos = read_name(data, pos)
+        name, pos = _read_name(data, pos, cache)
         if pos + 4 > n:
             raise DecodeError("DNS: truncated question")
-        (qtype,) = unpack_from(">H", data, pos)
+        questions.append((name, _U16(data, pos)[0]))
         pos += 4
-        questions.append((name, qtype))
     answers: list[DnsRecord] = []
     for _ in range(ancount):
-        name, pos = read_name(data, pos)
+        hit = None
+        if pos + 1 < n and data[pos] >= 0xC0:
+            # The usual owner: one pointer to a name read before (see _read_name).
+            target = ((data[pos] & 0x3F) << 8) | data[pos + 1]
+            if target < pos:
+                hit = cache.get(target)
+        if hit is not None and hit[2] < MAX_POINTER_JUMPS:
+            name = hit[0]
+            pos += 2
+        else:
+            name, pos = _read_name(data, pos, cache)
         if pos + 10 > n:
             raise DecodeError("DNS: truncated resource record header")
-        rtype, _cls, ttl, rdlen = unpack_from(">HHIH", data, pos)
+        rtype, _cls, ttl, rdlen = _RR(data, pos)
         pos += 10
         stop = pos + rdlen
         if stop > n:
             raise DecodeError("DNS: record data runs past the message end")
-        answers.append(DnsRecord(name, rtype, ttl, _value(data, rtype, pos, stop)))
+        if rtype == TYPE_A and rdlen == 4:
+            answers.append(DnsRecord(name, rtype, ttl, _ntop(_AF_INET, data[pos:stop])))
+        elif not addresses_only or rtype in ADDRESS_TYPES:
+            answers.append(DnsRecord(name, rtype, ttl, _value(data, rtype, pos, stop, cache)))
         pos = stop
-    return DnsMessage(
-        msg_id=msg_id,
-        is_response=bool(flags & 0x8000),
-        rcode=flags & 0x000F,
-        questions=tuple(questions),
-        answers=tuple(answers),
-    )
+    # Positional: (msg_id, is_response, rcode, questions, answers).
+    return DnsMessage(msg_id, flags >= 0x8000, flags & 0x000F, tuple(questions), tuple(answers))
 
 
 class DnsTcpDecoder:

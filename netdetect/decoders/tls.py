@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import hashlib
+import struct
 from struct import error as StructError  # noqa: N812
-from struct import unpack_from
-
-from cryptography import x509
-from cryptography.x509.oid import NameOID
+from struct import pack, unpack_from
+from typing import TYPE_CHECKING, Final
 
 from netdetect.decoders.events import (
     Certificate,
@@ -17,6 +16,9 @@ from netdetect.decoders.events import (
     TlsRecord,
 )
 from netdetect.errors import DecodeError
+
+if TYPE_CHECKING:
+    from cryptography import x509
 
 __all__ = [
     "MAX_RECORD",
@@ -77,6 +79,23 @@ _MAX_RESYNC_SCAN = 2 * (MAX_RECORD + 5)
 
 _EMPTY_HASH = "000000000000"
 
+# RFC 8701: the sixteen GREASE values 0x0a0a, 0x1a1a ... 0xfafa.
+_GREASE = frozenset(0x0A0A | (i << 12) | (i << 4) for i in range(16))
+# JA4 leaves SNI and ALPN out of its sorted extension list (their presence shows in part a).
+_JA4_SKIPPED_EXTS = frozenset({EXT_SERVER_NAME, EXT_ALPN})
+# ClientHello extensions whose contents feed the event or the fingerprints.
+_HELLO_EXTS = frozenset(
+    {
+        EXT_SERVER_NAME,
+        EXT_ALPN,
+        EXT_SUPPORTED_GROUPS,
+        EXT_EC_POINT_FORMATS,
+        EXT_SIGNATURE_ALGORITHMS,
+        EXT_SUPPORTED_VERSIONS,
+    }
+)
+_TYPE_LEN: Final = struct.Struct(">HH").unpack_from
+
 
 def is_grease(value: int) -> bool:
     """RFC 8701 GREASE code point (0x0a0a, 0x1a1a, ... 0xfafa)."""
@@ -92,6 +111,11 @@ def _u16_list(data: bytes, start: int, end: int, what: str) -> list[int]:
     if (end - start) % 2:
         raise DecodeError(f"TLS: odd-length {what} list")
     return list(unpack_from(f">{(end - start) // 2}H", data, start))
+
+
+def _hex_list(values: list[int]) -> str:
+    """'0a0a,1301,...': JA4's comma-separated 4-digit hex, formatted in one C call."""
+    return pack(f">{len(values)}H", *values).hex(",", 2)
 
 
 def _vector(data: bytes, pos: int, end: int, width: int, what: str) -> tuple[int, int]:
@@ -172,10 +196,15 @@ def parse_client_hello(data: bytes, *, record_version: int = 0, quic: bool = Fal
         while pos < e_stop:
             if pos + 4 > e_stop:
                 raise DecodeError("TLS: truncated extension header")
-            (etype,) = unpack_from(">H", data, pos)
-            x_start, pos = _vector(data, pos + 2, e_stop, 2, f"extension {etype}")
+            etype, x_len = _TYPE_LEN(data, pos)
+            x_start = pos + 4
+            pos = x_start + x_len
+            if pos > e_stop:
+                raise DecodeError(f"TLS: extension {etype} overruns its container ({x_len} bytes)")
             ext_types.append(etype)
-            if etype == EXT_SERVER_NAME and x_start < pos:
+            if not x_len or etype not in _HELLO_EXTS:
+                continue
+            if etype == EXT_SERVER_NAME:
                 l_start, l_stop = _vector(data, x_start, pos, 2, "server name list")
                 q = l_start
                 while q < l_stop:
@@ -185,7 +214,7 @@ def parse_client_hello(data: bytes, *, record_version: int = 0, quic: bool = Fal
                     n_start, q = _vector(data, q + 1, l_stop, 2, "server name")
                     if name_type == 0 and sni is None and n_start < q:
                         sni = _host_text(data[n_start:q])
-            elif etype == EXT_ALPN and x_start < pos:
+            elif etype == EXT_ALPN:
                 l_start, l_stop = _vector(data, x_start, pos, 2, "ALPN list")
                 q = l_start
                 while q < l_stop:
@@ -194,49 +223,43 @@ def parse_client_hello(data: bytes, *, record_version: int = 0, quic: bool = Fal
                     if alpn_first is None:
                         alpn_first = proto
                     alpn.append(proto.decode("ascii", "backslashreplace"))
-            elif etype == EXT_SUPPORTED_GROUPS and x_start < pos:
+            elif etype == EXT_SUPPORTED_GROUPS:
                 l_start, l_stop = _vector(data, x_start, pos, 2, "supported groups")
                 groups = _u16_list(data, l_start, l_stop, "supported group")
-            elif etype == EXT_EC_POINT_FORMATS and x_start < pos:
+            elif etype == EXT_EC_POINT_FORMATS:
                 l_start, l_stop = _vector(data, x_start, pos, 1, "EC point formats")
                 point_formats = list(data[l_start:l_stop])
-            elif etype == EXT_SIGNATURE_ALGORITHMS and x_start < pos:
+            elif etype == EXT_SIGNATURE_ALGORITHMS:
                 l_start, l_stop = _vector(data, x_start, pos, 2, "signature algorithms")
                 sig_algs = _u16_list(data, l_start, l_stop, "signature algorithm")
-            elif etype == EXT_SUPPORTED_VERSIONS and x_start < pos:
+            else:
                 l_start, l_stop = _vector(data, x_start, pos, 1, "supported versions")
                 versions = _u16_list(data, l_start, l_stop, "supported version")
 
-    ciphers_ng = [c for c in ciphers if not is_grease(c)]
-    exts_ng = [e for e in ext_types if not is_grease(e)]
-    groups_ng = [g for g in groups if not is_grease(g)]
-    versions_ng = [v for v in versions if not is_grease(v)]
-    sig_ng = [s for s in sig_algs if not is_grease(s)]
+    grease = _GREASE
+    ciphers_ng = [c for c in ciphers if c not in grease]
+    exts_ng = [e for e in ext_types if e not in grease]
+    groups_ng = [g for g in groups if g not in grease]
+    versions_ng = [v for v in versions if v not in grease]
+    sig_ng = [s for s in sig_algs if s not in grease]
 
-    ja3 = ",".join(
-        (
-            str(hs_version),
-            "-".join(map(str, ciphers_ng)),
-            "-".join(map(str, exts_ng)),
-            "-".join(map(str, groups_ng)),
-            "-".join(map(str, point_formats)),
-        )
+    ja3 = (
+        f"{hs_version},{'-'.join(map(str, ciphers_ng))},{'-'.join(map(str, exts_ng))},"
+        f"{'-'.join(map(str, groups_ng))},{'-'.join(map(str, point_formats))}"
     )
     ja3_hash = hashlib.md5(ja3.encode("ascii"), usedforsecurity=False).hexdigest()
 
     ja4_ver = max(versions_ng) if versions_ng else hs_version
-    ja4_a = "{}{}{}{:02d}{:02d}{}".format(
-        "q" if quic else "t",
-        ja4_version_code(ja4_ver),
-        "d" if EXT_SERVER_NAME in exts_ng else "i",
-        min(99, len(ciphers_ng)),
-        min(99, len(exts_ng)),
-        _alpn_chars(alpn_first) if alpn_first is not None else "00",
+    ja4_a = (
+        f"{'q' if quic else 't'}{_JA4_VERSIONS.get(ja4_ver, '00')}"
+        f"{'d' if EXT_SERVER_NAME in exts_ng else 'i'}"
+        f"{min(99, len(ciphers_ng)):02d}{min(99, len(exts_ng)):02d}"
+        f"{_alpn_chars(alpn_first) if alpn_first is not None else '00'}"
     )
-    cipher_text = ",".join(f"{c:04x}" for c in sorted(ciphers_ng))
-    ext_text = ",".join(f"{e:04x}" for e in sorted(exts_ng) if e not in (EXT_SERVER_NAME, EXT_ALPN))
+    cipher_text = _hex_list(sorted(ciphers_ng))
+    ext_text = _hex_list(sorted([e for e in exts_ng if e not in _JA4_SKIPPED_EXTS]))
     if sig_ng:
-        ext_text += "_" + ",".join(f"{s:04x}" for s in sig_ng)
+        ext_text += "_" + _hex_list(sig_ng)
     ja4_b = _sha12(cipher_text) if cipher_text else _EMPTY_HASH
     ja4_c = _sha12(ext_text) if ext_text else _EMPTY_HASH
     return ClientHello(
@@ -292,6 +315,8 @@ def parse_server_hello(data: bytes) -> tuple[ServerHello, bool]:
 
 
 def _common_name(name: x509.Name) -> str | None:
+    from cryptography.x509.oid import NameOID
+
     for attr in name.get_attributes_for_oid(NameOID.COMMON_NAME):
         value = attr.value
         return value if isinstance(value, str) else bytes(value).decode("utf-8", "replace")
@@ -306,6 +331,10 @@ def parse_certificate(data: bytes) -> Certificate | None:
     first_len = int.from_bytes(data[7:10], "big")
     if list_len < 3 + first_len or 10 + first_len > len(data):
         return None
+    # Imported on first use: most runs never see a plaintext certificate, and the library
+    # is a large share of start-up time.
+    from cryptography import x509
+
     try:
         cert = x509.load_der_x509_certificate(bytes(data[10 : 10 + first_len]))
         subject_cn = _common_name(cert.subject)

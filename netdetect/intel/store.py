@@ -50,6 +50,10 @@ _UPPER_LITERAL = re.compile(r"[A-Z]")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
 _IPV4_COMPAT = ipaddress.IPv6Network("::/96")
 _IPV4_MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
+_BACKREF = re.compile(r"\\[1-9]|\(\?P=|\(\?\(")
+_MEMO_DOMAINS = 8192  # distinct names remembered by match_domain
+_MEMO_AGENTS = 1024  # distinct agent strings remembered by match_agent ...
+_MEMO_AGENT_CHARS = 512  # ... when no longer than this
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +102,22 @@ def _walk_suffixes(name: str) -> Iterator[str]:
         i = name.find(".", i + 1)
 
 
+def _any_of(agents: tuple[tuple[re.Pattern[str], str], ...], flags: int) -> re.Pattern[str] | None:
+    """One alternation of every agent pattern: a single scan that rules out the usual miss.
+
+    None when the patterns cannot be combined as they are (a back-reference would point at
+    another branch's group, an inline global flag is only valid at the start)."""
+    if not agents:
+        return None
+    texts = [p.pattern for p, _ in agents]
+    if any(_BACKREF.search(t) for t in texts):
+        return None
+    try:
+        return re.compile("|".join(f"(?:{t})" for t in texts), flags)
+    except re.error:
+        return None
+
+
 def _search_at_boundary(pattern: re.Pattern[str], text: str) -> re.Match[str] | None:
     pos = 0
     while True:
@@ -125,7 +145,8 @@ class Intel:
     """Pool domains, pool addresses, ports, miner agents and TLS fingerprints, in memory.
 
     Built by `load_intel`; after that every method is a pure lookup (the address sets are a
-    memory-mapped MaxMind DB). Safe to share between threads: nothing mutates after load.
+    memory-mapped MaxMind DB). Safe to share between threads: the only state that changes
+    after load is two bounded memos of lookup results, touched by single dict operations.
     """
 
     def __init__(
@@ -151,6 +172,12 @@ class Intel:
         self._agents_nocase = tuple(
             (re.compile(p.pattern, re.IGNORECASE), name) for p, name in agents
         )
+        self._agents_any = _any_of(agents, 0)
+        self._agents_any_nocase = _any_of(agents, re.IGNORECASE)
+        # Lookup memos: the same few names and user agents recur all day. Bounded by
+        # clearing when full (one C call, safe between threads, no eviction order to keep).
+        self._domain_memo: dict[str, DomainMatch | None] = {}
+        self._agent_memo: dict[str, AgentMatch | None] = {}
         self._tls = tls
         self._ip_db = ip_db
         self._geo = geo
@@ -175,6 +202,16 @@ class Intel:
     def match_domain(self, name: str) -> DomainMatch | None:
         """The most specific pool entry covering `name`, or None; an allowlist entry covering
         `name` always wins. Case-insensitive, trailing dot ignored, label boundaries only."""
+        memo = self._domain_memo
+        if name in memo:
+            return memo[name]
+        found = self._match_domain(name)
+        if len(memo) >= _MEMO_DOMAINS:
+            memo.clear()
+        memo[name] = found
+        return found
+
+    def _match_domain(self, name: str) -> DomainMatch | None:
         norm = normalise_name(name)
         if not norm:
             return None
@@ -206,13 +243,27 @@ class Intel:
         """The miner named by an agent string; the first matching signature line wins."""
         if not text:
             return None
+        memo = self._agent_memo
+        if text in memo:
+            return memo[text]
+        found = self._match_agent(text)
+        if len(text) <= _MEMO_AGENT_CHARS:
+            if len(memo) >= _MEMO_AGENTS:
+                memo.clear()
+            memo[text] = found
+        return found
+
+    def _match_agent(self, text: str) -> AgentMatch | None:
         if text.isascii():
             # Matching lower-cased text with case-sensitive patterns keeps re's literal-prefix
             # scan, several times faster than IGNORECASE on the browser user agents that
             # make up most misses. ASCII lower() keeps offsets, so spans index `text` too.
-            subject, agents = text.lower(), self._agents
+            subject, agents, any_of = text.lower(), self._agents, self._agents_any
         else:
-            subject, agents = text, self._agents_nocase
+            subject, agents, any_of = text, self._agents_nocase, self._agents_any_nocase
+        if any_of is not None and any_of.search(subject) is None:
+            # No signature matches anywhere in the text, so none matches at a boundary.
+            return None
         for pattern, name in agents:
             m = _search_at_boundary(pattern, subject)
             if m is not None:

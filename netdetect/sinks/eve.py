@@ -6,8 +6,6 @@ import json
 from datetime import UTC, datetime
 from typing import IO, Any
 
-import msgspec
-
 from netdetect.model import Alert, Suspect, Verdict
 
 CATEGORY = "Crypto Currency Mining Activity Detected"  # Suricata classtype coin-mining
@@ -141,6 +139,9 @@ def alert_to_eve(alert: Alert) -> dict[str, Any]:
     if alert.host_id is not None:
         nd["host"] = {"id": alert.host_id}
     if alert.host is not None:
+        # Only confirmed runs carry a host report: replay alone never loads msgspec.
+        import msgspec
+
         nd.setdefault("host", {})["report"] = msgspec.to_builtins(alert.host)
     out["netdetect"] = nd
     return out
