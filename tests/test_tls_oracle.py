@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import warnings
 from collections import defaultdict
 from pathlib import Path
 
@@ -25,6 +27,16 @@ def _norm_sni(sni: str | None) -> str | None:
     return sni.lower().rstrip(".") if sni else None
 
 
+def _no_current_loop() -> bool:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        try:
+            asyncio.get_event_loop()
+        except RuntimeError:
+            return True
+    return False
+
+
 def tshark_hellos(
     path: Path, tls_ports: frozenset[int] = frozenset()
 ) -> tuple[dict[FourTuple, list[Hello]], int]:
@@ -39,6 +51,10 @@ def tshark_hellos(
     seen: set[tuple[FourTuple, int, int]] = set()
     out: dict[FourTuple, list[Hello]] = defaultdict(list)
     non_tcp = 0
+    # pyshark runs tshark through the current asyncio loop; an earlier asyncio.run() in the
+    # same process leaves none set, so make sure there is one.
+    if _no_current_loop():
+        asyncio.set_event_loop(asyncio.new_event_loop())
     cap = pyshark.FileCapture(
         str(path),
         display_filter="tls.handshake.type == 1",
