@@ -529,15 +529,21 @@ class PacketDecoder:
         ptype = _U16(buf, p + 2)[0]
         if inner > end:
             return _NOT_TUNNEL
-        if ptype == _ETH_TEB:
-            self.tunnels += 1
-            return self._ether(ts, buf, inner, end, vlan, depth + 1)
+        return self._by_ethertype(ptype, ts, buf, inner, end, vlan, depth)
+
+    def _by_ethertype(
+        self, ptype: int, ts: float, buf: bytes, p: int, end: int, vlan: int, depth: int
+    ) -> _Inner:
+        """A tunnel's payload named by EtherType: IPv4, IPv6 or a whole Ethernet frame."""
         if ptype == _ETH_IPV4:
             self.tunnels += 1
-            return self._ip4(ts, buf, inner, end, vlan, depth + 1)
+            return self._ip4(ts, buf, p, end, vlan, depth + 1)
         if ptype == _ETH_IPV6:
             self.tunnels += 1
-            return self._ip6(ts, buf, inner, end, vlan, depth + 1)
+            return self._ip6(ts, buf, p, end, vlan, depth + 1)
+        if ptype == _ETH_TEB:
+            self.tunnels += 1
+            return self._ether(ts, buf, p, end, vlan, depth + 1)
         return _NOT_TUNNEL
 
     def _gre(self, ts: float, buf: bytes, p: int, end: int, vlan: int, depth: int) -> _Inner:
@@ -559,15 +565,8 @@ class PacketDecoder:
             p += 4
         if p > end:
             return _NOT_TUNNEL
-        if ptype == _ETH_IPV4:
-            self.tunnels += 1
-            return self._ip4(ts, buf, p, end, vlan, depth + 1)
-        if ptype == _ETH_IPV6:
-            self.tunnels += 1
-            return self._ip6(ts, buf, p, end, vlan, depth + 1)
-        if ptype == _ETH_TEB:
-            self.tunnels += 1
-            return self._ether(ts, buf, p, end, vlan, depth + 1)
+        if ptype in (_ETH_IPV4, _ETH_IPV6, _ETH_TEB):
+            return self._by_ethertype(ptype, ts, buf, p, end, vlan, depth)
         if ptype == _ERSPAN_II:
             # Type I has no ERSPAN header at all and is told apart by the GRE S bit.
             if seq:
