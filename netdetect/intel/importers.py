@@ -312,30 +312,28 @@ def _is_network(text: str) -> bool:
     return True
 
 
-def _parse_domain_list(data: bytes, col: _Collector) -> None:
+def _parse_single_column(
+    data: bytes, col: _Collector, what: str, add: Callable[..., bool]
+) -> None:
+    """One entry per line (`#` comments allowed); `add` is col.domain or col.address."""
     for number, line in _decoded_lines(data, col):
         text = _strip_comment(line).strip()
         if not text:
             col.ignored += 1
             continue
         if len(text.split()) != 1:
-            col.skip(number, "not one name per line", line)
+            col.skip(number, f"not one {what} per line", line)
             continue
-        if col.domain(text, number, note=f"{col.source_name}:{number}"):
+        if add(text, number, note=f"{col.source_name}:{number}"):
             col.records += 1
+
+
+def _parse_domain_list(data: bytes, col: _Collector) -> None:
+    _parse_single_column(data, col, "name", col.domain)
 
 
 def _parse_ip_list(data: bytes, col: _Collector) -> None:
-    for number, line in _decoded_lines(data, col):
-        text = _strip_comment(line).strip()
-        if not text:
-            col.ignored += 1
-            continue
-        if len(text.split()) != 1:
-            col.skip(number, "not one address per line", line)
-            continue
-        if col.address(text, number, note=f"{col.source_name}:{number}"):
-            col.records += 1
+    _parse_single_column(data, col, "address", col.address)
 
 
 def _parse_hosts(data: bytes, col: _Collector) -> None:
