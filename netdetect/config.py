@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netdetect.agent.protocol import ALERT_TOPIC, MqttSettings, valid_id
+from netdetect.agent.topics import ALERT_TOPIC, MqttSettings, valid_id
 from netdetect.errors import ConfigError
 
 KeyPath = tuple[str | int, ...]

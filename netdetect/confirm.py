@@ -23,19 +23,21 @@ from netdetect.agent.protocol import (
     Backoff,
     Status,
     decode_status,
-    host_of_report_topic,
-    host_of_status_topic,
     load_private_key,
     publish_properties,
-    query_topic,
     refused,
-    report_filter,
-    report_topic,
     seal_query,
-    status_filter,
     tls_context,
 )
 from netdetect.agent.schema import MAX_REPORT_BYTES, SCHEMA_VERSION, FlowSpec, HostQuery, HostReport
+from netdetect.agent.topics import (
+    host_of_report_topic,
+    host_of_status_topic,
+    query_topic,
+    report_filter,
+    report_topic,
+    status_filter,
+)
 from netdetect.correlate import allow_network, correlate, wallet_of
 from netdetect.errors import AgentError, ConfigError
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import dataclasses
 import itertools
 import sys
@@ -202,6 +201,8 @@ async def replay_confirmed(
 
     async def one(s: Suspect) -> None:
         _emit(await confirmer.confirm(s), sinks, result)
+
+    import asyncio  # only the confirmed replay needs it: keep it off replay's start-up
 
     async with asyncio.TaskGroup() as tg:
         frames = iter(_frames_of(files, result, progress))

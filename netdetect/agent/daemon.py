@@ -40,13 +40,11 @@ from netdetect.agent.protocol import (
     load_public_key,
     open_query,
     publish_properties,
-    query_topic,
     refused,
-    response_topic_ok,
-    status_topic,
     tls_context,
 )
 from netdetect.agent.schema import SCHEMA_VERSION, HostQuery, HostReport
+from netdetect.agent.topics import query_topic, response_topic_ok, status_topic
 from netdetect.config import AgentConfig, load_agent_config
 from netdetect.errors import AgentError, ConfigError
 

@@ -26,9 +26,7 @@ import binascii
 import hashlib
 import math
 import random
-import re
 import ssl
-from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import msgspec
@@ -46,86 +44,17 @@ from netdetect.agent.schema import (
     HostQuery,
     HostReport,
 )
+from netdetect.agent.topics import MqttSettings, valid_nonce
 from netdetect.errors import AgentError, ConfigError
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-PREFIX = "netdetect/v1"
-ALERT_TOPIC = f"{PREFIX}/alerts"
 SIGN_CONTEXT = b"netdetect-query-v1\x00"
 # Envelope overhead: base64 inflates by 4/3, plus the signature, key id and JSON punctuation.
 MAX_ENVELOPE_BYTES = MAX_QUERY_BYTES * 4 // 3 + 512
 MAX_STATUS_BYTES = 16 * 1024
-
-# Ids become single topic levels and mosquitto ACL %u substitutions: no wildcards, no '/',
-# nothing a shell or a log line would trip over.
-_ID_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-_NONCE_RE = re.compile(r"[0-9a-f]{32}")
-
-
-def valid_id(value: str) -> bool:
-    """True when `value` may be used as a host or sensor id (one safe topic level)."""
-    return _ID_RE.fullmatch(value) is not None
-
-
-def valid_nonce(value: str) -> bool:
-    """True for a 128-bit lowercase hex nonce."""
-    return _NONCE_RE.fullmatch(value) is not None
-
-
-def query_topic(host_id: str) -> str:
-    return f"{PREFIX}/hosts/{host_id}/query"
-
-
-def status_topic(host_id: str) -> str:
-    return f"{PREFIX}/hosts/{host_id}/status"
-
-
-def status_filter() -> str:
-    return f"{PREFIX}/hosts/+/status"
-
-
-def report_topic(sensor_id: str, host_id: str) -> str:
-    return f"{PREFIX}/sensors/{sensor_id}/reports/{host_id}"
-
-
-def report_filter(sensor_id: str) -> str:
-    return f"{PREFIX}/sensors/{sensor_id}/reports/+"
-
-
-def host_of_status_topic(topic: str) -> str | None:
-    """The host id in a status topic, or None when the topic is not one."""
-    parts = topic.split("/")
-    if len(parts) == 5 and parts[:3] == ["netdetect", "v1", "hosts"] and parts[4] == "status":
-        return parts[3] if valid_id(parts[3]) else None
-    return None
-
-
-def host_of_report_topic(topic: str, sensor_id: str) -> str | None:
-    """The host id in this sensor's report topic, or None when the topic is not one."""
-    parts = topic.split("/")
-    if (
-        len(parts) == 6
-        and parts[:3] == ["netdetect", "v1", "sensors"]
-        and parts[3] == sensor_id
-        and parts[4] == "reports"
-    ):
-        return parts[5] if valid_id(parts[5]) else None
-    return None
-
-
-def response_topic_ok(topic: str, host_id: str) -> bool:
-    """True when `topic` is ``netdetect/v1/sensors/<one valid id>/reports/<host_id>``."""
-    parts = topic.split("/")
-    return (
-        len(parts) == 6
-        and parts[:3] == ["netdetect", "v1", "sensors"]
-        and valid_id(parts[3])
-        and parts[4] == "reports"
-        and parts[5] == host_id
-    )
 
 
 # --- keys -------------------------------------------------------------------------------------
@@ -289,21 +218,6 @@ def decode_status(payload: bytes) -> Status:
 
 
 # --- MQTT connection --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class MqttSettings:
-    """Where and how to reach the broker; every client authenticates with its certificate."""
-
-    host: str
-    port: int
-    ca: Path
-    cert: Path
-    key: Path
-    keepalive: int = 30
-    connect_timeout: float = 10.0
-    reconnect_min: float = 0.5
-    reconnect_max: float = 60.0
 
 
 def publish_properties(

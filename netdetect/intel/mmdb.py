@@ -12,8 +12,6 @@ from typing import Any
 
 import maxminddb
 from maxminddb.types import Record
-from mmdb_writer import MMDBWriter
-from netaddr import IPNetwork, IPSet
 
 from netdetect.errors import SignatureError
 
@@ -100,6 +98,11 @@ def compile_ip_sets(entries: Iterable[IpEntry], dest: str | Path, *, digest: str
             rec["notes"].append(entry.note)
         rec["ports"].update(entry.ports)
         rec["any_port"] = rec["any_port"] or not entry.ports
+
+    # The writer and its netaddr dependency are only needed to compile: keep them off the
+    # start-up of every replay.
+    from mmdb_writer import MMDBWriter
+    from netaddr import IPNetwork, IPSet
 
     writer = MMDBWriter(
         ip_version=6,

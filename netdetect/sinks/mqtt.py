@@ -11,14 +11,15 @@ from typing import TYPE_CHECKING, Any, Self
 
 import aiomqtt
 
-from netdetect.agent.protocol import ALERT_TOPIC, Backoff, tls_context
+from netdetect.agent.protocol import Backoff, tls_context
+from netdetect.agent.topics import ALERT_TOPIC
 from netdetect.sinks.eve import alert_to_eve
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
     from types import TracebackType
 
-    from netdetect.agent.protocol import MqttSettings
+    from netdetect.agent.topics import MqttSettings
     from netdetect.model import Alert
 
 log = logging.getLogger("netdetect.sinks.mqtt")

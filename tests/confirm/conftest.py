@@ -21,7 +21,8 @@ import pytest
 from paho.mqtt.packettypes import PacketTypes
 from paho.mqtt.properties import Properties
 
-from netdetect.agent.protocol import MqttSettings, Status, decode_status, status_topic
+from netdetect.agent.protocol import Status, decode_status
+from netdetect.agent.topics import MqttSettings, status_topic
 from netdetect.model import Endpoint, Evidence, MinerFacts, PoolFacts, Suspect
 
 REPO = Path(__file__).resolve().parents[2]

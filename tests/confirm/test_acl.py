@@ -9,9 +9,8 @@ import subprocess
 import aiomqtt
 import pytest
 
-from netdetect.agent.protocol import (
-    Status,
-    encode_status,
+from netdetect.agent.protocol import Status, encode_status
+from netdetect.agent.topics import (
     query_topic,
     report_filter,
     report_topic,

@@ -21,12 +21,10 @@ from netdetect.agent.protocol import (
     Status,
     load_private_key,
     publish_properties,
-    query_topic,
-    report_filter,
-    report_topic,
     seal_query,
 )
 from netdetect.agent.schema import MAX_REPORT_BYTES, SCHEMA_VERSION, HostQuery, HostReport
+from netdetect.agent.topics import query_topic, report_filter, report_topic
 from netdetect.config import load_sensor_config
 from netdetect.confirm import BROKER_UNAVAILABLE, Confirmer
 from netdetect.hosts import Inventory

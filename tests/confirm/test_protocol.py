@@ -19,15 +19,10 @@ from netdetect.agent.protocol import (
     decode_status,
     encode_report,
     encode_status,
-    host_of_report_topic,
-    host_of_status_topic,
     key_id,
     open_query,
     refused,
-    report_topic,
-    response_topic_ok,
     seal_query,
-    valid_id,
 )
 from netdetect.agent.schema import (
     MAX_REPORT_BYTES,
@@ -37,6 +32,13 @@ from netdetect.agent.schema import (
     PersistenceEntry,
     ProcessFacts,
     TopProcess,
+)
+from netdetect.agent.topics import (
+    host_of_report_topic,
+    host_of_status_topic,
+    report_topic,
+    response_topic_ok,
+    valid_id,
 )
 from netdetect.config import AgentConfig
 from netdetect.errors import AgentError

@@ -14,8 +14,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netdetect.agent.protocol import MqttSettings
 from netdetect.agent.schema import MAX_REPORT_BYTES
+from netdetect.agent.topics import MqttSettings
 from netdetect.config import Allowlist, ConfirmConfig, SensorConfig
 from netdetect.confirm import BROKER_UNAVAILABLE, Confirmer, _Pending
 from netdetect.correlate import correlate
