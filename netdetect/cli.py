@@ -179,7 +179,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     paths = args.paths if args.command == "replay" else [demo_capture()]
     intel = _load_intel(args)
     home_net = args.home_net or list(DEFAULT_HOME_NET)
-    eve, eve_fh = open_eve(args.eve, sys.stdout)
+    try:
+        eve, eve_fh = open_eve(args.eve, sys.stdout)
+    except OSError as exc:
+        sys.stderr.write(f"netdetect: cannot write EVE output {args.eve}: {exc.strerror}\n")
+        return EXIT_USAGE
     report_stream = sys.stderr if args.eve == "-" else sys.stdout
     sinks: list[AlertSink] = [eve] if eve is not None else []
     bar = _ProgressBar() if sys.stdout.isatty() and not args.quiet else None

@@ -75,6 +75,10 @@ def test_cli_exit_status_and_eve_to_stdout(tmp_path: Path) -> None:
     assert _cli("replay", str(neg), "--fail-on-alert", "-q").returncode == 0
     assert _cli("replay", str(tmp_path / "missing.pcap")).returncode == 2
     assert _cli("replay", "--home-net", "not-a-cidr", demo).returncode == 2
+    unwritable = _cli("replay", demo, "--eve", str(tmp_path / "no" / "such" / "eve.json"))
+    assert unwritable.returncode == 2
+    assert "cannot write EVE output" in unwritable.stderr
+    assert "Traceback" not in unwritable.stderr
 
 
 def test_truncated_capture_is_analysed_up_to_the_damage(tmp_path: Path) -> None:
