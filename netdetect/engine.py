@@ -49,6 +49,7 @@ _BULK_AFTER = 64
 _JSON_HINTS = (b'"method"', b'"result"', b'"params"')
 _STREAM_BUDGET = 65536  # bytes per direction reassembled for decoding
 _MAX_PUSHES = 64
+PDNS_SWEEP = 300.0  # seconds of packet time between passive-DNS expiry sweeps
 
 # Header reads of the batch fast path (feed_frames), one unpack per layer:
 _ET: Final = struct.Struct("!H").unpack_from  # EtherType at 12
@@ -126,6 +127,8 @@ class Engine:
         self.decode_errors = 0
         self.dns_messages = 0
         self.dns_pool_answers = 0
+        self.pdns_expired = 0
+        self._pdns_sweep = -1.0
         self.sampled = 0
         self.last_ts = 0.0
 
@@ -332,6 +335,7 @@ class Engine:
                 "sampled_packets": self.sampled,
                 "alerts": self.detector.alerts,
                 "pdns_evictions": self.pdns.evictions,
+                "pdns_expired": self.pdns_expired,
             }
         )
         return c
@@ -368,6 +372,11 @@ class Engine:
     def _dns(self, msg: DnsMessage, ts: float) -> None:
         self.dns_messages += 1
         if msg.is_response and msg.answers:
+            if ts >= self._pdns_sweep:
+                # Answers are what fills passive DNS, so they also pay for clearing out the
+                # expired names, at most once per PDNS_SWEEP seconds of packet time.
+                self._pdns_sweep = ts + PDNS_SWEEP
+                self.pdns_expired += self.pdns.expire(ts)
             self.pdns.learn(msg, ts)
             for name, _qtype in msg.questions:
                 if self.intel.match_domain(name) is not None:

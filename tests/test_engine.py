@@ -183,3 +183,21 @@ def test_active_timeout_restarts_long_flows_without_a_second_alert(intel: Intel)
     assert len(out) == 1
     assert eng.table.active_expired == 1
     assert eng.detector.suppressed == 1  # the restarted flow was recognised, not re-alerted
+
+
+def test_passive_dns_names_expire_as_answers_arrive(intel: Intel) -> None:
+    eng = Engine(intel)
+
+    def answer(ts: float, name: str, ip: str, ttl: int) -> None:
+        f = frame(
+            IP(src="10.0.0.53", dst=MINER) / UDP(sport=53, dport=5555)
+            / DNS(id=9, qr=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, type="A", ttl=ttl,
+                                                                rdata=ip))
+        )
+        eng.feed(ts, 1, f)
+
+    answer(1.0, "a.example.org", "192.0.2.1", 60)
+    assert eng.pdns.names_for("192.0.2.1", 2.0) == ("a.example.org",)
+    answer(1000.0, "b.example.org", "192.0.2.2", 60)  # the first name expired long ago
+    assert eng.counters()["pdns_expired"] == 1
+    assert eng.pdns.names_for("192.0.2.1", 1000.0) == ()
