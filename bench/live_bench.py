@@ -1,6 +1,8 @@
 """Live capture benchmark: tcpreplay --topspeed of a SPAN-like capture into the lab's mirror
-port, `netdetect sniff` with 1 and 2 workers on the sensor side (and libpcap via pcapy-ng for
-comparison when it is installed). Prints what was offered, received, dropped and alerted.
+port, `netdetect sniff` with 1 and 2 workers on the sensor side, each without a kernel filter
+and with `--bpf default` (and libpcap via pcapy-ng for comparison when it is installed).
+Prints what was offered, received, dropped and alerted, and for the filtered runs how many
+frames the kernel filter passed and which alerts it cost against the unfiltered run.
 
     sudo python bench/live_bench.py [--packets 200000] [--capture FILE] [--loops 1]
 """
@@ -50,16 +52,32 @@ def wait_for(path: Path, pattern: str, timeout: float, proc: subprocess.Popen[by
     raise RuntimeError(f"no {pattern!r} in {path}:\n{path.read_text(errors='replace')}")
 
 
+def alerted_flows(eve: Path) -> set[tuple[str, ...]]:
+    """The flows an EVE file alerted on, as (proto, endpoint, endpoint) with the endpoints
+    sorted, so the same flow matches whichever side was taken for the miner."""
+    flows: set[tuple[str, ...]] = set()
+    if not eve.exists():
+        return flows
+    for line in eve.read_text().splitlines():
+        if line.strip():
+            ev = json.loads(line)
+            ends = sorted((f"{ev['src_ip']}:{ev['src_port']}",
+                           f"{ev['dest_ip']}:{ev['dest_port']}"))
+            flows.add((str(ev.get("proto")), *ends))
+    return flows
+
+
 def run_sniff(ns: str, sw: str, iface: str, workers: int, capture: Path, loops: int,
-              work: Path, home_net: str) -> dict[str, Any]:
-    log, eve = work / f"sniff{workers}.log", work / f"sniff{workers}.eve"
+              work: Path, home_net: str, bpf: str | None = None) -> dict[str, Any]:
+    tag = f"{workers}-bpf" if bpf else str(workers)
+    log, eve = work / f"sniff{tag}.log", work / f"sniff{tag}.eve"
     env = {**os.environ, "PYTHONPATH": str(REPO)}
     with log.open("wb") as err:
         proc = subprocess.Popen(
             ["ip", "netns", "exec", ns, sys.executable, "-m", "netdetect.cli", "sniff", "-i",
              iface, "--workers", str(workers), "--eve", str(eve), "-q", "--home-net", home_net,
-             "--stats-interval", "3600"], stderr=err, stdout=subprocess.DEVNULL, env=env,
-            cwd=REPO)
+             "--stats-interval", "3600", *(["--bpf", bpf] if bpf else [])], stderr=err,
+            stdout=subprocess.DEVNULL, env=env, cwd=REPO)
     try:
         wait_for(log, r"all \d+ worker\(s\) capturing", 60, proc)
         start = time.monotonic()
@@ -87,9 +105,12 @@ def run_sniff(ns: str, sw: str, iface: str, workers: int, capture: Path, loops: 
         return sum(int(w.get(key, 0)) for w in workers_final)
 
     alerts = sum(1 for line in eve.read_text().splitlines() if line) if eve.exists() else 0
-    return {"workers": workers, "offered": sent, "replay_s": secs, "replay_pps": pps,
-            "kernel_seen": total("kernel_packets"), "kernel_dropped": total("kernel_drops"),
-            "processed": total("packets"), "alerts": alerts, "elapsed_s": elapsed,
+    # With a filter attached, the kernel counts (tp_packets) only the frames the filter
+    # passed: "kernel saw" is then the filter's pass count, drops included.
+    return {"workers": workers, "bpf": bpf or "none", "offered": sent, "replay_s": secs,
+            "replay_pps": pps, "kernel_seen": total("kernel_packets"),
+            "kernel_dropped": total("kernel_drops"), "processed": total("packets"),
+            "alerts": alerts, "alert_flows": alerted_flows(eve), "elapsed_s": elapsed,
             "per_worker": [int(w.get("packets", 0)) for w in workers_final]}
 
 
@@ -147,7 +168,8 @@ def run_pcapy(ns: str, sw: str, iface: str, capture: Path, loops: int,
     m = re.search(r"processed=(\d+) kernel_recv=(\d+) kernel_drop=(\d+) alerts=(\d+)", out)
     if not m:
         raise RuntimeError(out + err)
-    return {"workers": "pcapy", "offered": sent, "replay_s": secs, "replay_pps": pps,
+    return {"workers": "pcapy", "bpf": "none", "offered": sent, "replay_s": secs,
+            "replay_pps": pps,
             "processed": int(m.group(1)), "kernel_seen": int(m.group(2)),
             "kernel_dropped": int(m.group(3)), "alerts": int(m.group(4))}
 
@@ -179,37 +201,55 @@ def main() -> int:
         lab = json.loads((state / "lab.json").read_text())
         # The capture's internal hosts (RFC 1918, ULA) are the home network, as in replay.
         home = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fd00::/8"
-        results: list[dict[str, Any]] = []
+        runs: dict[tuple[int, str], dict[str, Any]] = {}
         sensor, sw = lab["namespaces"]["sensor"], lab["namespaces"]["sw"]
         try:
             # Frames enter at the switch end of the mirror port, exactly where tc mirred
-            # puts its copies, and arrive on the sensor's span0.
-            for workers in (1, 2):
-                results.append(run_sniff(sensor, sw, lab["span"], workers, capture,
-                                         args.loops, work, home))
-                _print(results[-1])
+            # puts its copies, and arrive on the sensor's span0. Same capture, same
+            # --topspeed replay, with no filter and then with the default kernel prefilter.
+            for bpf in (None, "default"):
+                for workers in (1, 2):
+                    r = run_sniff(sensor, sw, lab["span"], workers, capture, args.loops, work,
+                                  home, bpf)
+                    runs[workers, r["bpf"]] = r
+                    _print(r)
+                    if bpf:
+                        _print_filter(r, runs[workers, "none"])
             if not args.no_pcapy:
                 try:
                     import pcapy  # noqa: F401
                 except ImportError:
                     print("pcapy-ng not installed: libpcap comparison skipped")
                 else:
-                    results.append(run_pcapy(sensor, sw, lab["span"], capture, args.loops,
-                                             home))
-                    _print(results[-1])
+                    _print(run_pcapy(sensor, sw, lab["span"], capture, args.loops, home))
         finally:
             subprocess.run([sys.executable, str(LAB), "down", "--prefix", args.prefix,
                             "--state", str(state)], capture_output=True, check=False)
-        one, two = results[0], results[1]
-        if one["processed"]:
-            print(f"fanout scaling (processed, 2 workers / 1 worker): "
-                  f"{two['processed'] / one['processed']:.2f}x on {os.cpu_count()} CPUs "
-                  "(tcpreplay shares them)")
+        for label in ("none", "default"):
+            one, two = runs[1, label], runs[2, label]
+            if one["processed"]:
+                print(f"fanout scaling bpf={label} (processed, 2 workers / 1 worker): "
+                      f"{two['processed'] / one['processed']:.2f}x on {os.cpu_count()} CPUs "
+                      "(tcpreplay shares them)")
     return 0
 
 
+def _print_filter(r: dict[str, Any], base: dict[str, Any]) -> None:
+    """The kernel filter's pass rate, and its alerts against the unfiltered run."""
+    share = 100 * r["kernel_seen"] / r["offered"] if r["offered"] else 0.0
+    lost = base["alert_flows"] - r["alert_flows"]
+    gained = r["alert_flows"] - base["alert_flows"]
+    print(f"  bpf={r['bpf']} workers={r['workers']}: kernel filter passed {r['kernel_seen']} "
+          f"of {r['offered']} offered frames ({share:.1f}%); alerts {r['alerts']} vs "
+          f"{base['alerts']} without filter ({r['alerts'] - base['alerts']:+d}); alerted "
+          f"flows lost {len(lost)}, gained {len(gained)}")
+    for flow in sorted(lost):
+        print(f"    lost: {' '.join(flow)}")
+
+
 def _print(r: dict[str, Any]) -> None:
-    print(f"workers={r['workers']}: offered {r['offered']} frames in {r['replay_s']:.2f}s "
+    print(f"workers={r['workers']} bpf={r['bpf']}: offered {r['offered']} frames in "
+          f"{r['replay_s']:.2f}s "
           f"({r['replay_pps']:.0f} pps), kernel saw {r['kernel_seen']}, dropped "
           f"{r['kernel_dropped']}, processed {r['processed']}, alerts {r['alerts']}"
           + (f", per worker {r['per_worker']}" if "per_worker" in r else ""))
