@@ -79,6 +79,7 @@ class Inspection:
     methods: set[str] = field(default_factory=set)
     client_dir: int | None = None  # 0: side a is the miner, 1: side b is
     alerted: bool = False
+    reported: bool = False  # its alert was raised (not suppressed as a resumed connection)
     keep: bool = False  # under suspicion: protect from eviction
     # pool facts
     pool_host: str | None = None
@@ -153,6 +154,7 @@ class Detector:
                 self.suppressed += 1
                 return
             self.alerts += 1
+            ins.reported = True
             self.suspects.append(self.suspect(flow, ins, ts))
 
     def pool_answer(self, flow: Flow, ins: Inspection, ip: str, name: str, ts: float) -> None:
@@ -443,6 +445,7 @@ class Detector:
                 asn=geo.asn if geo else None,
                 as_org=geo.as_org if geo else None,
                 country=geo.country if geo else None,
+                encoding="gzip" if ins.gzip else None,
             ),
             miner_facts=MinerFacts(
                 agent=ins.agent,

@@ -34,7 +34,7 @@ from netdetect.errors import DecodeError
 from netdetect.flow.stream import StreamReassembler
 from netdetect.flow.table import Flow, FlowTable
 from netdetect.intel import Intel
-from netdetect.model import TCP, UDP, Packet, Suspect, ip_raw
+from netdetect.model import TCP, UDP, FlowEnd, Packet, Suspect, ip_raw
 from netdetect.packet import PacketDecoder
 from netdetect.pdns import PassiveDns
 
@@ -128,6 +128,7 @@ class Engine:
         self.dns_messages = 0
         self.dns_pool_answers = 0
         self.pdns_expired = 0
+        self.flow_ends: list[FlowEnd] = []
         self._pdns_sweep = -1.0
         self.sampled = 0
         self.last_ts = 0.0
@@ -314,6 +315,25 @@ class Engine:
             self._watch(flow, st, d, pkt)
         else:
             self._sample(flow, st, d, pkt)
+
+    def take_flow_ends(self) -> list[FlowEnd]:
+        """Final records of alerted flows that left the table since the last call."""
+        out = self.flow_ends
+        self.flow_ends = []
+        return out
+
+    def _flow_end(self, flow: Flow, st: FlowState, reason: str) -> FlowEnd:
+        s = self.detector.suspect(flow, st.ins, flow.last_ts)
+        up = self.detector.miner_side(flow, st.ins)  # direction 0 is a→b: the miner's if a is
+        return FlowEnd(
+            suspect=s,
+            reason=reason,
+            closed=bool(flow.closed & 4 or flow.closed & 3 == 3),
+            pkts_to_pool=flow.pkts[up],
+            pkts_to_miner=flow.pkts[1 - up],
+            bytes_to_pool=flow.bytes[up],
+            bytes_to_miner=flow.bytes[1 - up],
+        )
 
     def take_suspects(self) -> list[Suspect]:
         out = self.detector.suspects
@@ -604,9 +624,13 @@ class Engine:
         if ins.alerted:
             st.mode = DONE
 
-    def _expired(self, flow: Flow, _reason: str) -> None:
+    def _expired(self, flow: Flow, reason: str) -> None:
         st = flow.inspection
-        if st is None or st.ins.alerted:
+        if st is None:
+            return
+        if st.ins.alerted:
+            if st.ins.reported:
+                self.flow_ends.append(self._flow_end(flow, st, reason))
             return
         if st.mode == DEEP:
             # The stream ended: a last message without its newline is complete now.

@@ -48,7 +48,7 @@ from netdetect.engine import Engine
 from netdetect.errors import NetdetectError
 from netdetect.intel import Intel, load_intel
 from netdetect.metrics import SensorMetrics, stats_line
-from netdetect.model import Alert, Suspect
+from netdetect.model import Alert, FlowEnd, Suspect
 
 if TYPE_CHECKING:
     from netdetect.config import SensorConfig
@@ -261,6 +261,8 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
             ring.read(engine.feed, READ_TIMEOUT)
             if detector.suspects:
                 out.put(("suspects", wid, engine.take_suspects()))
+            if engine.flow_ends:
+                out.put(("flows", wid, engine.take_flow_ends()))
             if ctl.generation.value != generation:
                 generation = ctl.generation.value
                 intel = _reload_intel(spec, engine, intel, generation)
@@ -279,6 +281,7 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
             ring.read(engine.feed, 0.02)
         engine.finish()
         out.put(("suspects", wid, engine.take_suspects()))
+        out.put(("flows", wid, engine.take_flow_ends()))
         out.put(("counters", wid, snapshot()))
     finally:
         out.put(("done", wid, 0))
@@ -537,6 +540,8 @@ class Sensor:
         if kind == "suspects":
             for s in body:
                 self._suspect(s, tg)
+        elif kind == "flows":
+            self._flow_ends(body)
         elif kind == "counters":
             self.metrics.update_worker(wid, body)
         elif kind == "ready":
@@ -578,6 +583,18 @@ class Sensor:
                 sink.write(alert)
             except OSError as exc:
                 log.error("alert sink %s failed: %s", type(sink).__name__, exc)  # noqa: TRY400
+
+    def _flow_ends(self, ends: list[FlowEnd]) -> None:
+        """Final records of alerted flows go to the sinks that keep flow records (EVE)."""
+        for sink in self.sinks:
+            write_flow = getattr(sink, "write_flow", None)
+            if write_flow is None:
+                continue
+            for fe in ends:
+                try:
+                    write_flow(fe)
+                except OSError as exc:
+                    log.error("flow sink %s failed: %s", type(sink).__name__, exc)  # noqa: TRY400
 
     def _check_workers(self) -> None:
         for wid, p in enumerate(self.procs):

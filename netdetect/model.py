@@ -84,6 +84,7 @@ class PoolFacts:
     asn: int | None = None
     as_org: str | None = None
     country: str | None = None
+    encoding: str | None = None  # "gzip" once an EthereumStratum/2.0.0 pool switched to it
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +118,24 @@ class Suspect:
     pool_facts: PoolFacts = field(default_factory=PoolFacts)
     miner_facts: MinerFacts = field(default_factory=MinerFacts)
     vlan: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class FlowEnd:
+    """An alerted flow leaving the flow table: its final evidence, facts and counts.
+
+    The alert is raised as soon as the evidence suffices; this record, written when the flow
+    ends (EVE event_type "flow", same flow_id), carries what was learned afterwards: job and
+    share counts, later methods and evidence, packets and bytes each way.
+    """
+
+    suspect: Suspect  # the final snapshot; `ts` is the flow's last packet
+    reason: str  # "closed" | "timeout" | "active" | "evicted" | "end" | "reused"
+    closed: bool  # FIN both ways or RST seen
+    pkts_to_pool: int
+    pkts_to_miner: int
+    bytes_to_pool: int
+    bytes_to_miner: int
 
 
 @dataclass(frozen=True, slots=True)

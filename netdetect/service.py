@@ -17,7 +17,7 @@ from netdetect.detect import DEFAULT_HOME_NET
 from netdetect.engine import Engine
 from netdetect.errors import CaptureError
 from netdetect.intel import Intel
-from netdetect.model import Alert, Suspect
+from netdetect.model import Alert, FlowEnd, Suspect
 from netdetect.sinks.eve import EveWriter
 
 YIELD_EVERY = 2048  # frames between event-loop yields while confirmations run
@@ -43,6 +43,7 @@ class RunResult:
     unreadable: int = 0  # files that failed to open or had damage
     files: int = 0
     frames: int = 0
+    flow_ends: int = 0  # final records of alerted flows written
     counters: dict[str, int] = field(default_factory=dict)
 
 
@@ -161,9 +162,12 @@ def replay(
         if detector.suspects:
             for s in engine.take_suspects():
                 _emit(network_only(s), sinks, result)
+        if engine.flow_ends:
+            _emit_flows(engine.take_flow_ends(), sinks, result)
     engine.finish()
     for s in engine.take_suspects():
         _emit(network_only(s), sinks, result)
+    _emit_flows(engine.take_flow_ends(), sinks, result)
     result.counters = engine.counters()
     if prefilter is not None:
         result.counters.update(prefilter.counters())
@@ -177,6 +181,16 @@ def _emit(alert: Alert, sinks: Sequence[AlertSink], result: RunResult) -> None:
     result.alerts.append(alert)
     for sink in sinks:
         sink.write(alert)
+
+
+def _emit_flows(ends: list[FlowEnd], sinks: Sequence[AlertSink], result: RunResult) -> None:
+    """Final records of alerted flows, to the sinks that keep flow records (EVE)."""
+    result.flow_ends += len(ends)
+    for sink in sinks:
+        write_flow = getattr(sink, "write_flow", None)
+        if write_flow is not None:
+            for fe in ends:
+                write_flow(fe)
 
 
 async def replay_confirmed(
@@ -210,10 +224,13 @@ async def replay_confirmed(
             if engine.detector.suspects:
                 for s in engine.take_suspects():
                     tg.create_task(one(s))
+            if engine.flow_ends:
+                _emit_flows(engine.take_flow_ends(), sinks, result)
             await asyncio.sleep(0)
         engine.finish()
         for s in engine.take_suspects():
             tg.create_task(one(s))
+        _emit_flows(engine.take_flow_ends(), sinks, result)
     result.counters = engine.counters()
     return result
 

@@ -201,3 +201,21 @@ def test_passive_dns_names_expire_as_answers_arrive(intel: Intel) -> None:
     answer(1000.0, "b.example.org", "192.0.2.2", 60)  # the first name expired long ago
     assert eng.counters()["pdns_expired"] == 1
     assert eng.pdns.names_for("192.0.2.1", 1000.0) == ()
+
+
+def test_alerted_flow_ends_with_final_counts(intel: Intel) -> None:
+    c = Conn(MINER, 40009, POOL, 3333)
+    frames = [(1.0, f) for f in c.syn()] + [(1.1, c.c2s(SUBSCRIBE))]
+    frames += [(10.0 * i, c.s2c(NOTIFY)) for i in range(1, 5)]
+    frames += [(50.0, c.c2s(b"", flags="FA")), (50.1, c.s2c(b"", flags="FA"))]
+    eng, sus = run(intel, frames)
+    assert len(sus) == 1
+    ends = eng.take_flow_ends()
+    assert len(ends) == 1
+    end = ends[0]
+    assert end.suspect.flow_id == sus[0].flow_id
+    assert end.suspect.pool_facts.jobs == 4  # counted after the alert was raised
+    assert sus[0].pool_facts.jobs == 0
+    assert end.closed
+    assert (end.pkts_to_pool, end.pkts_to_miner) == (3, 6)  # SYN, subscribe, FIN; SYN/ACK, 4, FIN
+    assert end.bytes_to_pool == len(SUBSCRIBE)

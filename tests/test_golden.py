@@ -46,8 +46,19 @@ def test_expected_alerts_and_golden_eve(entry: dict[str, Any], intel: Intel) -> 
 def test_eve_lines_carry_the_documented_fields(intel: Intel) -> None:
     buf = io.StringIO()
     replay([str(REPO / "pcaps" / "demo.pcap")], intel=intel, sinks=[EveWriter(buf)])
-    lines = [json.loads(x) for x in buf.getvalue().splitlines()]
+    events = [json.loads(x) for x in buf.getvalue().splitlines()]
+    lines = [e for e in events if e["event_type"] == "alert"]
+    flows = [e for e in events if e["event_type"] == "flow"]
     assert len(lines) == 3
+    # Each alerted flow ends with a flow record under the same flow_id, with final counts.
+    assert sorted(f["flow_id"] for f in flows) == sorted(a["flow_id"] for a in lines)
+    for f in flows:
+        assert f["flow"]["pkts_toserver"] > 0
+        assert f["flow"]["bytes_toclient"] > 0
+        assert f["flow"]["alerted"] is True
+        alert = next(a for a in lines if a["flow_id"] == f["flow_id"])
+        assert f["netdetect"]["score"] >= alert["netdetect"]["score"]
+        assert (f["src_ip"], f["dest_port"]) == (alert["src_ip"], alert["dest_port"])
     for ev in lines:
         assert ev["event_type"] == "alert"
         assert ev["timestamp"].endswith("+0000")
@@ -68,7 +79,7 @@ def test_cli_exit_status_and_eve_to_stdout(tmp_path: Path) -> None:
     demo = str(REPO / "pcaps" / "demo.pcap")
     ok = _cli("replay", demo, "--eve", "-")
     assert ok.returncode == 0, ok.stderr
-    assert len([x for x in ok.stdout.splitlines() if x.startswith("{")]) == 3
+    assert ok.stdout.count('"event_type":"alert"') == 3
     assert "mining flow" in ok.stderr  # the summary moves to stderr when EVE is on stdout
     assert _cli("replay", demo, "--fail-on-alert", "-q").returncode == 1
     neg = REPO / "pcaps" / "neg_bitcoin_p2p.pcap"
@@ -89,4 +100,4 @@ def test_truncated_capture_is_analysed_up_to_the_damage(tmp_path: Path) -> None:
     assert res.returncode == 2
     assert "cut.pcap" in res.stderr
     assert "offset" in res.stderr
-    assert len([x for x in res.stdout.splitlines() if x.startswith("{")]) == 3
+    assert res.stdout.count('"event_type":"alert"') == 3

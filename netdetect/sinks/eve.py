@@ -6,7 +6,7 @@ import json
 from datetime import UTC, datetime
 from typing import IO, Any
 
-from netdetect.model import Alert, Suspect, Verdict
+from netdetect.model import Alert, FlowEnd, Suspect, Verdict
 
 CATEGORY = "Crypto Currency Mining Activity Detected"  # Suricata classtype coin-mining
 
@@ -53,14 +53,11 @@ def signature_text(s: Suspect) -> str:
     return f"NETDETECT {what}" + (f" ({pool})" if pool else "")
 
 
-def alert_to_eve(alert: Alert) -> dict[str, Any]:
-    s = alert.suspect
-    techniques = list(dict.fromkeys(alert.mitre))
+def _header(s: Suspect, ts: float, event_type: str) -> dict[str, Any]:
     out: dict[str, Any] = {
-        "timestamp": eve_timestamp(s.ts),
+        "timestamp": eve_timestamp(ts),
         "flow_id": s.flow_id,
-        # An allowlisted match is recorded, not raised: it gets its own event type.
-        "event_type": "allowed" if alert.verdict is Verdict.ALLOWED else "alert",
+        "event_type": event_type,
         "src_ip": s.miner.ip,
         "src_port": s.miner.port,
         "dest_ip": s.pool.ip,
@@ -70,36 +67,28 @@ def alert_to_eve(alert: Alert) -> dict[str, Any]:
     }
     if s.vlan:
         out["vlan"] = [s.vlan]
-    out["alert"] = {
-        "action": "allowed",
-        "gid": 1,
-        "signature_id": SIGNATURE_IDS.get(s.dialect, SIGNATURE_IDS["unknown"]),
-        "rev": 1,
-        "signature": signature_text(s),
-        "category": CATEGORY,
-        "severity": alert.severity,
-        "metadata": {
-            "mitre_tactic_id": ["TA0040"],
-            "mitre_tactic_name": ["Impact"],
-            "mitre_technique_id": techniques,
-            "mitre_technique_name": [_TECHNIQUE_NAMES.get(t, t) for t in techniques],
-            "analytic": ["AN0742"],
-            "verdict": [alert.verdict.value],
-        },
-    }
+    return out
+
+
+def _tls(s: Suspect) -> dict[str, Any] | None:
     mf, pf = s.miner_facts, s.pool_facts
-    if mf.ja3 or mf.ja4:
-        out["tls"] = {
-            k: v
-            for k, v in (
-                ("sni", s.pool_facts.host if pf.host_source == "sni" else None),
-                ("ja3", {"hash": mf.ja3} if mf.ja3 else None),
-                ("ja4", mf.ja4),
-            )
-            if v is not None
-        }
-    nd: dict[str, Any] = {
-        "verdict": alert.verdict.value,
+    if not (mf.ja3 or mf.ja4):
+        return None
+    return {
+        k: v
+        for k, v in (
+            ("sni", pf.host if pf.host_source == "sni" else None),
+            ("ja3", {"hash": mf.ja3} if mf.ja3 else None),
+            ("ja4", mf.ja4),
+        )
+        if v is not None
+    }
+
+
+def _facts(s: Suspect) -> dict[str, Any]:
+    """The `netdetect` object's network half: score, dialect, evidence, pool and miner."""
+    mf, pf = s.miner_facts, s.pool_facts
+    return {
         "score": s.score,
         "dialect": s.dialect,
         "methods": list(s.methods),
@@ -118,6 +107,7 @@ def alert_to_eve(alert: Alert) -> dict[str, Any]:
                 "target": pf.target,
                 "jobs": pf.jobs,
                 "algo": pf.algo,
+                "encoding": pf.encoding,
                 "as": {"number": pf.asn, "organization": {"name": pf.as_org}} if pf.asn else None,
                 "geo": {"country_iso_code": pf.country} if pf.country else None,
             }
@@ -134,6 +124,34 @@ def alert_to_eve(alert: Alert) -> dict[str, Any]:
             }
         ),
     }
+
+
+def alert_to_eve(alert: Alert) -> dict[str, Any]:
+    s = alert.suspect
+    techniques = list(dict.fromkeys(alert.mitre))
+    # An allowlisted match is recorded, not raised: it gets its own event type.
+    out = _header(s, s.ts, "allowed" if alert.verdict is Verdict.ALLOWED else "alert")
+    out["alert"] = {
+        "action": "allowed",
+        "gid": 1,
+        "signature_id": SIGNATURE_IDS.get(s.dialect, SIGNATURE_IDS["unknown"]),
+        "rev": 1,
+        "signature": signature_text(s),
+        "category": CATEGORY,
+        "severity": alert.severity,
+        "metadata": {
+            "mitre_tactic_id": ["TA0040"],
+            "mitre_tactic_name": ["Impact"],
+            "mitre_technique_id": techniques,
+            "mitre_technique_name": [_TECHNIQUE_NAMES.get(t, t) for t in techniques],
+            "analytic": ["AN0742"],
+            "verdict": [alert.verdict.value],
+        },
+    }
+    tls = _tls(s)
+    if tls is not None:
+        out["tls"] = tls
+    nd: dict[str, Any] = {"verdict": alert.verdict.value, **_facts(s)}
     if alert.reasons:
         nd["reasons"] = list(alert.reasons)
     if alert.host_id is not None:
@@ -144,6 +162,33 @@ def alert_to_eve(alert: Alert) -> dict[str, Any]:
 
         nd.setdefault("host", {})["report"] = msgspec.to_builtins(alert.host)
     out["netdetect"] = nd
+    return out
+
+
+# Suricata's flow.reason vocabulary, from ours.
+_FLOW_REASON = {"end": "shutdown", "evicted": "forced"}
+
+
+def flow_to_eve(fe: FlowEnd) -> dict[str, Any]:
+    """An alerted flow's final record, Suricata-style (event_type "flow", same flow_id)."""
+    s = fe.suspect
+    out = _header(s, s.ts, "flow")
+    out["flow"] = {
+        "pkts_toserver": fe.pkts_to_pool,
+        "pkts_toclient": fe.pkts_to_miner,
+        "bytes_toserver": fe.bytes_to_pool,
+        "bytes_toclient": fe.bytes_to_miner,
+        "start": eve_timestamp(s.first_ts),
+        "end": eve_timestamp(s.ts),
+        "age": int(s.ts - s.first_ts),
+        "state": "closed" if fe.closed else "established",
+        "reason": _FLOW_REASON.get(fe.reason, "timeout"),
+        "alerted": True,
+    }
+    tls = _tls(s)
+    if tls is not None:
+        out["tls"] = tls
+    out["netdetect"] = {**_facts(s), "end_reason": fe.reason}
     return out
 
 
@@ -163,12 +208,19 @@ def _nonempty(d: dict[str, Any]) -> dict[str, Any]:
 
 
 class EveWriter:
-    """Writes one JSON line per alert and flushes it, so a tailing SIEM sees it at once."""
+    """Writes one JSON line per alert (and per alerted flow's end) and flushes it, so a
+    tailing SIEM sees it at once."""
 
     def __init__(self, stream: IO[str], *, include_allowed: bool = True) -> None:
         self.stream = stream
         self.include_allowed = include_allowed
         self.written = 0
+        self.flows_written = 0
+
+    def write_flow(self, fe: FlowEnd) -> None:
+        self.stream.write(json.dumps(flow_to_eve(fe), separators=(",", ":")) + "\n")
+        self.stream.flush()
+        self.flows_written += 1
 
     def write(self, alert: Alert) -> None:
         if alert.verdict is Verdict.ALLOWED and not self.include_allowed:

@@ -333,9 +333,11 @@ def replay_env() -> dict[str, str]:
 
 
 def read_eve(eve: Path) -> list[dict[str, Any]]:
+    """Alert and allowed events; flow-end records (event_type "flow") are left out."""
     if not eve.exists():
         return []
-    return [json.loads(line) for line in eve.read_text().splitlines() if line.strip()]
+    events = [json.loads(line) for line in eve.read_text().splitlines() if line.strip()]
+    return [e for e in events if e["event_type"] != "flow"]
 
 
 def run_replay(pcap: Path, sensor: Path, eve: Path, *, timeout: float = 60) -> ReplayRun:

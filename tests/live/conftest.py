@@ -129,10 +129,12 @@ class Sniff:
             self.signal(signal.SIGKILL)
             self.proc.wait(10)
 
-    def eve(self) -> list[dict[str, Any]]:
+    def eve(self, *, flows: bool = False) -> list[dict[str, Any]]:
+        """Alert (and allowed) events; with flows=True the flow-end records as well."""
         if not self.eve_path.exists():
             return []
-        return [json.loads(line) for line in self.eve_path.read_text().splitlines() if line]
+        events = [json.loads(line) for line in self.eve_path.read_text().splitlines() if line]
+        return [e for e in events if flows or e["event_type"] != "flow"]
 
     def final_counters(self) -> dict[int, dict[str, int]]:
         """Per-worker counters from the `worker N final: k=v ...` lines logged at exit."""
