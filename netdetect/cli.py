@@ -29,14 +29,8 @@ def default_signatures() -> str:
     env = os.environ.get("NETDETECT_SIGNATURES")
     if env:
         return env
-    here = Path(__file__).resolve().parent.parent / "signatures"
-    if here.is_dir():
-        return str(here)
-    for base in (Path(sys.prefix) / "share", Path("/usr/share"), Path("/usr/local/share")):
-        cand = base / "netdetect" / "signatures"
-        if cand.is_dir():
-            return str(cand)
-    return str(here)
+    found = _shared("signatures")
+    return str(found or Path(__file__).resolve().parent.parent / "signatures")
 
 
 def _home_net(text: str) -> list[str]:
@@ -168,8 +162,21 @@ def _load_intel(args: argparse.Namespace):  # type: ignore[no-untyped-def]
     )
 
 
+def _shared(*parts: str) -> Path | None:
+    """A bundled file: the source tree's, else the installed <prefix>/share/netdetect one."""
+    here = Path(__file__).resolve().parent.parent.joinpath(*parts)
+    if here.exists():
+        return here
+    for base in (Path(sys.prefix) / "share", Path("/usr/share"), Path("/usr/local/share")):
+        cand = base.joinpath("netdetect", *parts)
+        if cand.exists():
+            return cand
+    return None
+
+
 def demo_capture() -> str:
-    return str(Path(__file__).resolve().parent.parent / "pcaps" / "demo.pcap")
+    found = _shared("pcaps", "demo.pcap")
+    return str(found or Path(__file__).resolve().parent.parent / "pcaps" / "demo.pcap")
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
