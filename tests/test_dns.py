@@ -319,3 +319,13 @@ def test_tcp_message_cap(real_messages: list[bytes]) -> None:
     assert dec.overflow == len(framed)
     assert dec.feed(framed) == []
     assert dec.overflow == 2 * len(framed)
+
+
+def test_tcp_stream_keeps_messages_decoded_before_damage() -> None:
+    good = _scapy(DNS(id=5, qr=1, qd=DNSQR(qname="pool.example.org")))
+    # A whole message, then a length prefix too short for any DNS header, in one segment.
+    dec = DnsTcpDecoder()
+    events = dec.feed(struct.pack(">H", len(good)) + good + b"\x00\x03abc")
+    assert [e.msg_id for e in events if isinstance(e, DnsMessage)] == [5]
+    with pytest.raises(DecodeError):
+        dec.feed(b"more")

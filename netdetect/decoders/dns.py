@@ -243,6 +243,12 @@ def decode_dns(data: bytes, *, addresses_only: bool = False) -> DnsMessage:
     return DnsMessage(msg_id, flags >= 0x8000, flags & 0x000F, tuple(questions), tuple(answers))
 
 
+def _framed_message(buf: bytearray, pos: int, length: int) -> DnsMessage:
+    if length < HEADER_LEN:
+        raise DecodeError(f"DNS: TCP message length {length} is shorter than a header")
+    return decode_dns(bytes(buf[pos + 2 : pos + 2 + length]))
+
+
 class DnsTcpDecoder:
     """DNS over TCP (RFC 1035 4.2.2 / RFC 7766): two-byte length-prefixed messages."""
 
@@ -275,11 +281,18 @@ class DnsTcpDecoder:
         pos = 0
         while len(buf) - pos >= 2:
             (length,) = unpack_from(">H", buf, pos)
-            if length < HEADER_LEN:
-                raise DecodeError(f"DNS: TCP message length {length} is shorter than a header")
-            if len(buf) - pos - 2 < length:
+            if length >= HEADER_LEN and len(buf) - pos - 2 < length:
                 break
-            events.append(decode_dns(bytes(buf[pos + 2 : pos + 2 + length])))
+            try:
+                events.append(_framed_message(buf, pos, length))
+            except DecodeError as exc:
+                if not events:
+                    raise
+                # The messages before the damage are good: hand them out now and fail on the
+                # next feed, so nothing decoded is lost to the error.
+                self._error = exc
+                del buf[:]
+                return events
             pos += 2 + length
             self.messages += 1
             if self.messages >= self._max_messages:
