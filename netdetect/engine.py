@@ -10,11 +10,13 @@ before the capture is still caught), DONE (nothing more to learn).
 
 from __future__ import annotations
 
+import math
 import struct
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Final
 
-from netdetect.decoders import sv2
+from netdetect.agent.topics import valid_id
+from netdetect.decoders import dhcp, sv2
 from netdetect.decoders.base import StreamDecoder
 from netdetect.decoders.dns import DnsTcpDecoder, decode_dns
 from netdetect.decoders.events import (
@@ -34,15 +36,26 @@ from netdetect.errors import DecodeError
 from netdetect.flow.stream import StreamReassembler
 from netdetect.flow.table import Flow, FlowTable
 from netdetect.intel import Intel
-from netdetect.model import TCP, UDP, FlowEnd, Packet, Suspect, ip_raw
+from netdetect.model import TCP, UDP, FlowEnd, HostLease, Packet, Suspect, ip_raw
 from netdetect.packet import PacketDecoder
-from netdetect.pdns import PassiveDns
+from netdetect.pdns import PassiveDns, answer_addresses
 
 DEEP, WATCH, SAMPLE, DONE = 0, 1, 2, 3
 
 _HTTP_STARTS = (b"GET ", b"POST", b"PUT ", b"HEAD", b"HTTP", b"OPTI", b"DELE", b"PATC", b"CONN")
 _TLS_TYPES = (b"\x14", b"\x15", b"\x16", b"\x17")
 _DNS_PORTS = frozenset({53, 5353, 5355})
+_DHCP_PORTS = frozenset({67, 68})  # server, client (a relay talks 67 to 67)
+# UDP ports whose every datagram goes to the general path: one set, one probe per packet.
+_UDP_INSPECT = _DNS_PORTS | _DHCP_PORTS
+# Client requests waiting for their server's ACK, keyed by (xid, client MAC). A DHCP
+# exchange completes within seconds, so a few thousand cover a busy segment; beyond that
+# the oldest is dropped (and counted), and a request older than _DHCP_WAIT no longer names
+# an ACK (xids repeat across clients and reboots).
+_DHCP_PENDING = 4096
+_DHCP_WAIT = 300.0
+_MAX_LEASES = 4096  # leases held for a caller that does not take them (counted when dropped)
+_ZERO_V4 = "0.0.0.0"
 _SAMPLE_MAX = 1400  # bytes: full-size segments are bulk data; stratum lines are mostly small
 _BULK_AVG = 1000  # a flow whose packets average more than this after _BULK_AFTER is bulk
 _BULK_AFTER = 64
@@ -113,8 +126,13 @@ class Engine:
         tcp_idle: float = 600.0,
         udp_idle: float = 120.0,
         stream_pending: int = 65536,
+        on_dns_answer: Callable[[str, str, int, float], None] | None = None,
     ) -> None:
         self.intel = intel
+        # Called as (name, address, ttl, ts) for each A/AAAA answer (under its owner name and
+        # each alias leading to it), for a caller that learns host addresses from DNS. None
+        # costs one attribute test per DNS response.
+        self.on_dns_answer = on_dns_answer
         # Out-of-order bytes a stream holds while waiting for a hole to fill. 0 treats every
         # hole as loss at once: right when a prefilter dropped the bytes on purpose.
         self.stream_pending = stream_pending
@@ -129,6 +147,14 @@ class Engine:
         self.dns_pool_answers = 0
         self.pdns_expired = 0
         self.flow_ends: list[FlowEnd] = []
+        self.leases: list[HostLease] = []
+        self.dhcp_messages = 0
+        self.dhcp_leases = 0
+        self.dhcp_decode_errors = 0
+        self.dhcp_unusable = 0  # ACKs without an address or a usable host name
+        self.dhcp_dropped = 0  # client requests dropped from the pending map at its cap
+        self.leases_dropped = 0  # leases nobody took, dropped at _MAX_LEASES
+        self._dhcp_names: dict[tuple[int, str], tuple[str, float]] = {}
         self._pdns_sweep = -1.0
         self.sampled = 0
         self.last_ts = 0.0
@@ -146,15 +172,15 @@ class Engine:
         Same effect as calling `feed` for each, but the common frame (Ethernet, at most one
         802.1Q tag, IPv4 without options or IPv6 without extension headers, TCP or UDP) is
         decoded inline, and a packet that only moves counters (a flow already DONE, a pure
-        ACK, UDP that is not DNS) never becomes a Packet. Everything else takes the general
-        path, so behaviour and counters are identical to per-frame `feed`.
+        ACK, UDP that is not DNS or DHCP) never becomes a Packet. Everything else takes the
+        general path, so behaviour and counters are identical to per-frame `feed`.
         """
         table = self.table
         flows = table.flows
         get = flows.get
         feed = self.feed
         feed_packet = self.feed_packet
-        dns_ports = _DNS_PORTS
+        udp_inspect = _UDP_INSPECT
         sample_max = _SAMPLE_MAX
         tunnels = _UDP_TUNNELS
         next_sweep = table.next_sweep
@@ -256,7 +282,7 @@ class Engine:
                                         st.mode = DONE
                         else:
                             quiet = st is None and (
-                                not plen or (sport not in dns_ports and dport not in dns_ports)
+                                not plen or (sport not in udp_inspect and dport not in udp_inspect)
                             )
                         if quiet:
                             flow.last_ts = ts
@@ -340,6 +366,21 @@ class Engine:
         self.detector.suspects = []
         return out
 
+    def add_lease(self, lease: HostLease) -> None:
+        """Queue a learned address for take_leases (bounded: a caller that never takes them
+        costs at most _MAX_LEASES records; the rest are counted in leases_dropped)."""
+        if len(self.leases) >= _MAX_LEASES:
+            self.leases_dropped += 1
+            return
+        self.leases.append(lease)
+
+    def take_leases(self) -> list[HostLease]:
+        """Addresses learned (DHCP ACKs, and what an on_dns_answer hook appended) since the
+        last call."""
+        out = self.leases
+        self.leases = []
+        return out
+
     def finish(self) -> None:
         """End of input: flush every flow (and with it any last evidence)."""
         self.table.drain()
@@ -356,6 +397,12 @@ class Engine:
                 "alerts": self.detector.alerts,
                 "pdns_evictions": self.pdns.evictions,
                 "pdns_expired": self.pdns_expired,
+                "dhcp_messages": self.dhcp_messages,
+                "dhcp_leases": self.dhcp_leases,
+                "dhcp_decode_errors": self.dhcp_decode_errors,
+                "dhcp_unusable": self.dhcp_unusable,
+                "dhcp_dropped": self.dhcp_dropped,
+                "leases_dropped": self.leases_dropped,
             }
         )
         return c
@@ -377,7 +424,9 @@ class Engine:
             flow.closed |= 4
 
     def _udp(self, _flow: Flow, pkt: Packet) -> None:
-        if pkt.sport in _DNS_PORTS or pkt.dport in _DNS_PORTS:
+        sport = pkt.sport
+        dport = pkt.dport
+        if sport in _DNS_PORTS or dport in _DNS_PORTS:
             payload = pkt.payload
             # Only answers feed passive DNS; queries are skipped before any parsing.
             if len(payload) < 12 or not payload[2] & 0x80:
@@ -388,6 +437,53 @@ class Engine:
                 self.decode_errors += 1
                 return
             self._dns(msg, pkt.ts)
+        elif sport in _DHCP_PORTS and dport in _DHCP_PORTS:
+            self._dhcp(pkt)
+
+    def _dhcp(self, pkt: Packet) -> None:
+        """Pair a client's request (which carries its host name) with the server's ACK (which
+        carries the address and lease time) and emit the lease."""
+        try:
+            msg = dhcp.decode_dhcp(bytes(pkt.payload))
+        except DecodeError:
+            self.decode_errors += 1
+            self.dhcp_decode_errors += 1
+            return
+        self.dhcp_messages += 1
+        kind = msg.msg_type
+        key = (msg.xid, msg.chaddr)
+        pending = self._dhcp_names
+        ts = pkt.ts
+        if msg.op == dhcp.BOOTREQUEST:
+            name = msg.hostname or msg.client_fqdn
+            if name and kind in (dhcp.DISCOVER, dhcp.REQUEST, dhcp.INFORM):
+                pending.pop(key, None)
+                pending[key] = (name, ts)
+                if len(pending) > _DHCP_PENDING:
+                    del pending[next(iter(pending))]
+                    self.dhcp_dropped += 1
+            return
+        if kind == dhcp.NAK:
+            pending.pop(key, None)
+            return
+        # Only a reply from a server (or relay) port commits an address; an ACK-shaped
+        # datagram from a client port is not how any server speaks.
+        if kind != dhcp.ACK or pkt.sport != 67:
+            return
+        asked = pending.pop(key, None)
+        name = msg.hostname or msg.client_fqdn
+        if not name and asked is not None and ts - asked[1] <= _DHCP_WAIT:
+            name = asked[0]
+        # An ACK to INFORM leaves yiaddr empty: the client configured ciaddr itself.
+        ip = msg.yiaddr if msg.yiaddr != _ZERO_V4 else msg.ciaddr
+        host = _dhcp_host_id(name) if name else None
+        if ip == _ZERO_V4 or host is None:
+            self.dhcp_unusable += 1
+            return
+        lease = msg.lease_time
+        ttl = None if lease is None else math.inf if lease == dhcp.INFINITE_LEASE else float(lease)
+        self.dhcp_leases += 1
+        self.add_lease(HostLease(ip, host, ttl, ts))
 
     def _dns(self, msg: DnsMessage, ts: float) -> None:
         self.dns_messages += 1
@@ -398,6 +494,10 @@ class Engine:
                 self._pdns_sweep = ts + PDNS_SWEEP
                 self.pdns_expired += self.pdns.expire(ts)
             self.pdns.learn(msg, ts)
+            hook = self.on_dns_answer
+            if hook is not None:
+                for name, address, ttl in answer_addresses(msg):
+                    hook(name, address, ttl, ts)
             for name, _qtype in msg.questions:
                 if self.intel.match_domain(name) is not None:
                     self.dns_pool_answers += 1
@@ -648,3 +748,10 @@ class Engine:
                         self._event(flow, st, d, ev, flow.last_ts)
         # Evidence that only adds up at the end (bare TLS timing) gets a last look.
         self.detector.settle(flow, st.ins, flow.last_ts)
+
+
+def _dhcp_host_id(name: str) -> str | None:
+    """The host id a DHCP client name stands for: its first label, lower-cased; None when
+    that is not a usable id (it becomes an MQTT topic level and a certificate CN)."""
+    host = name.split(".", 1)[0].lower()
+    return host if valid_id(host) else None

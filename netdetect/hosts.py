@@ -7,16 +7,33 @@ and DNS are more current than a range in a file), then the longest inventory pre
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from netdetect.config import TomlDoc
+from netdetect.model import HostLease
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
     from pathlib import Path
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+# A DNS answer's TTL says how long a resolver may cache it, not how long the host keeps the
+# address; a name resolved once should still identify its host for the flows that follow.
+DNS_MIN_HOLD = 3600.0
+# Host names as the DNS decoder presents them: lower case, no trailing dot (RFC 1035 labels,
+# plus "_" which internal zones use).
+_NAME_RE = re.compile(r"(?=.{1,253}$)([a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)"
+                      r"(\.[a-z0-9_]([a-z0-9_-]{0,61}[a-z0-9_])?)*")
+
+
+def normal_name(name: str) -> str | None:
+    """`name` as DNS answers carry it (lower case, no trailing dot), or None if not a name."""
+    text = name.strip().lower().removesuffix(".")
+    return text if _NAME_RE.fullmatch(text) else None
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,17 +63,32 @@ class Inventory:
         # in use, which stays a handful of dict probes however many ranges there are.
         self._nets: dict[tuple[int, int], dict[int, HostIdentity]] = {}
         self._learned: OrderedDict[Address, tuple[str, float, str]] = OrderedDict()
+        self._by_name: dict[str, str] = {}  # declared DNS name -> host id
+        # DHCP host names arrive lower-cased; an inventory id spelt "Web-07" is still theirs.
+        self._by_lower: dict[str, str] = {}
         self.learned_ttl = learned_ttl
         self.max_learned = max_learned
         self.evicted = 0
         for ident, addrs in hosts:
             self.add(ident, addrs)
 
-    def add(self, ident: HostIdentity, addresses: tuple[str, ...]) -> None:
-        """Add a host; raise ValueError on a bad address or a duplicate id or address."""
+    def add(self, ident: HostIdentity, addresses: tuple[str, ...], *,
+            names: tuple[str, ...] = ()) -> None:
+        """Add a host; raise ValueError on a bad address or name, or a duplicate id, address
+        or name. A host without addresses is found only through what the sensor learns: a
+        DHCP lease naming its id, or a DNS answer for one of its `names`."""
         if ident.host_id in self._by_id:
             raise ValueError(f"duplicate host id {ident.host_id!r}")
         nets = [ipaddress.ip_network(a, strict=True) for a in addresses]
+        wanted: list[str] = []
+        for raw in names:
+            name = normal_name(raw)
+            if name is None:
+                raise ValueError(f"{raw!r} is not a DNS name")
+            owner = self._by_name.get(name)
+            if owner is not None or name in wanted:
+                raise ValueError(f"name {name} already belongs to {owner or ident.host_id}")
+            wanted.append(name)
         for net in nets:
             if net.num_addresses == 1:
                 addr = net.network_address
@@ -70,6 +102,9 @@ class Inventory:
                     raise ValueError(f"{net} already belongs to {table[key].host_id}")
                 table[key] = ident
         self._by_id[ident.host_id] = ident
+        self._by_lower.setdefault(ident.host_id.lower(), ident.host_id)
+        for name in wanted:
+            self._by_name[name] = ident.host_id
         # Longest prefix first, so lookup can stop at the first hit.
         self._nets = dict(sorted(self._nets.items(), key=lambda kv: -kv[0][1]))
 
@@ -78,6 +113,38 @@ class Inventory:
 
     def get(self, host_id: str) -> HostIdentity | None:
         return self._by_id.get(host_id)
+
+    def carry_learned(self, old: Inventory) -> None:
+        """Keep what `old` learned from the traffic (a reloaded inventory file must not make
+        the sensor forget every lease it has seen)."""
+        for addr, entry in old._learned.items():
+            self._learned.setdefault(addr, entry)
+        while len(self._learned) > self.max_learned:
+            self._learned.popitem(last=False)
+            self.evicted += 1
+
+    def host_for_name(self, name: str) -> str | None:
+        """The host id that declared DNS `name` (lower case, no trailing dot), if any."""
+        return self._by_name.get(name)
+
+    def names(self) -> dict[str, str]:
+        """Every declared DNS name and its host id (a copy: capture workers filter by it)."""
+        return dict(self._by_name)
+
+    def learn_leases(self, leases: Iterable[HostLease]) -> int:
+        """Learn what the traffic taught (Engine.take_leases); returns how many were learned.
+
+        DHCP leases hold for their lease time; DNS answers for at least DNS_MIN_HOLD.
+        """
+        n = 0
+        for lease in leases:
+            ttl = lease.ttl
+            if lease.source == "dns":
+                ttl = max(ttl or 0.0, DNS_MIN_HOLD)
+            host = self._by_lower.get(lease.host, lease.host)
+            self.learn(lease.ip, host, lease.ts, source=lease.source, ttl=ttl)
+            n += 1
+        return n
 
     def learn(self, ip: str, host_id: str, now: float, *, source: str = "dhcp",
               ttl: float | None = None) -> None:
@@ -132,7 +199,10 @@ class Inventory:
         """Load inventory.toml (``[[host]]`` tables); ConfigError lists every error with path:line.
 
         ``[[host]] id = "web-01", addresses = ["10.0.0.5", "10.0.1.0/24"], owner = "...",
-        tags = ["web"], agent = true`` — `agent = false` marks a known host without an agent.
+        tags = ["web"], agent = true, names = ["web-01.corp.example"]`` — `agent = false`
+        marks a known host without an agent; `names` are DNS names whose A/AAAA answers teach
+        the sensor the host's current address. `addresses` may be left out for a host whose
+        address comes from DHCP (by its id as hostname) or from `names`.
         """
         doc = TomlDoc(path)
         root = doc.root()
@@ -143,19 +213,47 @@ class Inventory:
             owner = sec.text("owner", None)
             tags = sec.str_list("tags")
             managed = sec.flag("agent", True)
+            sec.str_list("names")  # reports items that are not strings
+            raw_names = sec.table.get("names")
             sec.done()
             if not isinstance(host_id, str):
                 continue
-            if not addresses:
-                doc.error((*sec.keypath, "addresses"), "at least one address or prefix needed")
-                continue
+            good: list[str] = []
+            # Walk the list as written, so an error names the item's own index.
+            for i, raw in enumerate(raw_names if isinstance(raw_names, list) else ()):
+                if not isinstance(raw, str):
+                    continue
+                name = normal_name(raw)
+                if name is None:
+                    doc.error((*sec.keypath, "names", i), f"{raw!r} is not a DNS name")
+                elif name in good or inv.host_for_name(name) is not None:
+                    owner_id = inv.host_for_name(name) or host_id
+                    doc.error((*sec.keypath, "names", i),
+                              f"name {name} already belongs to {owner_id}")
+                else:
+                    good.append(name)
             try:
-                inv.add(HostIdentity(host_id, owner, tags, managed), addresses)
+                inv.add(HostIdentity(host_id, owner, tags, managed), addresses,
+                        names=tuple(good))
             except ValueError as exc:
                 doc.error((*sec.keypath, "addresses"), str(exc))
         root.done()
         doc.check()
         return inv
+
+
+def dns_learner(names: dict[str, str],
+                add: Callable[[HostLease], None]) -> Callable[[str, str, int, float], None]:
+    """An Engine.on_dns_answer hook: an answer for a name an inventory host declared
+    (`names`: name -> host id) becomes a lease (source "dns") handed to `add`
+    (Engine.add_lease, so it leaves with the DHCP leases)."""
+
+    def on_answer(name: str, address: str, ttl: int, ts: float) -> None:
+        host = names.get(name)
+        if host is not None:
+            add(HostLease(address, host, float(ttl), ts, source="dns"))
+
+    return on_answer
 
 
 def empty_inventory() -> Inventory:

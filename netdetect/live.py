@@ -3,7 +3,8 @@
 Process layout. The parent opens one TPACKET_V3 ring socket per worker as root (all joined to
 one PACKET_FANOUT_HASH group, so both directions of a flow land on the same worker), drops to
 --user, then forks the workers. Each worker maps its ring and runs its own detection Engine;
-it sends Suspects (rare) and cumulative counter snapshots (once a second) to the parent over a
+it sends Suspects (rare), learned host addresses (DHCP leases, DNS answers for inventory names;
+only with --confirm) and cumulative counter snapshots (once a second) to the parent over a
 multiprocessing queue. The parent is an asyncio loop: host confirmation, EVE/MQTT sinks,
 Prometheus metrics, the periodic stats line, signals. Workers ignore terminal signals: the
 parent decides when they stop, so a Ctrl-C still flushes every pending suspect into an alert.
@@ -227,6 +228,11 @@ class _WorkerSpec:
     home_net: tuple[str, ...]
     max_flows: int
     retire_ms: int
+    # With --confirm: leases go to the parent's inventory. `names` (DNS name -> host id) are
+    # the inventory's declared names at start; `config` lets a SIGHUP reload them.
+    learn_hosts: bool = False
+    names: tuple[tuple[str, str], ...] = ()
+    config: str | None = None
 
 
 def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
@@ -242,6 +248,12 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
     engine = Engine(intel, home_net=spec.home_net, max_flows=spec.max_flows)
     detector = engine.detector
     generation = ctl.generation.value
+    names = dict(spec.names)
+    if spec.learn_hosts:
+        from netdetect.hosts import dns_learner
+
+        # The hook always sees the same dict: a reload refills it in place.
+        engine.on_dns_answer = dns_learner(names, engine.add_lease)
     wid = spec.wid
 
     def snapshot() -> dict[str, int]:
@@ -263,9 +275,15 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
                 out.put(("suspects", wid, engine.take_suspects()))
             if engine.flow_ends:
                 out.put(("flows", wid, engine.take_flow_ends()))
+            if engine.leases:
+                leases = engine.take_leases()
+                if spec.learn_hosts:
+                    out.put(("leases", wid, leases))
             if ctl.generation.value != generation:
                 generation = ctl.generation.value
                 intel = _reload_intel(spec, engine, intel, generation)
+                if spec.learn_hosts:
+                    _reload_names(spec, names)
             now = time.monotonic()
             if now >= next_report:
                 next_report = now + REPORT_EVERY
@@ -280,6 +298,10 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
         while time.monotonic() < end:
             ring.read(engine.feed, 0.02)
         engine.finish()
+        leases = engine.take_leases()
+        if spec.learn_hosts and leases:
+            # Ahead of the last suspects, so they are looked up with these addresses known.
+            out.put(("leases", wid, leases))
         out.put(("suspects", wid, engine.take_suspects()))
         out.put(("flows", wid, engine.take_flow_ends()))
         out.put(("counters", wid, snapshot()))
@@ -302,6 +324,22 @@ def _reload_intel(spec: _WorkerSpec, engine: Engine, intel: Intel, generation: i
     engine.detector.intel = fresh
     log.info("worker %d: signatures reloaded (generation %d)", spec.wid, generation)
     return fresh
+
+
+def _reload_names(spec: _WorkerSpec, names: dict[str, str]) -> None:
+    """Refill the DNS names to learn from after SIGHUP (the parent validated the files)."""
+    from netdetect.config import load_sensor_config
+    from netdetect.hosts import Inventory
+
+    try:
+        cfg = load_sensor_config(Path(spec.config or ""))
+        fresh = Inventory.load(cfg.inventory).names() if cfg.inventory else {}
+    except (NetdetectError, OSError) as exc:
+        log.error(  # noqa: TRY400 - the message says it all; no traceback wanted
+            "worker %d: inventory reload failed, keeping the DNS names: %s", spec.wid, exc)
+        return
+    names.clear()
+    names.update(fresh)
 
 
 # --- the sensor -------------------------------------------------------------------------------
@@ -388,8 +426,11 @@ class Sensor:
     def start_workers(self, intel: Intel) -> None:
         o = self.opts
         for wid in range(o.workers):
+            inv = self._inventory
             spec = _WorkerSpec(wid, o.signatures or "", o.geo_asn, o.geo_city, o.home_net,
-                               o.max_flows, o.ring.retire_ms)
+                               o.max_flows, o.ring.retire_ms, learn_hosts=inv is not None,
+                               names=tuple(sorted(inv.names().items())) if inv else (),
+                               config=o.config)
             p = self._ctx.Process(target=_worker_main, name=f"netdetect-worker-{wid}",
                                   args=(spec, self.rings, intel, self._queue, self._ctl,
                                         os.getpid()), daemon=True)
@@ -542,6 +583,10 @@ class Sensor:
                 self._suspect(s, tg)
         elif kind == "flows":
             self._flow_ends(body)
+        elif kind == "leases":
+            confirmer = self._confirmer
+            if confirmer is not None:
+                confirmer.inventory.learn_leases(body)
         elif kind == "counters":
             self.metrics.update_worker(wid, body)
         elif kind == "ready":
@@ -641,6 +686,8 @@ class Sensor:
         self._confirmer.config = dataclasses.replace(old, allowlist=new.allowlist,
                                                      correlate=new.correlate,
                                                      inventory=new.inventory)
+        assert self._inventory is not None
+        self._inventory.carry_learned(self._confirmer.inventory)
         self._confirmer.inventory = self._inventory
         self._sensor_cfg = self._confirmer.config
 

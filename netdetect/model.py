@@ -139,6 +139,22 @@ class FlowEnd:
 
 
 @dataclass(frozen=True, slots=True)
+class HostLease:
+    """An address the sensor saw handed to (or resolved for) a host: a DHCP ACK, a DNS answer.
+
+    `host` is the host id as the traffic names it (a DHCP hostname's first label, lower-cased;
+    or the inventory id a declared DNS name belongs to). Whether that id has an agent is the
+    inventory's call, not the core's.
+    """
+
+    ip: str
+    host: str
+    ttl: float | None  # seconds the mapping holds (lease time); None: the inventory default
+    ts: float  # packet timestamp of the ACK or answer
+    source: str = "dhcp"  # "dhcp" | "dns"
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """A suspect with its verdict and, when the host answered, the host's half of the evidence."""
 

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Iterator
 
 from netdetect.decoders.events import DnsMessage
 
-__all__ = ["PassiveDns"]
+__all__ = ["PassiveDns", "answer_addresses"]
 
 _A = 1
 _AAAA = 28
@@ -152,3 +153,28 @@ class PassiveDns:
             if not entry:
                 del self._map[ip]
         return dropped
+
+
+def answer_addresses(msg: DnsMessage) -> Iterator[tuple[str, str, int]]:
+    """(name, address, ttl) for every A/AAAA answer of a successful response, once under the
+    record's owner name and once under each name whose CNAME chain in the message leads there
+    (so a question for an alias still names the address it resolved to)."""
+    if not msg.is_response or msg.rcode != 0:
+        return
+    alias_of: dict[str, str] = {}
+    for rr in msg.answers:
+        if rr.rtype == _CNAME and rr.value not in alias_of and rr.value != rr.name:
+            alias_of[rr.value] = rr.name
+    for rr in msg.answers:
+        if rr.rtype != _A and rr.rtype != _AAAA:  # noqa: PLR1714 - two int compares
+            continue
+        name = rr.name
+        seen = [name]
+        yield name, rr.value, rr.ttl
+        while len(seen) <= _MAX_CHAIN:
+            alias = alias_of.get(name)
+            if alias is None or alias in seen:
+                break
+            name = alias
+            seen.append(name)
+            yield name, rr.value, rr.ttl

@@ -8,7 +8,7 @@ import sys
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO, TYPE_CHECKING, Protocol
 
 from netdetect.capture.files import FrameReader, capture_size, expand_paths
 from netdetect.capture.prefilter import HEAD_PACKETS, SMALL_PAYLOAD, PrefilteredFile, PrefilterStats
@@ -20,6 +20,9 @@ from netdetect.intel import Intel
 from netdetect.model import Alert, FlowEnd, Suspect
 from netdetect.sinks.eve import EveWriter
 
+if TYPE_CHECKING:
+    from netdetect.hosts import Inventory
+
 YIELD_EVERY = 2048  # frames between event-loop yields while confirmations run
 # Frames per Engine.feed_frames call in replay: large enough that the per-call cost vanishes,
 # small enough that a suspect is emitted within a few milliseconds of capture time.
@@ -28,6 +31,8 @@ BATCH = 4096
 
 class Confirms(Protocol):
     """The host-confirmation side as the replay loop sees it (netdetect.confirm.Confirmer)."""
+
+    inventory: Inventory  # what the traffic teaches (DHCP, DNS) is learned into it
 
     async def confirm(self, suspect: Suspect) -> Alert: ...
 
@@ -164,6 +169,8 @@ def replay(
                 _emit(network_only(s), sinks, result)
         if engine.flow_ends:
             _emit_flows(engine.take_flow_ends(), sinks, result)
+        if engine.leases:
+            engine.take_leases()  # nobody is asked, so who owns an address does not matter
     engine.finish()
     for s in engine.take_suspects():
         _emit(network_only(s), sinks, result)
@@ -207,11 +214,18 @@ async def replay_confirmed(
 
     Confirmations run concurrently under a TaskGroup while the capture keeps being read;
     the Confirmer itself caps concurrency and falls back to network-only on any trouble,
-    so no suspect is lost.
+    so no suspect is lost. Addresses the traffic hands out (DHCP ACKs, DNS answers for names
+    the inventory declares) are learned into `confirmer.inventory` before the suspects of
+    the same batch are looked up.
     """
     result = RunResult()
     files = expand_paths(paths)
     engine = Engine(intel, home_net=home_net, max_flows=max_flows)
+    from netdetect.hosts import dns_learner  # only the confirmed path learns hosts
+
+    names = confirmer.inventory.names()
+    if names:
+        engine.on_dns_answer = dns_learner(names, engine.add_lease)
 
     async def one(s: Suspect) -> None:
         _emit(await confirmer.confirm(s), sinks, result)
@@ -221,6 +235,8 @@ async def replay_confirmed(
     async with asyncio.TaskGroup() as tg:
         frames = iter(_frames_of(files, result, progress))
         while engine.feed_frames(itertools.islice(frames, YIELD_EVERY)):
+            if engine.leases:
+                confirmer.inventory.learn_leases(engine.take_leases())
             if engine.detector.suspects:
                 for s in engine.take_suspects():
                     tg.create_task(one(s))
@@ -228,6 +244,7 @@ async def replay_confirmed(
                 _emit_flows(engine.take_flow_ends(), sinks, result)
             await asyncio.sleep(0)
         engine.finish()
+        confirmer.inventory.learn_leases(engine.take_leases())
         for s in engine.take_suspects():
             tg.create_task(one(s))
         _emit_flows(engine.take_flow_ends(), sinks, result)

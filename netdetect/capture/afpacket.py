@@ -78,7 +78,8 @@ _DROP_ALL: Final = (0x06, 0, 0, 0)  # BPF_RET | BPF_K, accept 0 bytes
 #    the timing of bare TLS sessions are small packets;
 #  - any IPv4 TCP segment whose payload starts a TLS handshake record (0x16), so a ClientHello
 #    larger than one small segment keeps its first segment;
-#  - DNS (53 UDP and TCP) and mDNS/LLMNR, which feed passive DNS;
+#  - DNS (53 UDP and TCP) and mDNS/LLMNR, which feed passive DNS, and DHCP (67/68), which
+#    tells the sensor which host holds an address;
 #  - all IPv6 TCP and DNS (libpcap has no tcp[] accessors for IPv6), IP fragments (the first
 #    fragment holds the ports), and encapsulated mirrors (GRE/ERSPAN, VXLAN) unfiltered;
 #  - the same again inside one 802.1Q tag, for NICs that do not strip tags into metadata.
@@ -90,7 +91,8 @@ _CORE_FILTER: Final = (
     "(ip and tcp and (tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst) != 0 or ip[2:2] <= 1280"
     " or tcp[((tcp[12:1] & 0xf0) >> 2):1] = 0x16))"
     " or (ip and ip[6:2] & 0x3fff != 0)"
-    " or (udp and (port 53 or port 5353 or port 5355)) or (tcp and port 53)"
+    " or (udp and (port 53 or port 5353 or port 5355 or port 67 or port 68))"
+    " or (tcp and port 53)"
     " or (ip6 and tcp) or proto gre or udp port 4789"
 )
 DEFAULT_BPF: Final = f"({_CORE_FILTER}) or (vlan and ({_CORE_FILTER}))"
