@@ -167,9 +167,17 @@ def correlate(
     notes = [f"host report: {e}" for e in report.errors[:4]]
     proc = report.process
     if not report.found or proc is None:
+        # A miner between reconnects owns no socket; the busiest processes still show it.
+        suspects = [
+            f"top consumer {t.name} (pid {t.pid}, {t.exe or 'exe unknown'}) uses "
+            f"{t.cpu_percent:.0f}% CPU" + (f", miner traits: {', '.join(t.traits[:6])}"
+                                           if t.traits else "")
+            for t in report.top
+            if t.traits or t.cpu_percent >= config.cpu_threshold
+        ][:3]
         return alert(
             Verdict.NETWORK_ONLY,
-            [f"host {host.host_id} found no process owning the flow", *notes],
+            [f"host {host.host_id} found no process owning the flow", *suspects, *notes],
         )
 
     abnormal = _abnormal(proc, config)

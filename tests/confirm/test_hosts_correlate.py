@@ -5,7 +5,7 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from netdetect.agent.schema import HostFacts, HostReport, PersistenceEntry, ProcessFacts
+from netdetect.agent.schema import HostFacts, HostReport, PersistenceEntry, ProcessFacts, TopProcess
 from netdetect.config import Allowlist, CorrelateConfig
 from netdetect.correlate import correlate, wallet_of
 from netdetect.hosts import HostIdentity, Inventory
@@ -186,3 +186,16 @@ def test_wallet_of() -> None:
     assert wallet_of("0xdead+1000") == "0xdead"
     assert wallet_of("x") == "x"
     assert wallet_of(None) is None
+
+
+def test_no_owner_but_a_busy_miner_among_top_consumers_is_named() -> None:
+    top = [
+        TopProcess(pid=77, name="kdevtmpfsi", exe="/tmp/kdevtmpfsi", cpu_percent=198.0,
+                   rss_bytes=1 << 20, traits=["name:kdevtmpfsi", "cmdline:stratum-url"]),
+        TopProcess(pid=12, name="sshd", exe="/usr/sbin/sshd", cpu_percent=0.5, rss_bytes=1 << 20),
+    ]
+    a = correlate(S, host=WEB, report=report(None, top=top), reason=None, allowlist=NONE)
+    assert a.verdict is Verdict.NETWORK_ONLY  # nothing owns the flow: not confirmed
+    assert a.reasons[0] == "host web-01 found no process owning the flow"
+    assert any("kdevtmpfsi (pid 77" in r and "stratum-url" in r for r in a.reasons)
+    assert not any("sshd" in r for r in a.reasons)
