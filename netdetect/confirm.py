@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Self
 import aiomqtt
 import msgspec
 
-from netdetect.agent.daemon import is_busy_report
 from netdetect.agent.protocol import (
     Backoff,
     Status,
@@ -29,7 +28,14 @@ from netdetect.agent.protocol import (
     seal_query,
     tls_context,
 )
-from netdetect.agent.schema import MAX_REPORT_BYTES, SCHEMA_VERSION, FlowSpec, HostQuery, HostReport
+from netdetect.agent.schema import (
+    MAX_REPORT_BYTES,
+    SCHEMA_VERSION,
+    FlowSpec,
+    HostQuery,
+    HostReport,
+    is_busy_report,
+)
 from netdetect.agent.topics import (
     host_of_report_topic,
     host_of_status_topic,

@@ -43,7 +43,7 @@ from netdetect.agent.protocol import (
     refused,
     tls_context,
 )
-from netdetect.agent.schema import SCHEMA_VERSION, HostQuery, HostReport
+from netdetect.agent.schema import BUSY_PREFIX, SCHEMA_VERSION, HostQuery, HostReport
 from netdetect.agent.topics import query_topic, response_topic_ok, status_topic
 from netdetect.config import AgentConfig, load_agent_config
 from netdetect.errors import AgentError, ConfigError
@@ -55,7 +55,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("netdetect.agent")
 
-BUSY_PREFIX = "busy:"
 WORK_THREADS = 2  # report work is short and GIL-bound; waiting for CPU windows takes no thread
 MAX_BUSY_REPLIES = 256  # "busy" answers being published at once; beyond, dropped silently
 
@@ -88,12 +87,6 @@ def busy_report(query: HostQuery, host_id: str, in_flight: int) -> HostReport:
     """The immediate answer to a query the agent has no capacity for."""
     return _failed_report(query, host_id,
                           f"{BUSY_PREFIX} agent at capacity ({in_flight} reports in progress)")
-
-
-def is_busy_report(report: HostReport) -> bool:
-    """True for an agent's "busy" answer: no facts, only the reason it gave none."""
-    return (not report.found and report.process is None and not report.persistence
-            and bool(report.errors) and report.errors[0].startswith(BUSY_PREFIX))
 
 
 class Gate:

@@ -103,3 +103,14 @@ class HostReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     top: list[TopProcess] = []
     host: HostFacts | None = None
     errors: list[str] = []  # collectors that failed (permission, vanished pid, ...)
+
+
+# An agent with no capacity left answers at once with a report whose first error starts with
+# this, instead of letting the sensor wait out its timeout. Both sides need to recognise it.
+BUSY_PREFIX = "busy:"
+
+
+def is_busy_report(report: HostReport) -> bool:
+    """True for an agent's "busy" answer: no facts, only the reason it gave none."""
+    return (not report.found and report.process is None and not report.persistence
+            and bool(report.errors) and report.errors[0].startswith(BUSY_PREFIX))
