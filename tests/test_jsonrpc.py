@@ -8,8 +8,8 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-import dpkt
 import pytest
+from test_tls import tcp_directions
 
 from netdetect.decoders.events import HttpMessage, StratumMessage
 from netdetect.decoders.http import HttpDecoder
@@ -551,38 +551,13 @@ def test_msgspec_and_json_paths_agree_on_facts() -> None:
 # --- corpus: every labelled method is classified mining; benign files carry none -------------
 
 
-def tcp_streams(path: Path) -> dict[tuple[bytes, int, bytes, int], bytes]:
-    """Each TCP direction of a capture, reassembled by sequence number, retransmissions dropped."""
-    segs: dict[tuple[bytes, int, bytes, int], dict[int, bytes]] = {}
-    isns: dict[tuple[bytes, int, bytes, int], int] = {}
-    with path.open("rb") as f:
-        head = f.read(4)
-        f.seek(0)
-        reader: Any = dpkt.pcapng.Reader(f) if head == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader(f)
-        link = reader.datalink()
-        for _ts, buf in reader:
-            try:
-                ip = dpkt.ip.IP(buf[4:]) if link in (0, 108) else dpkt.ethernet.Ethernet(buf).data
-            except (dpkt.dpkt.UnpackError, IndexError):
-                continue
-            tcp = getattr(ip, "data", None)
-            if not isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6)) or not isinstance(tcp, dpkt.tcp.TCP):
-                continue
-            key = (bytes(ip.src), tcp.sport, bytes(ip.dst), tcp.dport)
-            if tcp.flags & dpkt.tcp.TH_SYN:
-                isns[key] = (tcp.seq + 1) & 0xFFFFFFFF
-            if tcp.data:
-                segs.setdefault(key, {}).setdefault(tcp.seq, bytes(tcp.data))
-    out = {}
-    for key, by_seq in segs.items():
-        base = isns.get(key, min(by_seq))
-        stream = bytearray()
-        for seq in sorted(by_seq, key=lambda s: (s - base) & 0xFFFFFFFF):
-            data, off = by_seq[seq], (seq - base) & 0xFFFFFFFF
-            if off < len(stream):
-                data = data[len(stream) - off :]
-            stream += data
-        out[key] = bytes(stream)
+def tcp_streams(path: Path) -> dict[tuple[str, int, str, int], bytes]:
+    """Each TCP direction of a capture, reassembled by sequence number, retransmissions dropped
+    (one entry per 4-tuple: a reused 4-tuple's connections are joined)."""
+    out: dict[tuple[str, int, str, int], bytes] = {}
+    for d in tcp_directions(path):
+        key = (d.src, d.sport, d.dst, d.dport)
+        out[key] = out.get(key, b"") + d.data
     return out
 
 

@@ -6,10 +6,10 @@ import json
 import random
 import struct
 from pathlib import Path
-from typing import Any
 
 import dpkt
 import pytest
+from test_tls import frames, ip_packet
 
 from netdetect.decoders.sv2 import (
     ELLSWIFT_LEN,
@@ -123,27 +123,18 @@ def test_noise_handshake_shapes() -> None:
 
 
 def first_payloads(path: Path) -> dict[tuple[bytes, int, bytes, int], bytes]:
-    """The first TCP payload seen in each direction of a capture."""
+    """The first TCP payload seen in each direction of a capture (one segment, not a stream:
+    the Noise handshake is recognised by segment sizes)."""
     out: dict[tuple[bytes, int, bytes, int], bytes] = {}
-    with path.open("rb") as f:
-        magic = f.read(4)
-        f.seek(0)
-        reader: Any = dpkt.pcapng.Reader(f) if magic == b"\x0a\x0d\x0d\x0a" else dpkt.pcap.Reader(f)
-        link = reader.datalink()
-        for _ts, buf in reader:
-            try:
-                ip = dpkt.ip.IP(buf[4:]) if link in (0, 108) else dpkt.ethernet.Ethernet(buf).data
-            except (dpkt.dpkt.UnpackError, IndexError):
-                continue
-            tcp = getattr(ip, "data", None)
-            if (
-                isinstance(ip, (dpkt.ip.IP, dpkt.ip6.IP6))
-                and isinstance(tcp, dpkt.tcp.TCP)
-                and tcp.data
-            ):
-                out.setdefault(
-                    (bytes(ip.src), tcp.sport, bytes(ip.dst), tcp.dport), bytes(tcp.data)
-                )
+    for link, frame in frames(path):
+        try:
+            ip = ip_packet(link, frame)
+        except (dpkt.UnpackError, struct.error):
+            continue
+        tcp = ip.data if ip is not None else None
+        if isinstance(tcp, dpkt.tcp.TCP) and tcp.data:
+            key = (bytes(ip.src), tcp.sport, bytes(ip.dst), tcp.dport)  # type: ignore[union-attr]
+            out.setdefault(key, bytes(tcp.data))
     return out
 
 

@@ -52,7 +52,7 @@ def _ip_text(raw: bytes) -> str:
     return socket.inet_ntop(socket.AF_INET if len(raw) == 4 else socket.AF_INET6, raw)
 
 
-def _frames(path: Path) -> Iterator[tuple[int, bytes]]:
+def frames(path: Path) -> Iterator[tuple[int, bytes]]:
     with path.open("rb") as f:
         magic = f.read(4)
         f.seek(0)
@@ -62,7 +62,7 @@ def _frames(path: Path) -> Iterator[tuple[int, bytes]]:
             yield link, bytes(buf)
 
 
-def _ip_packet(link: int, frame: bytes) -> dpkt.Packet | None:
+def ip_packet(link: int, frame: bytes) -> dpkt.Packet | None:
     if link == dpkt.pcap.DLT_EN10MB:
         eth = dpkt.ethernet.Ethernet(frame)
         ip = eth.data
@@ -82,9 +82,9 @@ def tcp_directions(path: Path) -> list[Direction]:
     on the same 4-tuple starts a new connection. Retransmitted bytes are dropped; a hole ends
     the reassembled data."""
     conns: dict[tuple[str, int, str, int], list[tuple[int | None, list[tuple[int, bytes]]]]] = {}
-    for link, frame in _frames(path):
+    for link, frame in frames(path):
         try:
-            ip = _ip_packet(link, frame)
+            ip = ip_packet(link, frame)
         except (dpkt.UnpackError, struct.error):
             continue
         if ip is None or not isinstance(ip.data, dpkt.tcp.TCP):
@@ -122,9 +122,9 @@ def tcp_directions(path: Path) -> list[Direction]:
 def udp_payloads(path: Path, port: int | None = None) -> dict[int, bytes]:
     """UDP payloads (to or from `port`, if given) by frame number, 1-based as in tshark."""
     out: dict[int, bytes] = {}
-    for number, (link, frame) in enumerate(_frames(path), start=1):
+    for number, (link, frame) in enumerate(frames(path), start=1):
         try:
-            ip = _ip_packet(link, frame)
+            ip = ip_packet(link, frame)
         except (dpkt.UnpackError, struct.error):
             continue
         if ip is None or not isinstance(ip.data, dpkt.udp.UDP):
