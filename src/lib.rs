@@ -1,0 +1,24 @@
+//! netdetect's compiled core: everything that runs per packet or per flow.
+//!
+//! Pure and deterministic: time comes from packet timestamps; no clock, no network, no
+//! files except capture sources. Python (netdetect/) keeps the judgement: it asks the
+//! engine for the next batch of events and gets plain values back, only for flows that can
+//! still carry evidence (see `engine`). The bindings live in `python` (feature "python").
+
+pub mod capture;
+pub mod dhcp;
+pub mod dns;
+pub mod engine;
+pub mod error;
+pub mod flow;
+pub mod http;
+pub mod intel;
+pub mod lines;
+pub mod packet;
+pub mod pdns;
+pub mod reasm;
+pub mod sv2;
+pub mod tls;
+
+#[cfg(feature = "python")]
+mod python;
