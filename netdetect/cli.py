@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                     "evidence that only shows late in long flows, see bench/PERF.md)")
     rp.add_argument("--prefilter-heads", type=int, default=8, metavar="N",
                     help="with --prefilter: packets per flow direction always kept")
+    rp.add_argument("--engine", choices=("core", "python"), default="core",
+                    help="core: the compiled packet core (default); python: the earlier "
+                    "per-packet engine, kept for comparison")
     detector_opts(rp)
 
     dp = sub.add_parser("demo", help="replay the bundled demo capture")
@@ -213,6 +216,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
             result = replay(
                 paths, intel=intel, sinks=sinks, home_net=home_net,
                 max_flows=args.max_flows, progress=bar, prefilter=prefilter,
+                engine_kind=getattr(args, "engine", "core"),
             )
     finally:
         if bar is not None:
@@ -264,6 +268,7 @@ async def _replay_confirmed(
         return await replay_confirmed(
             paths, intel=intel, confirmer=confirmer, sinks=[*sinks, *extra],
             home_net=home_net, max_flows=args.max_flows, progress=progress,
+            engine_kind=getattr(args, "engine", "core"),
         )
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 
 from netdetect.decoders.events import (
@@ -15,12 +15,12 @@ from netdetect.decoders.events import (
     StratumMessage,
     Sv2Message,
 )
-from netdetect.flow.table import Flow
 from netdetect.intel import Intel
 from netdetect.model import (
     TCP,
     Endpoint,
     Evidence,
+    FlowView,
     MinerFacts,
     PoolFacts,
     Suspect,
@@ -141,7 +141,7 @@ class Detector:
         if weight >= 30:
             ins.keep = True
 
-    def settle(self, flow: Flow, ins: Inspection, ts: float) -> None:
+    def settle(self, flow: FlowView, ins: Inspection, ts: float) -> None:
         """Called after each packet's events: raise the flow's one alert when it is due."""
         if not ins.alerted and ins.score >= self.threshold:
             ins.alerted = True
@@ -157,7 +157,7 @@ class Detector:
             ins.reported = True
             self.suspects.append(self.suspect(flow, ins, ts))
 
-    def pool_answer(self, flow: Flow, ins: Inspection, ip: str, name: str, ts: float) -> None:
+    def pool_answer(self, flow: FlowView, ins: Inspection, ip: str, name: str, ts: float) -> None:
         """A DNS answer names a pool for an address this flow already talks to (the flow
         started before the answer was seen, e.g. before the capture began)."""
         m = self.intel.match_domain(name)
@@ -174,15 +174,22 @@ class Detector:
 
     # -- flow-level checks ----------------------------------------------------------------
 
-    def check_remote(self, flow: Flow, ins: Inspection, ts: float) -> None:
+    def check_remote(
+        self,
+        flow: FlowView,
+        ins: Inspection,
+        ts: float,
+        names: Callable[[str], Sequence[str]] | None = None,
+    ) -> None:
         """Once per flow, at its first payload: is either end a known pool address, or an
-        address this sensor saw resolved from a pool name?"""
+        address this sensor saw resolved from a pool name? `names` gives an address's
+        passive-DNS names when the caller already looked them up (the compiled core)."""
         if ins.remote_checked:
             return
         ins.remote_checked = True
         for side, raw in ((1, flow.b_ip), (0, flow.a_ip)):
             ip = ip_str(raw)
-            for name in self.pdns.names_for(ip, ts):
+            for name in self.pdns.names_for(ip, ts) if names is None else names(ip):
                 m = self.intel.match_domain(name)
                 if m is not None:
                     kind, weight = _dns_kind(name)
@@ -212,7 +219,7 @@ class Detector:
             ins.list_match = match
 
     def check_timing(
-        self, flow: Flow, ins: Inspection, pushes: list[float], client_small: int, ts: float
+        self, flow: FlowView, ins: Inspection, pushes: list[float], client_small: int, ts: float
     ) -> None:
         """Bare TLS with stratum-like timing: the pool pushes small records every few
         seconds, the miner answers with small records, for a long time, moving little data."""
@@ -240,7 +247,7 @@ class Detector:
 
     # -- decoded events -------------------------------------------------------------------
 
-    def on_event(self, flow: Flow, ins: Inspection, d: int, ev: Event, ts: float) -> None:
+    def on_event(self, flow: FlowView, ins: Inspection, d: int, ev: Event, ts: float) -> None:
         if isinstance(ev, StratumMessage):
             self._stratum(flow, ins, d, ev, ts, via_http=False)
         elif isinstance(ev, HttpMessage):
@@ -259,7 +266,7 @@ class Detector:
             self._sv2(ins, d, ev, ts)
 
     def _stratum(
-        self, _flow: Flow, ins: Inspection, d: int, ev: StratumMessage, ts: float, via_http: bool
+        self, _flow: FlowView, ins: Inspection, d: int, ev: StratumMessage, ts: float, via_http: bool
     ) -> None:
         if not ev.mining:
             return
@@ -321,7 +328,7 @@ class Detector:
             ins.agent_version = am.version
             self.add(ins, "miner-agent", W_MINER_AGENT, f"miner agent {agent[:80]!r}", ts)
 
-    def _http(self, flow: Flow, ins: Inspection, d: int, ev: HttpMessage, ts: float) -> None:
+    def _http(self, flow: FlowView, ins: Inspection, d: int, ev: HttpMessage, ts: float) -> None:
         if ev.is_request:
             if ins.client_dir is None and ev.rpc:
                 ins.client_dir = d
@@ -350,7 +357,7 @@ class Detector:
             self._stratum(flow, ins, d, msg, ts, via_http=True)
 
     def _client_hello(
-        self, flow: Flow, ins: Inspection, d: int, ev: ClientHello, ts: float
+        self, flow: FlowView, ins: Inspection, d: int, ev: ClientHello, ts: float
     ) -> None:
         ins.client_dir = d
         ins.app_proto = ins.app_proto or "tls"
@@ -403,7 +410,7 @@ class Detector:
         addr = ipaddress.ip_address(raw)
         return any(addr in n for n in self.home_nets if n.version == addr.version)
 
-    def miner_side(self, flow: Flow, ins: Inspection) -> int:
+    def miner_side(self, flow: FlowView, ins: Inspection) -> int:
         """0 when side a is the miner, 1 when side b is.
 
         The protocol role decides when it is known (an inside host serving stratum is a pool
@@ -416,7 +423,7 @@ class Detector:
             return 0 if a_home else 1
         return 0
 
-    def suspect(self, flow: Flow, ins: Inspection, ts: float) -> Suspect:
+    def suspect(self, flow: FlowView, ins: Inspection, ts: float) -> Suspect:
         side = self.miner_side(flow, ins)
         a = Endpoint(ip_str(flow.a_ip), flow.a_port)
         b = Endpoint(ip_str(flow.b_ip), flow.b_port)
@@ -472,13 +479,13 @@ def _dns_kind(name: str) -> tuple[str, int]:
     return "pool-dns", W_POOL_DNS
 
 
-def _conn_key(flow: Flow) -> tuple[bytes, int, bytes, int]:
+def _conn_key(flow: FlowView) -> tuple[bytes, int, bytes, int]:
     if (flow.a_ip, flow.a_port) <= (flow.b_ip, flow.b_port):
         return (flow.a_ip, flow.a_port, flow.b_ip, flow.b_port)
     return (flow.b_ip, flow.b_port, flow.a_ip, flow.a_port)
 
 
-def flow_id(flow: Flow) -> int:
+def flow_id(flow: FlowView) -> int:
     """A stable 63-bit flow id (same capture → same id, whatever the process)."""
     h = hashlib.blake2b(digest_size=8)
     h.update(flow.a_ip + flow.b_ip)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, NamedTuple, Protocol
 
 if TYPE_CHECKING:
     from netdetect.agent.schema import HostReport
@@ -35,6 +35,24 @@ class Packet(NamedTuple):
     seq: int  # TCP sequence number, 0 otherwise
     payload: memoryview  # L4 payload as captured (may be shorter than on the wire)
     vlan: int  # outermost 802.1Q VLAN id, 0 when untagged
+
+
+class FlowView(Protocol):
+    """What judgement reads of a flow, whichever engine tracks it. `a` is the originator;
+    direction 0 is a→b."""
+
+    proto: int
+    a_ip: bytes
+    a_port: int
+    b_ip: bytes
+    b_port: int
+    first_ts: float
+    last_ts: float
+    midflow: bool
+    vlan: int
+    closed: int
+    pkts: list[int]
+    bytes: list[int]
 
 
 def ip_str(raw: bytes) -> str:

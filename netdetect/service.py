@@ -5,13 +5,14 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import sys
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Protocol
 
 from netdetect.capture.files import FrameReader, capture_size, expand_paths
 from netdetect.capture.prefilter import HEAD_PACKETS, SMALL_PAYLOAD, PrefilteredFile, PrefilterStats
+from netdetect.core_engine import CoreEngine
 from netdetect.correlate import correlate
 from netdetect.detect import DEFAULT_HOME_NET
 from netdetect.engine import Engine
@@ -27,6 +28,8 @@ YIELD_EVERY = 2048  # frames between event-loop yields while confirmations run
 # Frames per Engine.feed_frames call in replay: large enough that the per-call cost vanishes,
 # small enough that a suspect is emitted within a few milliseconds of capture time.
 BATCH = 4096
+# Frames per compiled-core call: the core returns early when events pile up.
+BATCH_CORE = 65536
 
 
 class Confirms(Protocol):
@@ -135,6 +138,69 @@ def _frames_of(
             progress(done_before, total, path)
 
 
+ENGINES = ("core", "python")
+"""`core`: the compiled core (netdetect._core). `python`: the earlier per-packet Python
+engine, kept only as the differential oracle until the core has replaced it everywhere."""
+
+
+def _core_sources(
+    engine: CoreEngine, files: Sequence[str], result: RunResult, progress: Progress | None
+) -> Iterator[None]:
+    """Run every file through the compiled core, yielding after each batch so the caller
+    can take what the batch produced. Damage is recorded; the next file is still read."""
+    total = sum(capture_size(p) for p in files) if progress else 0
+    done_before = 0
+    for path in files:
+        result.files += 1
+        try:
+            src = engine.open(path)
+        except CaptureError as exc:
+            result.errors.append(str(exc))
+            result.unreadable += 1
+            continue
+        while engine.run(src, BATCH_CORE):
+            if progress is not None:
+                progress(done_before + src.stats()[3], total, path)
+            yield
+        frames, _snapped, _off, _foff = src.stats()
+        result.frames += frames
+        err = src.error()
+        if err is not None:
+            result.errors.append(str(CaptureError(*err)))
+            result.unreadable += 1
+        done_before += capture_size(path) if progress else 0
+        if progress is not None:
+            progress(done_before, total, path)
+        yield
+
+
+def _replay_core(
+    files: Sequence[str],
+    *,
+    intel: Intel,
+    sinks: Sequence[AlertSink],
+    home_net: Iterable[str],
+    max_flows: int,
+    progress: Progress | None,
+) -> RunResult:
+    result = RunResult()
+    engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
+    for _ in _core_sources(engine, files, result, progress):
+        if engine.detector.suspects:
+            for s in engine.take_suspects():
+                _emit(network_only(s), sinks, result)
+        if engine.flow_ends:
+            _emit_flows(engine.take_flow_ends(), sinks, result)
+        if engine.leases:
+            engine.take_leases()  # nobody is asked, so who owns an address does not matter
+    engine.finish()
+    for s in engine.take_suspects():
+        _emit(network_only(s), sinks, result)
+    _emit_flows(engine.take_flow_ends(), sinks, result)
+    result.counters = engine.counters()
+    return result
+
+
 def replay(
     paths: Sequence[str],
     *,
@@ -145,14 +211,23 @@ def replay(
     progress: Progress | None = None,
     on_error: Callable[[str], None] | None = None,
     prefilter: PrefilterOptions | None = None,
+    engine_kind: str = "core",
 ) -> RunResult:
     """Replay captures through the core; every alert is network-only (no host asked).
 
-    With `prefilter`, each file is read through the C prefilter: much faster on bulk-heavy
-    captures, at the cost of the evidence listed in netdetect.capture.prefilter.
+    With `prefilter` (Python engine only), each file is read through the C prefilter.
     """
-    result = RunResult()
     files = expand_paths(paths)
+    if engine_kind == "core" and prefilter is None:
+        result = _replay_core(
+            files, intel=intel, sinks=sinks, home_net=home_net, max_flows=max_flows,
+            progress=progress,
+        )
+        if on_error is not None:
+            for err in result.errors:
+                on_error(err)
+        return result
+    result = RunResult()
     engine = Engine(
         intel,
         home_net=home_net,
@@ -209,6 +284,7 @@ async def replay_confirmed(
     home_net: Iterable[str] = DEFAULT_HOME_NET,
     max_flows: int = 150_000,
     progress: Progress | None = None,
+    engine_kind: str = "core",
 ) -> RunResult:
     """Replay captures and ask each suspect's host before raising its alert.
 
@@ -220,17 +296,43 @@ async def replay_confirmed(
     """
     result = RunResult()
     files = expand_paths(paths)
-    engine = Engine(intel, home_net=home_net, max_flows=max_flows)
     from netdetect.hosts import dns_learner  # only the confirmed path learns hosts
 
     names = confirmer.inventory.names()
+    import asyncio  # only the confirmed replay needs it: keep it off replay's start-up
+
+    if engine_kind == "core":
+        core = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
+        if names:
+            core.on_dns_answer = dns_learner(names, core.add_lease)
+            core.watch_names(names)
+
+        async def one_core(s: Suspect) -> None:
+            _emit(await confirmer.confirm(s), sinks, result)
+
+        async with asyncio.TaskGroup() as tg:
+            for _ in _core_sources(core, files, result, progress):
+                if core.leases:
+                    confirmer.inventory.learn_leases(core.take_leases())
+                for s in core.take_suspects():
+                    tg.create_task(one_core(s))
+                if core.flow_ends:
+                    _emit_flows(core.take_flow_ends(), sinks, result)
+                await asyncio.sleep(0)
+            core.finish()
+            confirmer.inventory.learn_leases(core.take_leases())
+            for s in core.take_suspects():
+                tg.create_task(one_core(s))
+            _emit_flows(core.take_flow_ends(), sinks, result)
+        result.counters = core.counters()
+        return result
+
+    engine = Engine(intel, home_net=home_net, max_flows=max_flows)
     if names:
         engine.on_dns_answer = dns_learner(names, engine.add_lease)
 
     async def one(s: Suspect) -> None:
         _emit(await confirmer.confirm(s), sinks, result)
-
-    import asyncio  # only the confirmed replay needs it: keep it off replay's start-up
 
     async with asyncio.TaskGroup() as tg:
         frames = iter(_frames_of(files, result, progress))

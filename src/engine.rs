@@ -1,1 +1,1310 @@
-//! (in progress)
+//! The engine: frames in, a batch of events out, only for flows that can still carry
+//! evidence.
+//!
+//! Per packet the work is an L2..L4 decode, one hash lookup and a few counters; flows under
+//! inspection move through modes — DEEP (reassemble the first bytes of each direction and
+//! run the sniffers the payload calls for), WATCH (bare TLS or Stratum V2: sizes and timing),
+//! SAMPLE (unidentified TCP: small packets that look like JSON-RPC), DONE. A flow is
+//! *announced* to Python (an `Open` event) the first time it has something Python must
+//! judge; only announced flows produce further events and an `End`.
+//!
+//! Python owns the judgement and tells the engine what it decided through `mark`
+//! (alerted, keep, done, a JSON decoder that gave up): the engine never scores.
+//!
+//! One memory budget covers flows, inspection state, reassembly buffers and passive DNS;
+//! when it is exceeded the oldest flows not under suspicion are evicted (counted).
+
+use crate::dhcp;
+use crate::dns::{self, DnsMessage, DnsTcpFramer, RData};
+use crate::http::{HttpHead, HttpSniffer};
+use crate::intel::Prefilter;
+use crate::packet::{Decoded, PacketDecoder, TCP, UDP};
+use crate::pdns::{answer_addresses, PassiveDns};
+use crate::reasm::Reassembler;
+use crate::sv2::{self, SetupConnection};
+use crate::tls::{CertNames, ClientHelloInfo, TlsEvent, TlsSniffer};
+use hashbrown::HashMap;
+use std::collections::VecDeque;
+use std::net::{IpAddr, Ipv4Addr};
+
+const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
+const SAMPLE_MAX: usize = 1400;
+const BULK_AVG: u64 = 1000;
+const BULK_AFTER: u64 = 64;
+const MAX_PUSHES: usize = 64;
+const WATCH_MAX_BYTES: u64 = 512 * 1024;
+const PDNS_SWEEP: f64 = 300.0;
+const DHCP_PENDING: usize = 4096;
+const DHCP_WAIT: f64 = 300.0;
+/// Bytes a flow entry costs (entry, key map slot, order queue slot), measured from the
+/// struct sizes plus hash map overhead; inspection state is counted on top.
+const FLOW_COST: usize = 256;
+const INSPECT_COST: usize = 768;
+
+// What Python marked on a flow.
+pub const MARK_ALERTED: u32 = 1;
+pub const MARK_KEEP: u32 = 2;
+pub const MARK_DONE: u32 = 4;
+pub const MARK_JSON_DEAD0: u32 = 8;
+pub const MARK_JSON_DEAD1: u32 = 16;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub max_flows: usize,
+    pub memory_budget: usize,
+    pub tcp_idle: f64,
+    pub udp_idle: f64,
+    pub closed_linger: f64,
+    pub active_timeout: f64,
+    pub sweep_every: f64,
+    pub stream_budget: usize,
+    pub stream_pending: usize,
+    pub pdns_budget: usize,
+    /// Small-record size and the duration from which bare-TLS timing is handed up.
+    pub timing_small: usize,
+    pub timing_min_duration: f64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            max_flows: 150_000,
+            memory_budget: 128 << 20,
+            tcp_idle: 600.0,
+            udp_idle: 120.0,
+            closed_linger: 10.0,
+            active_timeout: 3600.0,
+            sweep_every: 5.0,
+            stream_budget: 65536,
+            stream_pending: 65536,
+            pdns_budget: 16 << 20,
+            timing_small: 1200,
+            timing_min_duration: 45.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sv2Kind {
+    NoiseInitiator,
+    EncryptedFrame,
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    /// First event of a flow. `names_a`/`names_b`: passive-DNS names of each end at the
+    /// flow's first payload, given only when one of them is under a pool domain.
+    Open {
+        proto: u8,
+        a: (IpAddr, u16),
+        b: (IpAddr, u16),
+        first_ts: f64,
+        midflow: bool,
+        vlan: u16,
+        names_a: Vec<String>,
+        names_b: Vec<String>,
+    },
+    ClientHello(Box<ClientHelloInfo>),
+    Certificate(CertNames),
+    Http(Box<HttpHead>),
+    /// Reassembled bytes of a JSON-lines direction (Python's line decoder frames them).
+    Stream {
+        data: Vec<u8>,
+        midstream: bool,
+    },
+    /// Bytes were lost in this direction: the line decoder resynchronises.
+    Gap,
+    /// The stream ended: a last line without its LF is complete.
+    StreamClose,
+    /// A small packet of an unidentified flow that looks like JSON-RPC.
+    Sample(Vec<u8>),
+    Sv2Setup(Box<SetupConnection>),
+    Sv2(Sv2Kind, usize),
+    /// Bare TLS in WATCH: small pool records' times and the miner's small record count.
+    Timing {
+        pushes: Vec<f64>,
+        client_small: u32,
+        bytes: u64,
+    },
+    /// A pool DNS answer names an address this flow talks to.
+    PoolAnswer {
+        ip: IpAddr,
+        name: String,
+    },
+    /// A watched name resolved (handle 0).
+    DnsHost {
+        name: String,
+        addr: IpAddr,
+        ttl: u32,
+    },
+    /// A DHCP ACK: `ip` handed to the client that named itself `name` (handle 0).
+    Lease {
+        ip: Ipv4Addr,
+        name: String,
+        lease_time: Option<u32>,
+        server: IpAddr,
+    },
+    /// A DHCP ACK without a usable address or name (handle 0; counted in Python).
+    LeaseUnusable,
+    End {
+        reason: &'static str,
+        closed: bool,
+        last_ts: f64,
+        pkts: [u64; 2],
+        bytes: [u64; 2],
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct Event {
+    pub handle: u64,
+    pub d: u8,
+    pub ts: f64,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Deep,
+    Watch,
+    Sample,
+    Done,
+}
+
+enum Dec {
+    Tls(Box<TlsSniffer>),
+    Http(Box<HttpSniffer>),
+    /// JSON lines, handed up to Python's line decoder; true: joined mid-line.
+    Json(bool),
+    DnsTcp(Box<DnsTcpFramer>),
+}
+
+struct Inspect {
+    mode: Mode,
+    streams: [Option<Reassembler>; 2],
+    /// None: direction not started; Some(empty): nothing wants it.
+    decs: [Option<Vec<Dec>>; 2],
+    json_started: [bool; 2],
+    first_len: [usize; 2],
+    first_payload: Vec<u8>,
+    handshake_done: [bool; 2],
+    pushes: Vec<f64>,
+    client_small: u32,
+    sv2: bool,
+    sv2_frames: [u32; 2],
+    sv2_frames_sent: bool,
+    bare_tls: bool,
+    client_dir: Option<u8>,
+    /// A ClientHello not handed up (an ordinary name): kept in case a pool DNS answer
+    /// for the address arrives later and the flow must be judged after all.
+    held_hello: Option<Box<ClientHelloInfo>>,
+    pending_bytes: usize,
+}
+
+impl Inspect {
+    fn new() -> Self {
+        Inspect {
+            mode: Mode::Deep,
+            streams: [None, None],
+            decs: [None, None],
+            json_started: [false, false],
+            first_len: [0, 0],
+            first_payload: Vec::new(),
+            handshake_done: [false, false],
+            pushes: Vec::new(),
+            client_small: 0,
+            sv2: false,
+            sv2_frames: [0, 0],
+            sv2_frames_sent: false,
+            bare_tls: false,
+            client_dir: None,
+            held_hello: None,
+            pending_bytes: 0,
+        }
+    }
+}
+
+type Key = (u8, IpAddr, u16, IpAddr, u16);
+
+fn key_of(proto: u8, x: (IpAddr, u16), y: (IpAddr, u16)) -> Key {
+    if x <= y {
+        (proto, x.0, x.1, y.0, y.1)
+    } else {
+        (proto, y.0, y.1, x.0, x.1)
+    }
+}
+
+struct Flow {
+    handle: u64,
+    proto: u8,
+    a: (IpAddr, u16),
+    b: (IpAddr, u16),
+    first_ts: f64,
+    last_ts: f64,
+    pkts: [u64; 2],
+    bytes: [u64; 2],
+    midflow: bool,
+    vlan: u16,
+    closed: u8,
+    isn: [Option<u32>; 2],
+    announced: bool,
+    marks: u32,
+    ins: Option<Box<Inspect>>,
+}
+
+impl Flow {
+    fn is_closed(&self) -> bool {
+        self.closed & 4 != 0 || self.closed & 3 == 3
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct Counters {
+    pub flows_created: u64,
+    pub flows_expired: u64,
+    pub flows_active_expired: u64,
+    pub flows_evicted: u64,
+    pub flows_budget_evicted: u64,
+    pub decode_errors: u64,
+    pub dns_messages: u64,
+    pub dns_pool_answers: u64,
+    pub pdns_expired: u64,
+    pub sampled_packets: u64,
+    pub dhcp_messages: u64,
+    pub dhcp_decode_errors: u64,
+    pub dhcp_dropped: u64,
+    pub announced: u64,
+    pub events: u64,
+    pub panics: u64,
+}
+
+pub struct Engine {
+    pub cfg: Config,
+    pub intel: Prefilter,
+    pub packets: PacketDecoder,
+    pub pdns: PassiveDns,
+    pub counters: Counters,
+    flows: HashMap<Key, Flow>,
+    handles: HashMap<u64, Key>,
+    /// Creation order for eviction; stale handles are skipped lazily.
+    order: VecDeque<u64>,
+    /// Address → handles of flows with payload, for pool answers that arrive later;
+    /// append-only, cleaned lazily and compacted when it outgrows the table.
+    by_addr: HashMap<IpAddr, Vec<u64>>,
+    by_addr_len: usize,
+    next_handle: u64,
+    next_sweep: f64,
+    pdns_sweep: f64,
+    pub last_ts: f64,
+    mem_inspect: usize,
+    dhcp_names: HashMap<(u32, String), (String, f64)>,
+    dhcp_order: VecDeque<(u32, String)>,
+    out: Vec<Event>,
+}
+
+impl Engine {
+    pub fn new(cfg: Config, intel: Prefilter) -> Self {
+        let pdns = PassiveDns::new(cfg.pdns_budget);
+        Engine {
+            cfg,
+            intel,
+            packets: PacketDecoder::new(),
+            pdns,
+            counters: Counters::default(),
+            flows: HashMap::new(),
+            handles: HashMap::new(),
+            order: VecDeque::new(),
+            by_addr: HashMap::new(),
+            by_addr_len: 0,
+            next_handle: 1,
+            next_sweep: f64::NEG_INFINITY,
+            pdns_sweep: f64::NEG_INFINITY,
+            last_ts: 0.0,
+            mem_inspect: 0,
+            dhcp_names: HashMap::new(),
+            dhcp_order: VecDeque::new(),
+            out: Vec::new(),
+        }
+    }
+
+    pub fn flows(&self) -> usize {
+        self.flows.len()
+    }
+
+    /// Bytes accounted against the memory budget.
+    pub fn memory(&self) -> usize {
+        self.flows.len() * FLOW_COST + self.mem_inspect + self.by_addr_len * 24 + self.pdns.bytes()
+    }
+
+    pub fn take_events(&mut self) -> Vec<Event> {
+        self.counters.events += self.out.len() as u64;
+        std::mem::take(&mut self.out)
+    }
+
+    pub fn pending_events(&self) -> usize {
+        self.out.len()
+    }
+
+    /// Python's decision about a flow; unknown handles (already ended) are ignored.
+    pub fn mark(&mut self, handle: u64, marks: u32) {
+        let Some(key) = self.handles.get(&handle) else {
+            return;
+        };
+        let Some(flow) = self.flows.get_mut(key) else {
+            return;
+        };
+        flow.marks |= marks;
+        if let Some(ins) = flow.ins.as_mut() {
+            if marks & MARK_DONE != 0 {
+                ins.mode = Mode::Done;
+                drop_streams(ins, &mut self.mem_inspect);
+            } else if marks & MARK_ALERTED != 0 && matches!(ins.mode, Mode::Watch | Mode::Sample) {
+                ins.mode = Mode::Done;
+            }
+        }
+    }
+
+    /// Counters of a live flow: (pkts, bytes, last_ts).
+    pub fn flow_counters(&self, handle: u64) -> Option<([u64; 2], [u64; 2], f64)> {
+        let key = self.handles.get(&handle)?;
+        let f = self.flows.get(key)?;
+        Some((f.pkts, f.bytes, f.last_ts))
+    }
+
+    pub fn feed(&mut self, ts: f64, linktype: u32, frame: &[u8]) {
+        let Some(pkt) = self.packets.decode(linktype, frame) else {
+            return;
+        };
+        if pkt.proto != TCP && pkt.proto != UDP {
+            return;
+        }
+        self.feed_packet(ts, &pkt);
+    }
+
+    fn feed_packet(&mut self, ts: f64, pkt: &Decoded<'_>) {
+        if ts > self.last_ts {
+            self.last_ts = ts;
+        }
+        if ts >= self.next_sweep {
+            let first = self.next_sweep == f64::NEG_INFINITY;
+            self.next_sweep = ts + self.cfg.sweep_every;
+            if !first {
+                self.sweep(ts);
+            }
+        }
+        let src = (pkt.src, pkt.sport);
+        let dst = (pkt.dst, pkt.dport);
+        let key = key_of(pkt.proto, src, dst);
+        let tcp = pkt.proto == TCP;
+        if tcp && pkt.flags & 0x12 == 0x02 {
+            if let Some(f) = self.flows.get(&key) {
+                if f.is_closed() {
+                    // Port reuse: a fresh SYN on a closed flow starts a new connection.
+                    self.remove(&key, "reused");
+                }
+            }
+        }
+        if !self.flows.contains_key(&key) {
+            self.create(key, ts, pkt);
+        }
+        let flow = self.flows.get_mut(&key).expect("flow just ensured");
+        let d: usize = usize::from(flow.a != src);
+        if tcp && pkt.flags & 0x07 != 0 {
+            if pkt.flags & 0x02 != 0 {
+                flow.isn[d] = Some(pkt.seq);
+            }
+            if pkt.flags & 0x01 != 0 {
+                flow.closed |= 1 << d;
+            }
+            if pkt.flags & 0x04 != 0 {
+                flow.closed |= 4;
+            }
+        }
+        flow.last_ts = ts;
+        flow.pkts[d] += 1;
+        let plen = pkt.payload.len();
+        if plen == 0 {
+            return;
+        }
+        flow.bytes[d] += plen as u64;
+        if flow.ins.is_none() {
+            if !tcp {
+                self.udp(ts, pkt);
+                return;
+            }
+            let flow = self.flows.get_mut(&key).expect("flow");
+            flow.ins = Some(Box::new(Inspect::new()));
+            self.mem_inspect += INSPECT_COST;
+            let (handle, a, b) = (flow.handle, flow.a.0, flow.b.0);
+            self.index_addr(a, handle);
+            self.index_addr(b, handle);
+            self.first_payload(&key, ts);
+        }
+        let flow = self.flows.get_mut(&key).expect("flow");
+        let mode = flow.ins.as_ref().map_or(Mode::Done, |i| i.mode);
+        match mode {
+            Mode::Done => {}
+            Mode::Deep => self.deep(&key, d, ts, pkt.seq, pkt.payload),
+            Mode::Watch => self.watch(&key, d, ts, plen),
+            Mode::Sample => self.sample(&key, d, ts, pkt.payload),
+        }
+        if self.memory() > self.cfg.memory_budget {
+            self.evict(true);
+        }
+    }
+
+    fn create(&mut self, key: Key, ts: f64, pkt: &Decoded<'_>) {
+        if self.flows.len() >= self.cfg.max_flows.max(1) {
+            self.evict(false);
+        }
+        let handle = self.next_handle;
+        self.next_handle += 1;
+        let (src, dst) = ((pkt.src, pkt.sport), (pkt.dst, pkt.dport));
+        let tcp = pkt.proto == TCP;
+        // A SYN/ACK opens the flow from the server's side: the client is the originator.
+        let (a, b) = if tcp && pkt.flags & 0x12 == 0x12 {
+            (dst, src)
+        } else {
+            (src, dst)
+        };
+        let midflow = tcp && pkt.flags & 0x02 == 0;
+        self.flows.insert(
+            key,
+            Flow {
+                handle,
+                proto: pkt.proto,
+                a,
+                b,
+                first_ts: ts,
+                last_ts: ts,
+                pkts: [0, 0],
+                bytes: [0, 0],
+                midflow,
+                vlan: pkt.vlan,
+                closed: 0,
+                isn: [None, None],
+                announced: false,
+                marks: 0,
+                ins: None,
+            },
+        );
+        self.handles.insert(handle, key);
+        self.order.push_back(handle);
+        self.counters.flows_created += 1;
+    }
+
+    fn index_addr(&mut self, addr: IpAddr, handle: u64) {
+        self.by_addr.entry(addr).or_default().push(handle);
+        self.by_addr_len += 1;
+        if self.by_addr_len > 2 * self.flows.len() + 4096 {
+            let handles = &self.handles;
+            let mut n = 0;
+            self.by_addr.retain(|_, v| {
+                v.retain(|h| handles.contains_key(h));
+                n += v.len();
+                !v.is_empty()
+            });
+            self.by_addr_len = n;
+        }
+    }
+
+    fn announce(&mut self, key: &Key, ts: f64, names_a: Vec<String>, names_b: Vec<String>) {
+        let flow = self.flows.get_mut(key).expect("flow");
+        if flow.announced {
+            return;
+        }
+        flow.announced = true;
+        self.counters.announced += 1;
+        self.out.push(Event {
+            handle: flow.handle,
+            d: 0,
+            ts,
+            body: Body::Open {
+                proto: flow.proto,
+                a: flow.a,
+                b: flow.b,
+                first_ts: flow.first_ts,
+                midflow: flow.midflow,
+                vlan: flow.vlan,
+                names_a,
+                names_b,
+            },
+        });
+    }
+
+    fn emit(&mut self, key: &Key, d: usize, ts: f64, body: Body) {
+        self.announce(key, ts, Vec::new(), Vec::new());
+        let handle = self.flows[key].handle;
+        self.out.push(Event {
+            handle,
+            d: d as u8,
+            ts,
+            body,
+        });
+    }
+
+    /// At a flow's first payload: does either end resolve from a pool name?
+    fn first_payload(&mut self, key: &Key, ts: f64) {
+        let (a, b) = {
+            let f = &self.flows[key];
+            (f.a.0, f.b.0)
+        };
+        let names_b = self.pdns.names_for(&b, ts);
+        let names_a = self.pdns.names_for(&a, ts);
+        if names_b
+            .iter()
+            .chain(names_a.iter())
+            .any(|n| self.intel.pool_name(n))
+        {
+            self.announce(key, ts, names_a, names_b);
+        }
+    }
+
+    // -- DEEP -------------------------------------------------------------------------
+
+    fn deep(&mut self, key: &Key, d: usize, ts: f64, seq: u32, payload: &[u8]) {
+        let (budget, pending_cap) = (self.cfg.stream_budget, self.cfg.stream_pending);
+        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        let gap;
+        {
+            let flow = self.flows.get_mut(key).expect("flow");
+            let isn = flow.isn[d];
+            let ins = flow.ins.as_mut().expect("inspect");
+            if ins.first_len[d] == 0 {
+                ins.first_len[d] = payload.len();
+                if d == 0 {
+                    ins.first_payload = payload[..payload.len().min(64)].to_vec();
+                }
+            }
+            let s = ins.streams[d].get_or_insert_with(|| {
+                let mut r = Reassembler::new(budget, pending_cap);
+                if let Some(isn) = isn {
+                    r.start(isn);
+                }
+                r
+            });
+            let before = s.pending_bytes;
+            gap = s.feed(seq, payload, &mut |c| chunks.push(c.to_vec()));
+            let after = s.pending_bytes;
+            // Reassembly holds out-of-order bytes: they count against the budget.
+            ins.pending_bytes = (ins.pending_bytes + after).saturating_sub(before);
+            self.mem_inspect = (self.mem_inspect + after).saturating_sub(before);
+        }
+        self.sv2_shape(key, ts);
+        if gap {
+            self.gap(key, d, ts);
+        }
+        for chunk in chunks {
+            self.decode(key, d, &chunk, ts);
+            let mode = self.flows[key].ins.as_ref().map_or(Mode::Done, |i| i.mode);
+            if mode != Mode::Deep {
+                break;
+            }
+        }
+        self.maybe_leave_deep(key, d);
+    }
+
+    fn sv2_shape(&mut self, key: &Key, ts: f64) {
+        let flow = &self.flows[key];
+        let ins = flow.ins.as_ref().expect("inspect");
+        if ins.sv2 || ins.first_len[0] != 64 || ins.first_len[1] == 0 {
+            return;
+        }
+        if !sv2::noise_handshake(&ins.first_payload, ins.first_len[0], ins.first_len[1]) {
+            return;
+        }
+        let flow = self.flows.get_mut(key).expect("flow");
+        let ins = flow.ins.as_mut().expect("inspect");
+        ins.sv2 = true;
+        ins.client_dir = Some(0);
+        self.emit(key, 0, ts, Body::Sv2(Sv2Kind::NoiseInitiator, 64));
+    }
+
+    fn pick(&mut self, key: &Key, d: usize, chunk: &[u8], ts: f64) -> Vec<Dec> {
+        let midflow = self.flows[key].midflow;
+        let mut decs: Vec<Dec> = Vec::new();
+        let head = chunk.first().copied();
+        let second = chunk.get(1).copied();
+        if head == Some(0x16) && second == Some(3) {
+            decs.push(Dec::Tls(Box::new(TlsSniffer::new(false))));
+        } else if midflow && matches!(head, Some(0x14..=0x17)) && second == Some(3) {
+            decs.push(Dec::Tls(Box::new(TlsSniffer::new(true))));
+        } else {
+            let first = chunk.iter().find(|c| !c.is_ascii_whitespace()).copied();
+            if matches!(first, Some(b'{' | b'[')) {
+                decs.push(Dec::Json(false));
+            } else if chunk.len() >= 4 && is_http_start(&chunk[..4]) {
+                decs.push(Dec::Http(Box::default()));
+            } else if midflow && memchr::memchr(b'{', chunk).is_some() {
+                // Joined mid-line: the line decoder drops bytes up to the first LF.
+                decs.push(Dec::Json(true));
+            }
+            if decs.is_empty() {
+                match sv2::parse_plaintext(chunk) {
+                    Ok(Some(setup)) => self.emit(key, d, ts, Body::Sv2Setup(Box::new(setup))),
+                    Ok(None) => {}
+                    Err(_) => self.counters.decode_errors += 1,
+                }
+            }
+        }
+        let f = &self.flows[key];
+        if DNS_PORTS.contains(&f.a.1) || DNS_PORTS.contains(&f.b.1) {
+            decs.push(Dec::DnsTcp(Box::default()));
+        }
+        decs
+    }
+
+    fn decode(&mut self, key: &Key, d: usize, chunk: &[u8], ts: f64) {
+        let need_pick = self.flows[key].ins.as_ref().expect("ins").decs[d].is_none();
+        if need_pick {
+            let decs = self.pick(key, d, chunk, ts);
+            let ins = self
+                .flows
+                .get_mut(key)
+                .expect("flow")
+                .ins
+                .as_mut()
+                .expect("ins");
+            ins.decs[d] = Some(decs);
+        }
+        let mut decs = {
+            let ins = self
+                .flows
+                .get_mut(key)
+                .expect("flow")
+                .ins
+                .as_mut()
+                .expect("ins");
+            ins.decs[d].take().unwrap_or_default()
+        };
+        let mut keep: Vec<Dec> = Vec::with_capacity(decs.len());
+        for mut dec in decs.drain(..) {
+            let ok = match &mut dec {
+                Dec::Tls(t) => {
+                    let mut evs = Vec::new();
+                    let r = t.feed(chunk, &mut evs);
+                    for ev in evs {
+                        self.tls_event(key, d, ev, ts);
+                    }
+                    r.is_ok()
+                }
+                Dec::Http(h) => {
+                    let mut heads = Vec::new();
+                    let r = h.feed(chunk, &mut heads);
+                    for head in heads {
+                        self.http_head(key, d, head, ts);
+                    }
+                    r.is_ok()
+                }
+                Dec::Json(mid) => {
+                    let mid = *mid;
+                    let marks = self.flows[key].marks;
+                    let dead = if d == 0 {
+                        MARK_JSON_DEAD0
+                    } else {
+                        MARK_JSON_DEAD1
+                    };
+                    if marks & dead != 0 {
+                        false
+                    } else {
+                        let ins = self
+                            .flows
+                            .get_mut(key)
+                            .expect("flow")
+                            .ins
+                            .as_mut()
+                            .expect("ins");
+                        let midstream = !ins.json_started[d] && mid;
+                        ins.json_started[d] = true;
+                        self.emit(
+                            key,
+                            d,
+                            ts,
+                            Body::Stream {
+                                data: chunk.to_vec(),
+                                midstream,
+                            },
+                        );
+                        true
+                    }
+                }
+                Dec::DnsTcp(f) => {
+                    let mut msgs = Vec::new();
+                    let r = f.feed(chunk, &mut msgs);
+                    for m in msgs {
+                        self.dns(&m, ts);
+                    }
+                    r.is_ok()
+                }
+            };
+            if ok {
+                keep.push(dec);
+            } else if !matches!(dec, Dec::Json(_)) {
+                self.counters.decode_errors += 1;
+            }
+        }
+        if let Some(ins) = self.flows.get_mut(key).and_then(|f| f.ins.as_mut()) {
+            if ins.decs[d].is_none() {
+                ins.decs[d] = Some(keep);
+            }
+        }
+    }
+
+    fn tls_event(&mut self, key: &Key, d: usize, ev: TlsEvent, ts: f64) {
+        match ev {
+            TlsEvent::Record { content_type, .. } => {
+                if content_type == 23 {
+                    let ins = self
+                        .flows
+                        .get_mut(key)
+                        .expect("flow")
+                        .ins
+                        .as_mut()
+                        .expect("ins");
+                    ins.handshake_done[d] = true;
+                }
+            }
+            TlsEvent::ServerHello(_) => {}
+            TlsEvent::Certificate(names) => {
+                let interesting = self.flows[key].announced
+                    || names
+                        .subject_cn
+                        .iter()
+                        .chain(names.san_dns.iter())
+                        .any(|n| self.intel.pool_name(n.trim_start_matches("*.")));
+                if interesting {
+                    self.emit(key, d, ts, Body::Certificate(names));
+                }
+            }
+            TlsEvent::ClientHello(hello) => {
+                let bare = hello.sni.is_none() && hello.alpn.is_empty();
+                let flow = self.flows.get_mut(key).expect("flow");
+                let announced = flow.announced;
+                let ins = flow.ins.as_mut().expect("ins");
+                ins.client_dir = Some(d as u8);
+                if bare {
+                    ins.bare_tls = true;
+                }
+                let wanted = announced
+                    || bare
+                    || hello
+                        .sni
+                        .as_deref()
+                        .is_some_and(|s| self.intel.pool_name(s))
+                    || self.intel.tls_known(&hello.ja3_hash, &hello.ja4);
+                if wanted {
+                    self.emit(key, d, ts, Body::ClientHello(hello));
+                } else if hello.sni.is_some() {
+                    // An ordinary site by name: the rest is encrypted and of no interest.
+                    ins.mode = Mode::Done;
+                    ins.held_hello = Some(hello);
+                    drop_streams(ins, &mut self.mem_inspect);
+                }
+            }
+        }
+    }
+
+    fn http_head(&mut self, key: &Key, d: usize, head: HttpHead, ts: f64) {
+        let wanted = self.flows[key].announced
+            || !head.body.is_empty()
+            || head.x_mining_extensions.is_some()
+            || head.x_stratum.is_some()
+            || head.x_long_polling.is_some()
+            || head
+                .host
+                .as_deref()
+                .is_some_and(|h| self.intel.pool_name(host_part(h)))
+            || head
+                .user_agent
+                .as_deref()
+                .is_some_and(|u| self.intel.agent(u));
+        if wanted {
+            self.emit(key, d, ts, Body::Http(Box::new(head)));
+        }
+    }
+
+    fn gap(&mut self, key: &Key, d: usize, ts: f64) {
+        let ins = self
+            .flows
+            .get_mut(key)
+            .expect("flow")
+            .ins
+            .as_mut()
+            .expect("ins");
+        let Some(decs) = ins.decs[d].take() else {
+            return;
+        };
+        if decs.is_empty() {
+            // Nothing recognised the bytes before the hole: the bytes after it get a fresh
+            // look, as the start of a stream would.
+            return;
+        }
+        let mut fresh = Vec::new();
+        let mut json = false;
+        for dec in decs {
+            match dec {
+                Dec::Json(_) => {
+                    json = true;
+                    fresh.push(Dec::Json(true));
+                }
+                Dec::Tls(_) => fresh.push(Dec::Tls(Box::new(TlsSniffer::new(true)))),
+                Dec::Http(_) | Dec::DnsTcp(_) => {}
+            }
+        }
+        ins.decs[d] = Some(fresh);
+        if json {
+            self.emit(key, d, ts, Body::Gap);
+        }
+    }
+
+    fn maybe_leave_deep(&mut self, key: &Key, d: usize) {
+        let flow = self.flows.get_mut(key).expect("flow");
+        let pkts_d = flow.pkts[d];
+        let alerted = flow.marks & MARK_ALERTED != 0;
+        let Some(ins) = flow.ins.as_mut() else { return };
+        if ins.mode != Mode::Deep {
+            return;
+        }
+        let exhausted = ins.streams[d].as_ref().is_some_and(Reassembler::done);
+        let empty = |x: &Option<Vec<Dec>>| x.as_ref().is_some_and(Vec::is_empty);
+        let dead = (empty(&ins.decs[0]) && empty(&ins.decs[1]))
+            || (empty(&ins.decs[d]) && ins.decs[1 - d].is_none() && pkts_d > 3);
+        let tls_over = ins.handshake_done[0] && ins.handshake_done[1];
+        if !(exhausted || dead || tls_over) {
+            return;
+        }
+        drop_streams(ins, &mut self.mem_inspect);
+        ins.decs = [Some(Vec::new()), Some(Vec::new())];
+        ins.mode = if ins.sv2 || (ins.bare_tls && !alerted) {
+            Mode::Watch
+        } else if alerted || tls_over {
+            Mode::Done
+        } else {
+            Mode::Sample
+        };
+    }
+
+    // -- WATCH / SAMPLE -----------------------------------------------------------------
+
+    fn watch(&mut self, key: &Key, d: usize, ts: f64, plen: usize) {
+        let small = self.cfg.timing_small;
+        let min_dur = self.cfg.timing_min_duration;
+        let flow = self.flows.get_mut(key).expect("flow");
+        let alerted = flow.marks & MARK_ALERTED != 0;
+        let total = flow.bytes[0] + flow.bytes[1];
+        let elapsed = ts - flow.first_ts;
+        let ins = flow.ins.as_mut().expect("ins");
+        if ins.sv2 {
+            if sv2::encrypted_frame_plausible(plen) {
+                ins.sv2_frames[d] += 1;
+                if ins.sv2_frames[0].min(ins.sv2_frames[1]) >= 3 && !ins.sv2_frames_sent {
+                    ins.sv2_frames_sent = true;
+                    self.emit(key, d, ts, Body::Sv2(Sv2Kind::EncryptedFrame, plen));
+                }
+            }
+            if alerted {
+                self.set_mode(key, Mode::Done);
+            }
+            return;
+        }
+        let client = usize::from(ins.client_dir.unwrap_or(0));
+        let mut timing = None;
+        if plen <= small {
+            if d == client {
+                ins.client_small += 1;
+            } else {
+                if ins.pushes.len() >= MAX_PUSHES {
+                    ins.pushes.drain(..MAX_PUSHES / 2);
+                }
+                ins.pushes.push(ts);
+                if elapsed >= min_dur {
+                    timing = Some(Body::Timing {
+                        pushes: ins.pushes.clone(),
+                        client_small: ins.client_small,
+                        bytes: total,
+                    });
+                }
+            }
+        }
+        if alerted || total > WATCH_MAX_BYTES {
+            ins.mode = Mode::Done;
+        }
+        if let Some(t) = timing {
+            self.emit(key, d, ts, t);
+        }
+    }
+
+    fn sample(&mut self, key: &Key, d: usize, ts: f64, payload: &[u8]) {
+        let flow = self.flows.get_mut(key).expect("flow");
+        if payload.len() > SAMPLE_MAX {
+            let n = flow.pkts[0] + flow.pkts[1];
+            if n > BULK_AFTER && flow.bytes[0] + flow.bytes[1] > BULK_AVG * n {
+                // A bulk transfer, not a session of small JSON lines.
+                flow.ins.as_mut().expect("ins").mode = Mode::Done;
+            }
+            return;
+        }
+        let hint = |h: &[u8]| memchr::memmem::find(payload, h).is_some();
+        if !(hint(b"\"method\"") || hint(b"\"result\"") || hint(b"\"params\"")) {
+            return;
+        }
+        self.counters.sampled_packets += 1;
+        self.emit(key, d, ts, Body::Sample(payload.to_vec()));
+    }
+
+    fn set_mode(&mut self, key: &Key, mode: Mode) {
+        if let Some(ins) = self.flows.get_mut(key).and_then(|f| f.ins.as_mut()) {
+            ins.mode = mode;
+        }
+    }
+
+    // -- UDP: DNS and DHCP --------------------------------------------------------------
+
+    fn udp(&mut self, ts: f64, pkt: &Decoded<'_>) {
+        let (sp, dp) = (pkt.sport, pkt.dport);
+        let payload = pkt.payload;
+        if DNS_PORTS.contains(&sp) || DNS_PORTS.contains(&dp) {
+            // Only answers feed passive DNS; queries are skipped before any parsing.
+            if payload.len() < 12 || payload[2] & 0x80 == 0 {
+                return;
+            }
+            match dns::decode_dns(payload, true) {
+                Ok(msg) => self.dns(&msg, ts),
+                Err(_) => self.counters.decode_errors += 1,
+            }
+        } else if (sp == 67 || sp == 68) && (dp == 67 || dp == 68) {
+            self.dhcp(ts, pkt);
+        }
+    }
+
+    fn dns(&mut self, msg: &DnsMessage, ts: f64) {
+        self.counters.dns_messages += 1;
+        if !msg.is_response || msg.answers.is_empty() {
+            return;
+        }
+        if ts >= self.pdns_sweep {
+            // Answers fill passive DNS, so they also pay for clearing out expired names,
+            // at most once per PDNS_SWEEP seconds of packet time.
+            self.pdns_sweep = ts + PDNS_SWEEP;
+            self.counters.pdns_expired += self.pdns.expire(ts);
+        }
+        self.pdns.learn(msg, ts);
+        for (name, addr, ttl) in answer_addresses(msg) {
+            if self.intel.is_watched(&name) {
+                self.out.push(Event {
+                    handle: 0,
+                    d: 0,
+                    ts,
+                    body: Body::DnsHost { name, addr, ttl },
+                });
+            }
+        }
+        for (qname, _) in &msg.questions {
+            if !self.intel.pool_name(qname) {
+                continue;
+            }
+            self.counters.dns_pool_answers += 1;
+            let addrs: Vec<IpAddr> = msg
+                .answers
+                .iter()
+                .filter_map(|r| match r.value {
+                    RData::Addr(a) => Some(a),
+                    _ => None,
+                })
+                .collect();
+            for addr in addrs {
+                self.retro(addr, qname, ts);
+            }
+        }
+    }
+
+    /// Flows already in the table that talk to `addr` learn that it resolved from a pool
+    /// name: found through the address index, never by scanning the table.
+    fn retro(&mut self, addr: IpAddr, name: &str, ts: f64) {
+        let Some(handles) = self.by_addr.get(&addr) else {
+            return;
+        };
+        let mut seen = hashbrown::HashSet::new();
+        let keys: Vec<Key> = handles
+            .iter()
+            .filter(|h| seen.insert(**h))
+            .filter_map(|h| self.handles.get(h).copied())
+            .collect();
+        for key in keys {
+            let Some(flow) = self.flows.get_mut(&key) else {
+                continue;
+            };
+            if flow.marks & MARK_ALERTED != 0 || flow.ins.is_none() {
+                continue;
+            }
+            if flow.a.0 != addr && flow.b.0 != addr {
+                continue;
+            }
+            let held = flow.ins.as_mut().and_then(|i| i.held_hello.take());
+            let d = usize::from(flow.ins.as_ref().and_then(|i| i.client_dir).unwrap_or(0));
+            if let Some(hello) = held {
+                self.emit(&key, d, ts, Body::ClientHello(hello));
+            }
+            self.emit(
+                &key,
+                0,
+                ts,
+                Body::PoolAnswer {
+                    ip: addr,
+                    name: name.to_string(),
+                },
+            );
+        }
+    }
+
+    fn dhcp(&mut self, ts: f64, pkt: &Decoded<'_>) {
+        let msg = match dhcp::decode_dhcp(pkt.payload) {
+            Ok(m) => m,
+            Err(_) => {
+                self.counters.decode_errors += 1;
+                self.counters.dhcp_decode_errors += 1;
+                return;
+            }
+        };
+        self.counters.dhcp_messages += 1;
+        let key = (msg.xid, msg.chaddr.clone());
+        if msg.op == dhcp::BOOTREQUEST {
+            let name = msg.hostname.clone().or_else(|| msg.client_fqdn.clone());
+            if let Some(name) = name {
+                if matches!(msg.msg_type, dhcp::DISCOVER | dhcp::REQUEST | dhcp::INFORM) {
+                    if self.dhcp_names.insert(key.clone(), (name, ts)).is_none() {
+                        self.dhcp_order.push_back(key);
+                    }
+                    while self.dhcp_names.len() > DHCP_PENDING {
+                        let Some(old) = self.dhcp_order.pop_front() else {
+                            break;
+                        };
+                        if self.dhcp_names.remove(&old).is_some() {
+                            self.counters.dhcp_dropped += 1;
+                        }
+                    }
+                }
+            }
+            return;
+        }
+        if msg.msg_type == dhcp::NAK {
+            self.dhcp_names.remove(&key);
+            return;
+        }
+        // Only a reply from a server (or relay) port commits an address.
+        if msg.msg_type != dhcp::ACK || pkt.sport != 67 {
+            return;
+        }
+        let asked = self.dhcp_names.remove(&key);
+        let mut name = msg.hostname.clone().or_else(|| msg.client_fqdn.clone());
+        if name.is_none() {
+            if let Some((n, t)) = asked {
+                if ts - t <= DHCP_WAIT {
+                    name = Some(n);
+                }
+            }
+        }
+        // An ACK to INFORM leaves yiaddr empty: the client configured ciaddr itself.
+        let ip = if msg.yiaddr.is_unspecified() {
+            msg.ciaddr
+        } else {
+            msg.yiaddr
+        };
+        let body = match name {
+            Some(name) if !ip.is_unspecified() => Body::Lease {
+                ip,
+                name,
+                lease_time: msg.lease_time,
+                server: pkt.src,
+            },
+            _ => Body::LeaseUnusable,
+        };
+        self.out.push(Event {
+            handle: 0,
+            d: 0,
+            ts,
+            body,
+        });
+    }
+
+    // -- leaving the table -------------------------------------------------------------
+
+    fn sweep(&mut self, now: f64) {
+        let oldest = now - self.cfg.active_timeout;
+        let mut dead = Vec::new();
+        let mut aged = Vec::new();
+        for (key, f) in &self.flows {
+            if f.first_ts < oldest {
+                aged.push(*key);
+                continue;
+            }
+            let idle = now - f.last_ts;
+            let limit = if f.proto == TCP {
+                self.cfg.tcp_idle
+            } else {
+                self.cfg.udp_idle
+            };
+            if (f.is_closed() && idle > self.cfg.closed_linger) || idle > limit {
+                dead.push(*key);
+            }
+        }
+        for key in dead {
+            self.counters.flows_expired += 1;
+            self.remove(&key, "timeout");
+        }
+        for key in aged {
+            self.counters.flows_active_expired += 1;
+            self.remove(&key, "active");
+        }
+    }
+
+    /// Make room: evict a batch of the oldest flows, preferring those not under suspicion.
+    fn evict(&mut self, budget: bool) {
+        let target = (self.cfg.max_flows / 100).max(1);
+        let mut victims: Vec<Key> = Vec::new();
+        let mut kept: Vec<u64> = Vec::new();
+        while victims.len() < target {
+            let Some(h) = self.order.pop_front() else {
+                break;
+            };
+            let Some(key) = self.handles.get(&h).copied() else {
+                continue;
+            };
+            if self.flows[&key].marks & MARK_KEEP != 0 {
+                kept.push(h);
+            } else {
+                victims.push(key);
+            }
+        }
+        if victims.is_empty() && !kept.is_empty() {
+            let h = kept.remove(0);
+            victims.push(self.handles[&h]);
+        }
+        for h in kept.into_iter().rev() {
+            self.order.push_front(h);
+        }
+        for key in victims {
+            if budget {
+                self.counters.flows_budget_evicted += 1;
+            } else {
+                self.counters.flows_evicted += 1;
+            }
+            self.remove(&key, "evicted");
+        }
+    }
+
+    fn remove(&mut self, key: &Key, reason: &'static str) {
+        let Some(mut flow) = self.flows.remove(key) else {
+            return;
+        };
+        self.handles.remove(&flow.handle);
+        if let Some(mut ins) = flow.ins.take() {
+            drop_streams(&mut ins, &mut self.mem_inspect);
+            self.mem_inspect = self.mem_inspect.saturating_sub(INSPECT_COST);
+            if !flow.announced {
+                return;
+            }
+            if ins.mode == Mode::Deep && flow.marks & MARK_ALERTED == 0 {
+                // The stream ended: decoders holding a last message complete it.
+                for d in 0..2 {
+                    for dec in ins.decs[d].take().unwrap_or_default() {
+                        match dec {
+                            Dec::Json(_) => self.out.push(Event {
+                                handle: flow.handle,
+                                d: d as u8,
+                                ts: flow.last_ts,
+                                body: Body::StreamClose,
+                            }),
+                            Dec::Http(mut h) => {
+                                let mut heads = Vec::new();
+                                h.close(&mut heads);
+                                for head in heads {
+                                    self.out.push(Event {
+                                        handle: flow.handle,
+                                        d: d as u8,
+                                        ts: flow.last_ts,
+                                        body: Body::Http(Box::new(head)),
+                                    });
+                                }
+                            }
+                            _ => {}
+                        }
+                    }
+                }
+            }
+            self.out.push(Event {
+                handle: flow.handle,
+                d: 0,
+                ts: flow.last_ts,
+                body: Body::End {
+                    reason,
+                    closed: flow.is_closed(),
+                    last_ts: flow.last_ts,
+                    pkts: flow.pkts,
+                    bytes: flow.bytes,
+                },
+            });
+        }
+    }
+
+    /// End of input: every remaining flow leaves the table.
+    pub fn finish(&mut self) {
+        let mut keys: Vec<(u64, Key)> = self.flows.iter().map(|(k, f)| (f.handle, *k)).collect();
+        keys.sort_unstable_by_key(|(h, _)| *h);
+        for (_, key) in keys {
+            self.remove(&key, "end");
+        }
+        self.order.clear();
+        self.by_addr.clear();
+        self.by_addr_len = 0;
+    }
+
+    pub fn counter_items(&self) -> Vec<(&'static str, u64)> {
+        let c = &self.counters;
+        let mut v: Vec<(&'static str, u64)> = self.packets.counters.items().to_vec();
+        v.extend([
+            ("flows_active", self.flows.len() as u64),
+            ("flows_created", c.flows_created),
+            ("flows_expired", c.flows_expired),
+            ("flows_active_expired", c.flows_active_expired),
+            ("flows_evicted", c.flows_evicted),
+            ("flows_budget_evicted", c.flows_budget_evicted),
+            ("decode_errors", c.decode_errors),
+            ("dns_messages", c.dns_messages),
+            ("dns_pool_answers", c.dns_pool_answers),
+            ("pdns_expired", c.pdns_expired),
+            ("pdns_evictions", self.pdns.evictions),
+            ("pdns_bytes", self.pdns.bytes() as u64),
+            ("sampled_packets", c.sampled_packets),
+            ("dhcp_messages", c.dhcp_messages),
+            ("dhcp_decode_errors", c.dhcp_decode_errors),
+            ("dhcp_dropped", c.dhcp_dropped),
+            ("flows_announced", c.announced),
+            ("core_events", c.events),
+            ("core_panics", c.panics),
+            ("memory_bytes", self.memory() as u64),
+        ]);
+        v
+    }
+}
+
+fn drop_streams(ins: &mut Inspect, mem: &mut usize) {
+    *mem = mem.saturating_sub(ins.pending_bytes);
+    ins.pending_bytes = 0;
+    ins.streams = [None, None];
+}
+
+fn is_http_start(head: &[u8]) -> bool {
+    const STARTS: [&[u8; 4]; 9] = [
+        b"GET ", b"POST", b"PUT ", b"HEAD", b"HTTP", b"OPTI", b"DELE", b"PATC", b"CONN",
+    ];
+    STARTS.iter().any(|s| &s[..] == head)
+}
+
+/// The host of a Host header value (port and IPv6 brackets aside).
+fn host_part(h: &str) -> &str {
+    if h.starts_with('[') {
+        return h;
+    }
+    h.rsplit_once(':').map_or(h, |(host, _)| host)
+}

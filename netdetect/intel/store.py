@@ -183,6 +183,14 @@ class Intel:
         self._geo = geo
         self._counts = counts
 
+    def prefilter(self) -> tuple[list[str], list[str], list[str], list[str]]:
+        """What the compiled core needs to decide what is worth handing up: pool domain
+        suffixes, JA3 hashes, JA4 fingerprints and miner agent patterns. A superset test
+        only; every match is judged again here."""
+        ja3 = [v for (kind, v) in self._tls if kind == "ja3"]
+        ja4 = [v for (kind, v) in self._tls if kind == "ja4"]
+        return list(self._domains), ja3, ja4, [p.pattern for p, _ in self._agents]
+
     @classmethod
     def empty(cls) -> Intel:
         """An Intel that matches nothing (for tests and for running without signatures)."""
