@@ -26,6 +26,16 @@ if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet mosquitto
   systemctl stop mosquitto || true
 fi
 
+# The compiled core is built from source by maturin: a Rust toolchain (rustup's, >= 1.80)
+# must be on PATH or in ~/.cargo/bin.
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "bootstrap: no Rust toolchain (cargo) found; install one with rustup (https://rustup.rs)" >&2
+  exit 2
+fi
+
 PY=${PYTHON:-python3}
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
