@@ -45,7 +45,7 @@ from netdetect.capture.afpacket import (
     pid_fanout_group,
 )
 from netdetect.detect import DEFAULT_HOME_NET
-from netdetect.engine import Engine
+from netdetect.core_engine import CoreEngine
 from netdetect.errors import NetdetectError
 from netdetect.intel import Intel, load_intel
 from netdetect.metrics import SensorMetrics, stats_line
@@ -60,6 +60,9 @@ log = logging.getLogger("netdetect.live")
 EXIT_OK, EXIT_ALERTS, EXIT_ERROR = 0, 1, 2
 REPORT_EVERY = 1.0  # seconds between a worker's counter snapshots
 READ_TIMEOUT = 0.2  # seconds a worker waits in poll() before checking its control flags
+# The DNS side channel of each worker (see Sensor.dns_rings): answers only, small ring.
+DNS_SIDE_FILTER = "udp and (src port 53 or src port 5353 or src port 5355)"
+DNS_RING = RingConfig(block_size=1 << 18, block_count=8, retire_ms=20)
 STOP_GRACE = 15.0  # seconds the parent waits for workers to flush before killing them
 SUMMARY_KEEP = 10_000  # alerts kept in memory for the end-of-run summary
 PR_SET_PDEATHSIG = 1
@@ -235,17 +238,28 @@ class _WorkerSpec:
     config: str | None = None
 
 
-def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
+def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
+                 dns_rings: Sequence[RingSocket], intel: Intel,
                  out: mp.Queue[tuple[Any, ...]], ctl: WorkerControl, parent: int) -> None:
     _die_with_parent()
     for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     ring = rings[spec.wid]
+    dns_ring = dns_rings[spec.wid] if dns_rings else None
     for i, other in enumerate(rings):
         if i != spec.wid:
             other.sock.close()
-    ring.map()
-    engine = Engine(intel, home_net=spec.home_net, max_flows=spec.max_flows)
+    for i, other in enumerate(dns_rings):
+        if i != spec.wid:
+            other.sock.close()
+    from netdetect import _core
+
+    def mapped(r: RingSocket) -> _core.Ring:
+        return _core.Ring(r.fileno(), r.config.block_size, r.config.block_count, r.linktype)
+
+    core_ring = mapped(ring)
+    core_dns = mapped(dns_ring) if dns_ring is not None else None
+    engine = CoreEngine(intel, home_net=spec.home_net, max_flows=spec.max_flows)
     detector = engine.detector
     generation = ctl.generation.value
     names = dict(spec.names)
@@ -254,7 +268,9 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
 
         # The hook always sees the same dict: a reload refills it in place.
         engine.on_dns_answer = dns_learner(names, engine.add_lease)
+        engine.watch_names(names)
     wid = spec.wid
+    timeout_ms = int(READ_TIMEOUT * 1000)
 
     def snapshot() -> dict[str, int]:
         c = engine.counters()
@@ -262,7 +278,9 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
         c["kernel_packets"] = k.packets
         c["kernel_drops"] = k.drops
         c["kernel_freezes"] = k.freezes
-        c["worker_errors"] = ring.errors
+        if dns_ring is not None:
+            c["kernel_dns_drops"] = dns_ring.stats().drops
+        c["worker_errors"] = c.get("core_panics", 0)
         c["signature_generation"] = generation
         return c
 
@@ -270,7 +288,7 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
     next_report = time.monotonic() + REPORT_EVERY
     try:
         while not ctl.stop.value:
-            ring.read(engine.feed, READ_TIMEOUT)
+            engine.run_ring(core_ring, timeout_ms, core_dns)
             if detector.suspects:
                 out.put(("suspects", wid, engine.take_suspects()))
             if engine.flow_ends:
@@ -284,6 +302,7 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
                 intel = _reload_intel(spec, engine, intel, generation)
                 if spec.learn_hosts:
                     _reload_names(spec, names)
+                    engine.watch_names(names)
             now = time.monotonic()
             if now >= next_report:
                 next_report = now + REPORT_EVERY
@@ -294,9 +313,11 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
         # A block the kernel has not retired yet is handed over within retire_ms: wait for it,
         # so frames that arrived before the stop are still analysed.
         ring.freeze()
+        if dns_ring is not None:
+            dns_ring.freeze()
         end = time.monotonic() + spec.retire_ms / 1000 * 2 + 0.05
         while time.monotonic() < end:
-            ring.read(engine.feed, 0.02)
+            engine.run_ring(core_ring, 20, core_dns)
         engine.finish()
         leases = engine.take_leases()
         if spec.learn_hosts and leases:
@@ -307,21 +328,23 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket], intel: Intel,
         out.put(("counters", wid, snapshot()))
     finally:
         out.put(("done", wid, 0))
+        del core_ring, core_dns
         ring.close()
+        if dns_ring is not None:
+            dns_ring.close()
         out.close()
         out.join_thread()
 
 
-def _reload_intel(spec: _WorkerSpec, engine: Engine, intel: Intel, generation: int) -> Intel:
+def _reload_intel(spec: _WorkerSpec, engine: CoreEngine, intel: Intel, generation: int) -> Intel:
     try:
         fresh = load_intel(spec.signatures, geo_asn=spec.geo_asn, geo_city=spec.geo_city)
     except NetdetectError as exc:
         log.error(  # noqa: TRY400 - the message says it all; no traceback wanted
             "worker %d: signature reload failed, keeping the loaded set: %s", spec.wid, exc)
         return intel
-    # Flows, streams and passive DNS stay: only the lookups are swapped.
-    engine.intel = fresh
-    engine.detector.intel = fresh
+    # Flows, streams and passive DNS stay: only the lookups and prefilters are swapped.
+    engine.reload_intel(fresh)
     log.info("worker %d: signatures reloaded (generation %d)", spec.wid, generation)
     return fresh
 
@@ -354,6 +377,10 @@ class Sensor:
         self.alerts: deque[Alert] = deque(maxlen=SUMMARY_KEEP)
         self.sinks: list[AlertSink] = []
         self.rings: list[RingSocket] = []
+        # With several workers, each also reads every DNS answer on the link through a
+        # socket of its own outside the fanout group: passive DNS must not depend on the
+        # worker the fanout hashed a DNS answer to.
+        self.dns_rings: list[RingSocket] = []
         self.procs: list[mp.process.BaseProcess] = []
         self.failed: list[str] = []
         self.pending = 0
@@ -390,6 +417,10 @@ class Sensor:
             for _ in range(o.workers):
                 self.rings.append(RingSocket(o.interface, o.ring, fanout_group=group,
                                              bpf=program))
+            if o.workers > 1:
+                dns_program = compile_bpf(DNS_SIDE_FILTER, interface_linktype(o.interface))
+                for _ in range(o.workers):
+                    self.dns_rings.append(RingSocket(o.interface, DNS_RING, bpf=dns_program))
         except BaseException:
             self._close_rings()
             raise
@@ -419,7 +450,7 @@ class Sensor:
         self._inventory = Inventory.load(cfg.inventory) if cfg.inventory else empty_inventory()
 
     def _close_rings(self) -> None:
-        for r in self.rings:
+        for r in (*self.rings, *self.dns_rings):
             with contextlib.suppress(OSError):
                 r.close()
 
@@ -432,7 +463,8 @@ class Sensor:
                                names=tuple(sorted(inv.names().items())) if inv else (),
                                config=o.config)
             p = self._ctx.Process(target=_worker_main, name=f"netdetect-worker-{wid}",
-                                  args=(spec, self.rings, intel, self._queue, self._ctl,
+                                  args=(spec, self.rings, self.dns_rings, intel, self._queue,
+                                        self._ctl,
                                         os.getpid()), daemon=True)
             p.start()
             self.procs.append(p)

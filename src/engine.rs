@@ -284,6 +284,8 @@ pub struct Engine {
     pub packets: PacketDecoder,
     pub pdns: PassiveDns,
     pub counters: Counters,
+    /// UDP DNS arrives through `feed_dns` (a live worker's side channel), not `feed`.
+    pub dns_elsewhere: bool,
     flows: HashMap<Key, Flow>,
     handles: HashMap<u64, Key>,
     /// Creation order for eviction; stale handles are skipped lazily.
@@ -311,6 +313,7 @@ impl Engine {
             packets: PacketDecoder::new(),
             pdns,
             counters: Counters::default(),
+            dns_elsewhere: false,
             flows: HashMap::new(),
             handles: HashMap::new(),
             order: VecDeque::new(),
@@ -378,7 +381,25 @@ impl Engine {
         if pkt.proto != TCP && pkt.proto != UDP {
             return;
         }
+        if self.dns_elsewhere && pkt.proto == UDP && is_dns(&pkt) {
+            return;
+        }
         self.feed_packet(ts, &pkt);
+    }
+
+    /// A frame from the DNS side channel: a live worker sees every DNS answer on the link,
+    /// whichever worker the fanout hashed it to, so passive DNS does not depend on the
+    /// worker a packet lands on. Only UDP DNS is taken from it.
+    pub fn feed_dns(&mut self, ts: f64, linktype: u32, frame: &[u8]) {
+        let Some(pkt) = self.packets.decode(linktype, frame) else {
+            return;
+        };
+        if pkt.proto == UDP && is_dns(&pkt) {
+            if ts > self.last_ts {
+                self.last_ts = ts;
+            }
+            self.udp(ts, &pkt);
+        }
     }
 
     fn feed_packet(&mut self, ts: f64, pkt: &Decoded<'_>) {
@@ -1292,6 +1313,10 @@ fn drop_streams(ins: &mut Inspect, mem: &mut usize) {
     *mem = mem.saturating_sub(ins.pending_bytes);
     ins.pending_bytes = 0;
     ins.streams = [None, None];
+}
+
+fn is_dns(pkt: &Decoded<'_>) -> bool {
+    DNS_PORTS.contains(&pkt.sport) || DNS_PORTS.contains(&pkt.dport)
 }
 
 fn is_http_start(head: &[u8]) -> bool {

@@ -5,6 +5,8 @@
 //! engine for the next batch of events and gets plain values back, only for flows that can
 //! still carry evidence (see `engine`). The bindings live in `python` (feature "python").
 
+#![deny(unsafe_code)]
+
 pub mod capture;
 pub mod dhcp;
 pub mod dns;
@@ -15,6 +17,7 @@ pub mod intel;
 pub mod packet;
 pub mod pdns;
 pub mod reasm;
+pub mod ring;
 pub mod sv2;
 pub mod tls;
 

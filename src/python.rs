@@ -237,6 +237,30 @@ impl Capture {
     }
 }
 
+/// A live TPACKET_V3 ring, mapped from a configured AF_PACKET socket's descriptor (the
+/// socket stays owned by Python, which must keep it open while this lives).
+#[pyclass(module = "netdetect._core")]
+pub struct Ring {
+    ring: Mutex<crate::ring::Ring>,
+}
+
+#[pymethods]
+impl Ring {
+    #[new]
+    fn new(fd: i32, block_size: usize, block_count: usize, linktype: u32) -> PyResult<Self> {
+        let ring = crate::ring::Ring::map(fd, block_size, block_count, linktype)
+            .map_err(|e| PyOSError::new_err(format!("cannot map the ring: {e}")))?;
+        Ok(Ring {
+            ring: Mutex::new(ring),
+        })
+    }
+
+    #[getter]
+    fn bad_frames(&self) -> u64 {
+        self.ring.lock().expect("ring lock").bad_frames
+    }
+}
+
 /// The engine: flows, reassembly, sniffers, passive DNS, one memory budget.
 #[pyclass(module = "netdetect._core")]
 pub struct Core {
@@ -370,6 +394,44 @@ impl Core {
         Ok((n, events_to_py(py, events)?))
     }
 
+    /// Read what the live ring holds (waiting up to `timeout_ms` when nothing is ready),
+    /// and every DNS answer of the side-channel ring when there is one; returns (frames
+    /// read from the main ring, events). The GIL is released throughout.
+    #[pyo3(signature = (ring, timeout_ms, dns=None, max_frames=65536))]
+    fn run_ring<'py>(
+        &self,
+        py: Python<'py>,
+        ring: &Ring,
+        timeout_ms: i32,
+        dns: Option<&Ring>,
+        max_frames: usize,
+    ) -> PyResult<(usize, Bound<'py, PyList>)> {
+        let (n, events) = py.detach(|| {
+            let mut e = self.engine.lock().expect("engine lock");
+            let mut r = ring.ring.lock().expect("ring lock");
+            let drain_dns = |e: &mut Engine| {
+                if let Some(d) = dns {
+                    let mut d = d.ring.lock().expect("ring lock");
+                    e.dns_elsewhere = true;
+                    d.drain(max_frames, &mut |ts, lt, f| {
+                        if catch_unwind(AssertUnwindSafe(|| e.feed_dns(ts, lt, f))).is_err() {
+                            e.counters.panics += 1;
+                        }
+                    });
+                }
+            };
+            drain_dns(&mut e);
+            let mut n = r.drain(max_frames, &mut |ts, lt, f| feed_guarded(&mut e, ts, lt, f));
+            if n == 0 && timeout_ms > 0 {
+                r.wait(timeout_ms);
+                drain_dns(&mut e);
+                n = r.drain(max_frames, &mut |ts, lt, f| feed_guarded(&mut e, ts, lt, f));
+            }
+            (n, e.take_events())
+        });
+        Ok((n, events_to_py(py, events)?))
+    }
+
     /// End of input: every flow leaves the table; returns the last events.
     fn finish<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyList>> {
         let events = py.detach(|| {
@@ -430,6 +492,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
     m.add_class::<Core>()?;
     m.add_class::<Capture>()?;
+    m.add_class::<Ring>()?;
     for (name, v) in [
         ("K_OPEN", K_OPEN),
         ("K_CLIENT_HELLO", K_CLIENT_HELLO),
