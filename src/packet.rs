@@ -744,3 +744,727 @@ impl PacketDecoder {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const A4: [u8; 4] = [10, 1, 2, 3];
+    const B4: [u8; 4] = [198, 51, 100, 20];
+    const A6: [u8; 16] = [0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+    const B6: [u8; 16] = [
+        0x20, 0x01, 0x0d, 0xb8, 0xff, 0xff, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2,
+    ];
+    const LOGIN: &[u8] = b"{\"id\":1,\"method\":\"login\"}\n";
+
+    fn tcp_seg(sport: u16, dport: u16, seq: u32, flags: u8, payload: &[u8]) -> Vec<u8> {
+        let mut t = Vec::new();
+        t.extend_from_slice(&sport.to_be_bytes());
+        t.extend_from_slice(&dport.to_be_bytes());
+        t.extend_from_slice(&seq.to_be_bytes());
+        t.extend_from_slice(&0u32.to_be_bytes());
+        t.push(0x50);
+        t.push(flags);
+        t.extend_from_slice(&[0xff, 0xff, 0, 0, 0, 0]);
+        t.extend_from_slice(payload);
+        t
+    }
+
+    fn tcp() -> Vec<u8> {
+        tcp_seg(40000, 3333, 123_456_789, 0x18, LOGIN)
+    }
+
+    fn udp_dgram(sport: u16, dport: u16, payload: &[u8]) -> Vec<u8> {
+        let mut u = Vec::new();
+        u.extend_from_slice(&sport.to_be_bytes());
+        u.extend_from_slice(&dport.to_be_bytes());
+        u.extend_from_slice(&((8 + payload.len()) as u16).to_be_bytes());
+        u.extend_from_slice(&[0, 0]);
+        u.extend_from_slice(payload);
+        u
+    }
+
+    fn ip4_full(proto: u8, frag: u16, options: &[u8], l4: &[u8]) -> Vec<u8> {
+        let ihl = 20 + options.len();
+        assert_eq!(ihl % 4, 0);
+        let mut h = vec![0x40 | (ihl / 4) as u8, 0];
+        h.extend_from_slice(&((ihl + l4.len()) as u16).to_be_bytes());
+        h.extend_from_slice(&[0, 1]);
+        h.extend_from_slice(&frag.to_be_bytes());
+        h.extend_from_slice(&[64, proto, 0, 0]);
+        h.extend_from_slice(&A4);
+        h.extend_from_slice(&B4);
+        h.extend_from_slice(options);
+        h.extend_from_slice(l4);
+        h
+    }
+
+    fn ip4(proto: u8, l4: &[u8]) -> Vec<u8> {
+        ip4_full(proto, 0, &[], l4)
+    }
+
+    fn ip6(nh: u8, rest: &[u8]) -> Vec<u8> {
+        let mut h = vec![0x60, 0, 0, 0];
+        h.extend_from_slice(&(rest.len() as u16).to_be_bytes());
+        h.extend_from_slice(&[nh, 64]);
+        h.extend_from_slice(&A6);
+        h.extend_from_slice(&B6);
+        h.extend_from_slice(rest);
+        h
+    }
+
+    fn eth(et: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        f.extend_from_slice(&et.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A tag (TPID `tpid`, VLAN `vid`) then EtherType `et`, as it follows a MAC pair.
+    fn tagged(tags: &[(u16, u16)], et: u16, payload: &[u8]) -> Vec<u8> {
+        let mut f = vec![2, 0, 0, 0, 0, 2, 2, 0, 0, 0, 0, 1];
+        for (tpid, vid) in tags {
+            f.extend_from_slice(&tpid.to_be_bytes());
+            f.extend_from_slice(&(0x2000 | vid).to_be_bytes());
+        }
+        f.extend_from_slice(&et.to_be_bytes());
+        f.extend_from_slice(payload);
+        f
+    }
+
+    /// A decoded packet with its payload copied, so a test can build frames inline.
+    #[derive(Debug)]
+    struct Got {
+        src: IpAddr,
+        dst: IpAddr,
+        proto: u8,
+        sport: u16,
+        dport: u16,
+        flags: u8,
+        seq: u32,
+        payload: Vec<u8>,
+        vlan: u16,
+    }
+
+    fn decode1(linktype: u32, frame: &[u8]) -> (Option<Got>, PacketCounters) {
+        let mut d = PacketDecoder::new();
+        let p = d.decode(linktype, frame).map(|p| Got {
+            src: p.src,
+            dst: p.dst,
+            proto: p.proto,
+            sport: p.sport,
+            dport: p.dport,
+            flags: p.flags,
+            seq: p.seq,
+            payload: p.payload.to_vec(),
+            vlan: p.vlan,
+        });
+        (p, d.counters)
+    }
+
+    fn assert_tcp4(p: &Got) {
+        assert_eq!(p.src, IpAddr::from(A4));
+        assert_eq!(p.dst, IpAddr::from(B4));
+        assert_eq!((p.proto, p.sport, p.dport), (TCP, 40000, 3333));
+        assert_eq!((p.flags, p.seq), (0x18, 123_456_789));
+        assert_eq!(p.payload, LOGIN);
+    }
+
+    fn assert_tcp6(p: &Got) {
+        assert_eq!(p.src, IpAddr::from(A6));
+        assert_eq!(p.dst, IpAddr::from(B6));
+        assert_eq!((p.proto, p.sport, p.dport), (TCP, 40000, 3333));
+        assert_eq!(p.payload, LOGIN);
+    }
+
+    /// Decodes to the standard IPv4 TCP segment with `vlan` after `tunnels` layers.
+    fn expect_tcp4(linktype: u32, frame: &[u8], vlan: u16, tunnels: u64) {
+        let (p, c) = decode1(linktype, frame);
+        let p = p.unwrap_or_else(|| panic!("not decoded: {c:?}"));
+        assert_tcp4(&p);
+        assert_eq!(p.vlan, vlan);
+        assert_eq!((c.decoded, c.tunnels), (1, tunnels));
+    }
+
+    #[test]
+    fn ethernet_ipv4_tcp() {
+        expect_tcp4(LINKTYPE_ETHERNET, &eth(0x0800, &ip4(TCP, &tcp())), 0, 0);
+    }
+
+    #[test]
+    fn ethernet_ipv6_tcp_and_udp() {
+        let (p, _) = decode1(LINKTYPE_ETHERNET, &eth(0x86DD, &ip6(TCP, &tcp())));
+        assert_tcp6(&p.unwrap());
+        let frame = eth(0x86DD, &ip6(UDP, &udp_dgram(5353, 53, b"\x12\x34dns?")));
+        let (p, _) = decode1(LINKTYPE_ETHERNET, &frame);
+        let p = p.unwrap();
+        assert_eq!(
+            (p.proto, p.sport, p.dport, p.flags, p.seq),
+            (UDP, 5353, 53, 0, 0)
+        );
+        assert_eq!(p.payload, b"\x12\x34dns?");
+    }
+
+    #[test]
+    fn every_link_type() {
+        let pkt = ip4(TCP, &tcp());
+        let pkt6 = ip6(TCP, &tcp());
+        let mut sll = vec![0, 0, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0, 0x08, 0x00];
+        sll.extend_from_slice(&pkt);
+        expect_tcp4(LINKTYPE_LINUX_SLL, &sll, 0, 0);
+        let mut sll2 = vec![
+            0x08, 0x00, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+        ];
+        sll2.extend_from_slice(&pkt);
+        expect_tcp4(LINKTYPE_LINUX_SLL2, &sll2, 0, 0);
+        for lt in [LINKTYPE_RAW, 12, 14, LINKTYPE_IPV4] {
+            expect_tcp4(lt, &pkt, 0, 0);
+        }
+        for lt in [LINKTYPE_RAW, 12, 14, LINKTYPE_IPV6] {
+            assert_tcp6(&decode1(lt, &pkt6).0.unwrap());
+        }
+        // NULL in either host byte order, LOOP big-endian; AF_INET6 as BSD/FreeBSD/macOS.
+        for lt in [LINKTYPE_NULL, LINKTYPE_LOOP] {
+            for hdr in [[2u8, 0, 0, 0], [0, 0, 0, 2]] {
+                expect_tcp4(lt, &[&hdr[..], &pkt].concat(), 0, 0);
+            }
+            for af in [24u8, 28, 30] {
+                for hdr in [[af, 0, 0, 0], [0, 0, 0, af]] {
+                    assert_tcp6(&decode1(lt, &[&hdr[..], &pkt6].concat()).0.unwrap());
+                }
+            }
+        }
+        for lt in [LINKTYPE_PPP, 50] {
+            expect_tcp4(lt, &[&b"\xff\x03\x00\x21"[..], &pkt].concat(), 0, 0);
+            expect_tcp4(lt, &[&b"\x00\x21"[..], &pkt].concat(), 0, 0);
+            // Protocol field compressed to one byte.
+            expect_tcp4(lt, &[&b"\x21"[..], &pkt].concat(), 0, 0);
+            assert_tcp6(
+                &decode1(lt, &[&b"\xff\x03\x00\x57"[..], &pkt6].concat())
+                    .0
+                    .unwrap(),
+            );
+        }
+        for lt in LINKTYPES {
+            let (_, c) = decode1(lt, b"");
+            assert_eq!(c.unsupported_linktype, 0, "{lt}");
+        }
+    }
+
+    #[test]
+    fn vlan_tags_outermost_kept() {
+        let pkt = ip4(TCP, &tcp());
+        expect_tcp4(1, &tagged(&[(0x8100, 42)], 0x0800, &pkt), 42, 0);
+        // QinQ / 802.1ad: the service tag (outermost) is the one kept.
+        expect_tcp4(
+            1,
+            &tagged(&[(0x88A8, 100), (0x8100, 7)], 0x0800, &pkt),
+            100,
+            0,
+        );
+        expect_tcp4(1, &tagged(&[(0x9100, 5), (0x8100, 6)], 0x0800, &pkt), 5, 0);
+        // Nine tags is past the tag limit.
+        let deep: Vec<(u16, u16)> = (0..9).map(|i| (0x8100, i)).collect();
+        let (p, c) = decode1(1, &tagged(&deep, 0x0800, &pkt));
+        assert!(p.is_none());
+        assert_eq!(c.malformed, 1);
+    }
+
+    #[test]
+    fn mpls_label_stacks() {
+        let pkt = ip4(TCP, &tcp());
+        let labels = [0x00, 0x01, 0x00, 0x40, 0x00, 0x02, 0x01, 0x40]; // two, bottom set
+        expect_tcp4(1, &eth(0x8847, &[&labels[..], &pkt].concat()), 0, 0);
+        let pkt6 = ip6(TCP, &tcp());
+        assert_tcp6(
+            &decode1(1, &eth(0x8848, &[&labels[..], &pkt6].concat()))
+                .0
+                .unwrap(),
+        );
+        // Pseudowire control word, then a whole Ethernet frame with its own tag.
+        let inner = tagged(&[(0x8100, 9)], 0x0800, &pkt);
+        let pw = [&labels[..], &[0, 0, 0, 0], &inner].concat();
+        expect_tcp4(1, &eth(0x8847, &pw), 9, 0);
+        // A stack that never ends is malformed; an unknown nibble is not IP.
+        let endless = [0x00, 0x01, 0x00, 0x40].repeat(9);
+        let (_, c) = decode1(1, &eth(0x8847, &[&endless[..], &pkt].concat()));
+        assert_eq!(c.malformed, 1);
+        let (_, c) = decode1(1, &eth(0x8847, &[&labels[..], b"\x90abc"].concat()));
+        assert_eq!(c.non_ip, 1);
+        let (_, c) = decode1(1, &eth(0x8847, &labels[..6]));
+        assert_eq!(c.truncated, 1);
+    }
+
+    #[test]
+    fn pppoe_and_snap() {
+        let pkt = ip4(TCP, &tcp());
+        let pppoe = [&[0x11, 0, 0, 1, 0, 0][..], &[0x00, 0x21], &pkt].concat();
+        expect_tcp4(1, &eth(0x8864, &pppoe), 0, 0);
+        let snap = [&b"\xaa\xaa\x03\x00\x00\x00\x08\x00"[..], &pkt].concat();
+        expect_tcp4(1, &eth(snap.len() as u16, &snap), 0, 0);
+        // Plain 802.2 LLC (STP) carries no EtherType.
+        let (_, c) = decode1(1, &eth(20, b"\x42\x42\x03\x00\x00\x00\x00\x00stp-bpdu"));
+        assert_eq!(c.non_ip, 1);
+    }
+
+    #[test]
+    fn ipv4_fragments_and_first_fragments() {
+        let first = ip4_full(TCP, 0x2000, &[], &tcp());
+        let (p, c) = decode1(1, &eth(0x0800, &first));
+        assert_tcp4(&p.unwrap());
+        assert_eq!((c.first_fragments, c.decoded), (1, 1));
+        let later = ip4_full(UDP, 0x2000 | 185, &[], b"rest of the datagram");
+        let (p, c) = decode1(1, &eth(0x0800, &later));
+        assert!(p.is_none());
+        assert_eq!((c.fragments, c.decoded), (1, 0));
+    }
+
+    #[test]
+    fn ipv4_options_and_ah() {
+        let opts = [7, 7, 4, 0, 0, 0, 0, 1]; // record route, then end of list
+        expect_tcp4(1, &eth(0x0800, &ip4_full(TCP, 0, &opts, &tcp())), 0, 0);
+        // AH: next header, payload length (in 4-octet units minus 2), 16 bytes total here.
+        let ah = [&[TCP, 2, 0, 0][..], &[0u8; 12], &tcp()].concat();
+        expect_tcp4(1, &eth(0x0800, &ip4(51, &ah)), 0, 0);
+    }
+
+    #[test]
+    fn ipv6_extension_headers() {
+        // HBH -> routing -> fragment (first, M set) -> AH -> destination options -> TCP.
+        let mut chain = vec![43, 0, 1, 4, 0, 0, 0, 0]; // HBH, 8 bytes, next routing
+        chain.extend_from_slice(&[44, 0, 0, 0, 0, 0, 0, 0]); // routing, next fragment
+        chain.extend_from_slice(&[51, 0, 0x00, 0x01, 0, 0, 0, 7]); // fragment offset 0, M
+        chain.extend_from_slice(&[60, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // AH, 12 bytes
+        chain.extend_from_slice(&[TCP, 0, 1, 4, 0, 0, 0, 0]); // destination options
+        chain.extend_from_slice(&tcp());
+        let (p, c) = decode1(LINKTYPE_IPV6, &ip6(0, &chain));
+        assert_tcp6(&p.unwrap());
+        assert_eq!(c.first_fragments, 1);
+        // A non-first fragment has no L4 header.
+        let frag = [&[UDP, 0, 0x05, 0x00, 0, 0, 0, 7][..], b"more"].concat();
+        let (p, c) = decode1(LINKTYPE_IPV6, &ip6(44, &frag));
+        assert!(p.is_none());
+        assert_eq!(c.fragments, 1);
+        // Twelve destination-options headers: past the chain limit.
+        let mut endless = Vec::new();
+        for _ in 0..11 {
+            endless.extend_from_slice(&[60, 0, 1, 4, 0, 0, 0, 0]);
+        }
+        endless.extend_from_slice(&[TCP, 0, 1, 4, 0, 0, 0, 0]);
+        endless.extend_from_slice(&tcp());
+        let (p, c) = decode1(LINKTYPE_IPV6, &ip6(60, &endless));
+        assert!(p.is_none());
+        assert_eq!(c.malformed, 1);
+    }
+
+    #[test]
+    fn non_tcp_udp_counts_as_decoded() {
+        let icmp = ip4(1, b"\x08\x00\x00\x00echo");
+        let (p, c) = decode1(1, &eth(0x0800, &icmp));
+        assert!(p.is_none());
+        assert_eq!((c.decoded, c.other_l4), (1, 1));
+        // ESP ends an IPv6 chain.
+        let (p, c) = decode1(LINKTYPE_IPV6, &ip6(50, b"\0\0\0\x01\0\0\0\x01sealed"));
+        assert!(p.is_none());
+        assert_eq!((c.decoded, c.other_l4), (1, 1));
+    }
+
+    #[test]
+    fn snapped_and_offload_lengths() {
+        let full = eth(0x0800, &ip4(TCP, &tcp()));
+        let (p, c) = decode1(1, &full[..full.len() - 5]);
+        assert_eq!(p.unwrap().payload, &LOGIN[..LOGIN.len() - 5]);
+        assert_eq!(c.snapped, 1);
+        // The snap length cuts into TCP options: the header still counts, payload is empty.
+        let mut opts = tcp_seg(1, 2, 3, 0x02, &[]);
+        opts[12] = 0x80;
+        opts.extend_from_slice(&[1; 12]);
+        let frame = eth(0x0800, &ip4(TCP, &opts));
+        let (p, c) = decode1(1, &frame[..14 + 20 + 24]);
+        let p = p.unwrap();
+        assert_eq!((p.flags, p.payload.len()), (0x02, 0));
+        assert_eq!(c.snapped, 1);
+        // Segmentation offload: zero IPv4 total length and zero IPv6 payload length.
+        let mut off4 = ip4(TCP, &tcp());
+        off4[2..4].copy_from_slice(&[0, 0]);
+        expect_tcp4(LINKTYPE_RAW, &off4, 0, 0);
+        let mut off6 = ip6(TCP, &tcp());
+        off6[4..6].copy_from_slice(&[0, 0]);
+        assert_tcp6(&decode1(LINKTYPE_RAW, &off6).0.unwrap());
+    }
+
+    #[test]
+    fn ip_and_udp_lengths_bound_the_payload() {
+        // Ethernet padding after a short IPv4 packet is not payload.
+        let mut frame = eth(0x0800, &ip4(UDP, &udp_dgram(1, 2, b"hi")));
+        frame.extend_from_slice(&[0; 20]);
+        assert_eq!(decode1(1, &frame).0.unwrap().payload, b"hi");
+        // A UDP length shorter than the IP payload shortens it ...
+        let mut u = udp_dgram(1, 2, b"hello world");
+        u[4..6].copy_from_slice(&13u16.to_be_bytes());
+        assert_eq!(
+            decode1(LINKTYPE_RAW, &ip4(UDP, &u)).0.unwrap().payload,
+            b"hello"
+        );
+        // ... a longer one (or one below 8) is ignored.
+        u[4..6].copy_from_slice(&500u16.to_be_bytes());
+        let payload = decode1(LINKTYPE_RAW, &ip4(UDP, &u)).0.unwrap().payload;
+        assert_eq!(payload, b"hello world");
+        u[4..6].copy_from_slice(&3u16.to_be_bytes());
+        let payload = decode1(LINKTYPE_RAW, &ip4(UDP, &u)).0.unwrap().payload;
+        assert_eq!(payload, b"hello world");
+    }
+
+    fn gre(flags: u16, ptype: u16, extra: &[u8], inner: &[u8]) -> Vec<u8> {
+        let mut g = flags.to_be_bytes().to_vec();
+        g.extend_from_slice(&ptype.to_be_bytes());
+        g.extend_from_slice(extra);
+        g.extend_from_slice(inner);
+        ip4(47, &g)
+    }
+
+    #[test]
+    fn gre_with_each_optional_field() {
+        let pkt = ip4(TCP, &tcp());
+        expect_tcp4(1, &eth(0x0800, &gre(0, 0x0800, &[], &pkt)), 0, 1);
+        expect_tcp4(1, &eth(0x0800, &gre(0x8000, 0x0800, &[0; 4], &pkt)), 0, 1);
+        expect_tcp4(1, &eth(0x0800, &gre(0x2000, 0x0800, &[0; 4], &pkt)), 0, 1);
+        expect_tcp4(1, &eth(0x0800, &gre(0xB000, 0x0800, &[0; 12], &pkt)), 0, 1);
+        let pkt6 = ip6(TCP, &tcp());
+        let (p, c) = decode1(1, &eth(0x0800, &gre(0, 0x86DD, &[], &pkt6)));
+        assert_tcp6(&p.unwrap());
+        assert_eq!(c.tunnels, 1);
+        // Transparent Ethernet bridging: the inner frame's tag wins over the outer one.
+        let inner = tagged(&[(0x8100, 33)], 0x0800, &pkt);
+        let outer = tagged(&[(0x8100, 1)], 0x0800, &gre(0, 0x6558, &[], &inner));
+        expect_tcp4(1, &outer, 33, 1);
+        // ... and the transport tag stays when the inner frame is untagged.
+        let inner = eth(0x0800, &pkt);
+        let outer = tagged(&[(0x8100, 1)], 0x0800, &gre(0, 0x6558, &[], &inner));
+        expect_tcp4(1, &outer, 1, 1);
+        // Unknown protocol, version 1 (PPTP), routing bit, or too short: plain GRE packet.
+        for frame in [
+            gre(0, 0x880B, &[], &pkt),
+            gre(0x0001, 0x0800, &[], &pkt),
+            gre(0x4000, 0x0800, &[], &pkt),
+            gre(0xB000, 0x0800, &[0; 4], &[]),
+        ] {
+            let (p, c) = decode1(LINKTYPE_RAW, &frame);
+            assert!(p.is_none());
+            assert_eq!((c.decoded, c.other_l4, c.tunnels), (1, 1, 0));
+        }
+    }
+
+    #[test]
+    fn erspan_types() {
+        let pkt = ip4(TCP, &tcp());
+        let mirrored = eth(0x0800, &pkt);
+        // Type I: no ERSPAN header, no GRE sequence number.
+        expect_tcp4(1, &eth(0x0800, &gre(0, 0x88BE, &[], &mirrored)), 0, 1);
+        // Type II: sequence number, then version/VLAN/session header.
+        let ii = [0x10, 0x2A, 0x00, 0x01, 0, 0, 0, 0];
+        let frame = eth(
+            0x0800,
+            &gre(
+                0x1000,
+                0x88BE,
+                &[0, 0, 0, 1],
+                &[&ii[..], &mirrored].concat(),
+            ),
+        );
+        expect_tcp4(1, &frame, 42, 1);
+        let tagged_inner = tagged(&[(0x8100, 77)], 0x0800, &pkt);
+        let frame = eth(
+            0x0800,
+            &gre(
+                0x1000,
+                0x88BE,
+                &[0, 0, 0, 1],
+                &[&ii[..], &tagged_inner].concat(),
+            ),
+        );
+        expect_tcp4(1, &frame, 77, 1);
+        // Type III: 12-byte header, optional 8-byte platform subheader (O bit).
+        let iii = [0x20, 0x2B, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0];
+        let frame = eth(
+            0x0800,
+            &gre(
+                0x1000,
+                0x22EB,
+                &[0, 0, 0, 1],
+                &[&iii[..], &mirrored].concat(),
+            ),
+        );
+        expect_tcp4(1, &frame, 43, 1);
+        let mut iii_o = iii;
+        iii_o[11] = 1;
+        let body = [&iii_o[..], &[0; 8], &mirrored].concat();
+        expect_tcp4(
+            1,
+            &eth(0x0800, &gre(0x1000, 0x22EB, &[0, 0, 0, 1], &body)),
+            43,
+            1,
+        );
+        // Frame type 2: the mirrored packet without its L2 header.
+        let mut iii_ip = iii;
+        iii_ip[10] = 2 << 2;
+        let body = [&iii_ip[..], &pkt].concat();
+        expect_tcp4(
+            1,
+            &eth(0x0800, &gre(0x1000, 0x22EB, &[0, 0, 0, 1], &body)),
+            43,
+            1,
+        );
+    }
+
+    fn vxlan(inner: &[u8]) -> Vec<u8> {
+        let hdr = [0x08, 0, 0, 0, 0, 0, 0x2A, 0];
+        udp_dgram(50000, 4789, &[&hdr[..], inner].concat())
+    }
+
+    #[test]
+    fn vxlan_and_geneve() {
+        let pkt = ip4(TCP, &tcp());
+        let inner = tagged(&[(0x8100, 12)], 0x0800, &pkt);
+        expect_tcp4(1, &eth(0x0800, &ip4(UDP, &vxlan(&inner))), 12, 1);
+        // Without the I flag or too short for an inner frame: plain UDP.
+        let mut no_i = vxlan(&inner);
+        no_i[8] = 0;
+        let (p, c) = decode1(LINKTYPE_RAW, &ip4(UDP, &no_i));
+        assert_eq!((p.unwrap().dport, c.tunnels), (4789, 0));
+        let (p, _) = decode1(LINKTYPE_RAW, &ip4(UDP, &vxlan(&inner[..13])));
+        assert_eq!(p.unwrap().dport, 4789);
+        // GENEVE with 8 bytes of options around IPv4, IPv6 and Ethernet.
+        for (ptype, body) in [(0x0800u16, pkt.clone()), (0x6558, eth(0x0800, &pkt))] {
+            let mut g = vec![0x02, 0];
+            g.extend_from_slice(&ptype.to_be_bytes());
+            g.extend_from_slice(&[0, 0, 1, 0]);
+            g.extend_from_slice(&[0; 8]);
+            g.extend_from_slice(&body);
+            expect_tcp4(1, &eth(0x86DD, &ip6(UDP, &udp_dgram(1, 6081, &g))), 0, 1);
+        }
+        let g = [&[0u8, 0, 0x88, 0x0B, 0, 0, 1, 0][..], b"ppp"].concat();
+        let (p, c) = decode1(LINKTYPE_RAW, &ip4(UDP, &udp_dgram(1, 6081, &g)));
+        assert_eq!((p.unwrap().dport, c.tunnels), (6081, 0));
+    }
+
+    #[test]
+    fn ip_in_ip() {
+        let pkt = ip4(TCP, &tcp());
+        expect_tcp4(LINKTYPE_RAW, &ip4(4, &pkt), 0, 1);
+        let (p, c) = decode1(LINKTYPE_RAW, &ip4(41, &ip6(TCP, &tcp())));
+        assert_tcp6(&p.unwrap());
+        assert_eq!(c.tunnels, 1);
+    }
+
+    #[test]
+    fn nesting_is_capped() {
+        let mut inner = ip4(TCP, &tcp());
+        for i in 0..MAX_DEPTH + 2 {
+            let mut u = vxlan(&eth(0x0800, &inner));
+            u[0..2].copy_from_slice(&(100 + i as u16).to_be_bytes());
+            inner = ip4(UDP, &u);
+        }
+        let (p, c) = decode1(1, &eth(0x0800, &inner));
+        let p = p.unwrap();
+        assert_eq!((p.proto, p.dport, p.sport), (UDP, 4789, 101));
+        assert_eq!(c.tunnels, u64::from(MAX_DEPTH));
+    }
+
+    #[test]
+    fn frames_without_usable_ip() {
+        let pkt = ip4(TCP, &tcp());
+        let cases: Vec<(u32, Vec<u8>, &str)> = vec![
+            (1, eth(0x0806, &[0; 28]), "non_ip"),
+            (1, eth(0x88CC, &[0; 40]), "non_ip"),
+            (1, vec![0; 13], "truncated"),
+            (1, eth(0x0800, b"\x45\0"), "truncated"),
+            (1, eth(0x0800, &pkt[..30]), "truncated"),
+            (
+                1,
+                eth(0x0800, &[&[0x65][..], &pkt[1..]].concat()),
+                "malformed",
+            ),
+            (
+                1,
+                eth(0x0800, &[&[0x44][..], &pkt[1..]].concat()),
+                "malformed",
+            ),
+            (1, eth(0x86DD, &[&pkt[..], &[0; 20]].concat()), "malformed"),
+            (
+                1,
+                tagged(&[(0x8100, 1), (0x8100, 2)], 0x0800, &[])[..16].to_vec(),
+                "truncated",
+            ),
+            (1, eth(0x8864, &[0x11, 0, 0, 1, 0, 2, 0xc0, 0x21]), "non_ip"),
+            (113, vec![0; 15], "truncated"),
+            (276, vec![0; 19], "truncated"),
+            (101, vec![], "truncated"),
+            (101, [&[0x50][..], &[0; 30]].concat(), "non_ip"),
+            (0, vec![2, 0], "truncated"),
+            (0, [&7u32.to_le_bytes()[..], b"osi"].concat(), "non_ip"),
+            (0, [&[2, 0, 0, 2][..], &pkt].concat(), "non_ip"),
+            (9, b"\xff\x03\xc0\x21lcp".to_vec(), "non_ip"),
+            (9, b"\xff\x03".to_vec(), "truncated"),
+            (9, b"\xff\x03\x00".to_vec(), "truncated"),
+            (127, vec![0; 64], "unsupported_linktype"),
+            (147, pkt.clone(), "unsupported_linktype"),
+        ];
+        for (lt, frame, counter) in cases {
+            let (p, c) = decode1(lt, &frame);
+            assert!(p.is_none(), "{lt} {frame:02x?}");
+            let got: Vec<&str> = c.items()[1..]
+                .iter()
+                .filter(|(k, v)| *v > 0 && *k != "snapped")
+                .map(|(k, _)| *k)
+                .collect();
+            assert_eq!(got, [counter], "{lt} {frame:02x?}");
+        }
+    }
+
+    #[test]
+    fn ipv4_total_length_below_header_is_malformed() {
+        let mut pkt = ip4(TCP, &tcp());
+        pkt[2..4].copy_from_slice(&12u16.to_be_bytes());
+        assert_eq!(decode1(LINKTYPE_RAW, &pkt).1.malformed, 1);
+    }
+
+    #[test]
+    fn tcp_data_offset_below_five_is_malformed() {
+        let mut pkt = ip4(TCP, &tcp());
+        pkt[20 + 12] = 0x40;
+        let (p, c) = decode1(LINKTYPE_RAW, &pkt);
+        assert!(p.is_none());
+        assert_eq!((c.malformed, c.decoded), (1, 0));
+        // A data offset beyond the segment leaves an empty payload, not an error.
+        pkt[20 + 12] = 0xF0;
+        let (p, _) = decode1(LINKTYPE_RAW, &pkt);
+        assert_eq!(p.unwrap().payload, b"");
+    }
+
+    /// Every decodable frame the tests above build, for the counters and the fuzzers.
+    fn corpus() -> Vec<(u32, Vec<u8>)> {
+        let pkt = ip4(TCP, &tcp());
+        let ii = [0x10, 0x2A, 0x00, 0x01, 0, 0, 0, 0];
+        vec![
+            (1, eth(0x0800, &pkt)),
+            (1, tagged(&[(0x88A8, 100), (0x8100, 7)], 0x0800, &pkt)),
+            (1, eth(0x86DD, &ip6(UDP, &udp_dgram(5353, 53, b"q")))),
+            (1, eth(0x8847, &[&[0, 1, 1, 0x40][..], &pkt].concat())),
+            (
+                1,
+                eth(
+                    0x0800,
+                    &gre(
+                        0x1000,
+                        0x88BE,
+                        &[0, 0, 0, 1],
+                        &[&ii[..], &eth(0x0800, &pkt)].concat(),
+                    ),
+                ),
+            ),
+            (1, eth(0x0800, &ip4(UDP, &vxlan(&eth(0x0800, &pkt))))),
+            (LINKTYPE_NULL, [&[2, 0, 0, 0][..], &pkt].concat()),
+            (LINKTYPE_PPP, [&b"\xff\x03\x00\x21"[..], &pkt].concat()),
+            (
+                LINKTYPE_IPV6,
+                ip6(0, &[&[TCP, 0, 1, 4, 0, 0, 0, 0][..], &tcp()].concat()),
+            ),
+            (
+                LINKTYPE_LINUX_SLL2,
+                [
+                    &[
+                        0x08, 0, 0, 0, 0, 0, 0, 2, 0, 1, 0, 6, 2, 0, 0, 0, 0, 1, 0, 0,
+                    ][..],
+                    &pkt,
+                ]
+                .concat(),
+            ),
+        ]
+    }
+
+    #[test]
+    fn counters_add_up() {
+        let mut d = PacketDecoder::new();
+        let mut frames = corpus();
+        frames.push((1, vec![0; 5]));
+        frames.push((1, eth(0x0806, &[0; 28])));
+        frames.push((300, b"x".to_vec()));
+        frames.push((101, ip4_full(UDP, 100, &[], b"later fragment")));
+        frames.push((101, ip4(1, b"icmp")));
+        for (lt, f) in &frames {
+            d.decode(*lt, f);
+        }
+        let c = &d.counters;
+        assert_eq!(c.packets, frames.len() as u64);
+        assert_eq!(
+            c.packets,
+            c.decoded + c.non_ip + c.truncated + c.malformed + c.fragments + c.unsupported_linktype
+        );
+        assert_eq!((c.decoded, c.other_l4, c.tunnels), (11, 1, 2));
+    }
+
+    fn check_counters(d: &PacketDecoder, n: u64) {
+        let c = &d.counters;
+        assert_eq!(c.packets, n);
+        assert_eq!(
+            c.packets,
+            c.decoded + c.non_ip + c.truncated + c.malformed + c.fragments + c.unsupported_linktype
+        );
+        assert!(c.tunnels <= u64::from(MAX_DEPTH) * n);
+    }
+
+    fn check_payload(frame: &[u8], p: &Decoded<'_>) {
+        // The payload is a slice of the frame: borrowed, never copied or invented.
+        let base = frame.as_ptr() as usize;
+        let at = p.payload.as_ptr() as usize;
+        assert!(at >= base && at + p.payload.len() <= base + frame.len());
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            lt in prop::sample::select(vec![0u32, 1, 9, 12, 14, 50, 101, 108, 113, 228, 229, 276, 2, 147]),
+            frame in prop::collection::vec(any::<u8>(), 0..300),
+        ) {
+            let mut d = PacketDecoder::new();
+            if let Some(p) = d.decode(lt, &frame) {
+                check_payload(&frame, &p);
+            }
+            check_counters(&d, 1);
+        }
+
+        #[test]
+        fn mutated_frames_never_panic(
+            which in any::<prop::sample::Index>(),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..8),
+            cut in any::<prop::sample::Index>(),
+        ) {
+            let frames = corpus();
+            let (lt, mut frame) = frames[which.index(frames.len())].clone();
+            for (at, v) in flips {
+                let i = at.index(frame.len());
+                frame[i] = v;
+            }
+            frame.truncate(cut.index(frame.len() + 1));
+            let mut d = PacketDecoder::new();
+            if let Some(p) = d.decode(lt, &frame) {
+                check_payload(&frame, &p);
+            }
+            check_counters(&d, 1);
+        }
+
+        /// Nested tunnels, tags and extension headers are all bounded: a large hostile
+        /// frame costs no more than a fixed number of header reads.
+        #[test]
+        fn large_frames_stay_cheap(fill in any::<u8>(), n in 1000usize..65536) {
+            let mut d = PacketDecoder::new();
+            for lt in LINKTYPES {
+                let frame = vec![fill; n];
+                d.decode(lt, &frame);
+            }
+            check_counters(&d, LINKTYPES.len() as u64);
+        }
+    }
+}
