@@ -372,6 +372,9 @@ pub struct CaptureReader {
     base: u64,
     eof: bool,
     state: State,
+    /// Bytes moved to the front of the buffer: each byte at most once, so work stays
+    /// linear in the stream however records fall across reads.
+    moved: u64,
 }
 
 impl CaptureReader {
@@ -402,6 +405,7 @@ impl CaptureReader {
             base: 0,
             eof: false,
             state: State::Start,
+            moved: 0,
         };
         r.ensure(4)?;
         let avail = r.end - r.start;
@@ -470,6 +474,7 @@ impl CaptureReader {
         }
         if self.start > 0 {
             self.buf.copy_within(self.start..self.end, 0);
+            self.moved += (self.end - self.start) as u64;
             self.base += self.start as u64;
             self.end -= self.start;
             self.start = 0;
@@ -828,4 +833,880 @@ pub fn expand_paths(paths: &[String]) -> (Vec<String>, Vec<CaptureError>) {
         }
     }
     (out, errors)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+    use std::io::Write;
+
+    /// A pipe-like source: hands out at most `step` bytes per read and cannot seek (it only
+    /// implements Read), like stdin.
+    struct Trickle {
+        inner: Cursor<Vec<u8>>,
+        step: usize,
+    }
+
+    impl Read for Trickle {
+        fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+            let n = buf.len().min(self.step);
+            self.inner.read(&mut buf[..n])
+        }
+    }
+
+    fn reader(data: &[u8]) -> Result<CaptureReader, CaptureError> {
+        CaptureReader::from_reader("t", Box::new(Cursor::new(data.to_vec())))
+    }
+
+    fn trickle(data: &[u8], step: usize) -> Result<CaptureReader, CaptureError> {
+        let src = Trickle {
+            inner: Cursor::new(data.to_vec()),
+            step,
+        };
+        CaptureReader::from_reader("t", Box::new(src))
+    }
+
+    #[derive(Debug, Clone, PartialEq)]
+    struct Got {
+        ts: f64,
+        linktype: u32,
+        data: Vec<u8>,
+        orig_len: u32,
+    }
+
+    /// Every frame, then the error that ended the stream (if any).
+    fn drain(mut r: CaptureReader) -> (Vec<Got>, Option<CaptureError>, CaptureReader) {
+        let mut out = Vec::new();
+        loop {
+            match r.next_frame() {
+                Ok(Some(f)) => out.push(Got {
+                    ts: f.ts,
+                    linktype: f.linktype,
+                    data: f.data.to_vec(),
+                    orig_len: f.orig_len,
+                }),
+                Ok(None) => return (out, None, r),
+                Err(e) => {
+                    assert!(matches!(r.next_frame(), Ok(None)), "frames after an error");
+                    return (out, Some(e), r);
+                }
+            }
+        }
+    }
+
+    fn read_all(data: &[u8]) -> (Vec<Got>, Option<CaptureError>) {
+        let (frames, err, _) = drain(reader(data).expect("opens"));
+        (frames, err)
+    }
+
+    fn err_of(data: &[u8]) -> CaptureError {
+        match reader(data) {
+            Err(e) => e,
+            Ok(r) => drain(r).1.expect("an error"),
+        }
+    }
+
+    // ---- pcap writer ----
+
+    fn p16(big: bool, v: u16) -> [u8; 2] {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+
+    fn p32(big: bool, v: u32) -> [u8; 4] {
+        if big {
+            v.to_be_bytes()
+        } else {
+            v.to_le_bytes()
+        }
+    }
+
+    /// (seconds, fraction, data, wire length)
+    type Rec<'a> = (u32, u32, &'a [u8], u32);
+
+    fn pcap(big: bool, magic: u32, linktype: u32, recs: &[Rec<'_>]) -> Vec<u8> {
+        let kuz = magic == 0xa1b2_cd34;
+        let mut f = p32(big, magic).to_vec();
+        f.extend_from_slice(&p16(big, 2));
+        f.extend_from_slice(&p16(big, 4));
+        f.extend_from_slice(&[0; 8]);
+        f.extend_from_slice(&p32(big, 65535));
+        f.extend_from_slice(&p32(big, linktype));
+        for (sec, frac, data, wire) in recs {
+            f.extend_from_slice(&p32(big, *sec));
+            f.extend_from_slice(&p32(big, *frac));
+            f.extend_from_slice(&p32(big, data.len() as u32));
+            f.extend_from_slice(&p32(big, *wire));
+            if kuz {
+                f.extend_from_slice(&[0, 0, 0, 3, 0x08, 0x00, 0, 0]);
+            }
+            f.extend_from_slice(data);
+        }
+        f
+    }
+
+    const US: u32 = 0xa1b2_c3d4;
+    const NS: u32 = 0xa1b2_3c4d;
+    const KUZ: u32 = 0xa1b2_cd34;
+
+    fn three() -> [Rec<'static>; 3] {
+        [
+            (1_700_000_000, 250_000, b"first frame", 11),
+            (1_700_000_001, 0, b"second, snapped", 1500),
+            (1_700_000_002, 999_999, b"", 0),
+        ]
+    }
+
+    /// Record boundaries of a pcap built from `recs`: (start, end) of each record.
+    fn pcap_bounds(rec: usize, recs: &[Rec<'_>]) -> Vec<(usize, usize)> {
+        let mut at = 24;
+        recs.iter()
+            .map(|r| {
+                let s = at;
+                at += rec + r.2.len();
+                (s, at)
+            })
+            .collect()
+    }
+
+    // ---- pcapng writer ----
+
+    fn block(big: bool, btype: u32, body: &[u8]) -> Vec<u8> {
+        let mut body = body.to_vec();
+        while body.len() % 4 != 0 {
+            body.push(0);
+        }
+        let blen = 12 + body.len() as u32;
+        let mut b = p32(big, btype).to_vec();
+        b.extend_from_slice(&p32(big, blen));
+        b.extend_from_slice(&body);
+        b.extend_from_slice(&p32(big, blen));
+        b
+    }
+
+    fn shb(big: bool) -> Vec<u8> {
+        let mut body = p32(big, 0x1a2b_3c4d).to_vec();
+        body.extend_from_slice(&p16(big, 1));
+        body.extend_from_slice(&p16(big, 0));
+        body.extend_from_slice(&[0xff; 8]);
+        block(big, SHB, &body)
+    }
+
+    fn idb(big: bool, linktype: u16, snaplen: u32, opts: &[(u16, &[u8])]) -> Vec<u8> {
+        let mut body = p16(big, linktype).to_vec();
+        body.extend_from_slice(&[0, 0]);
+        body.extend_from_slice(&p32(big, snaplen));
+        for (code, val) in opts {
+            body.extend_from_slice(&p16(big, *code));
+            body.extend_from_slice(&p16(big, val.len() as u16));
+            body.extend_from_slice(val);
+            while body.len() % 4 != 0 {
+                body.push(0);
+            }
+        }
+        if !opts.is_empty() {
+            body.extend_from_slice(&[0; 4]);
+        }
+        block(big, IDB, &body)
+    }
+
+    fn epb(big: bool, ifid: u32, ticks: u64, data: &[u8], wire: u32) -> Vec<u8> {
+        let mut body = p32(big, ifid).to_vec();
+        body.extend_from_slice(&p32(big, (ticks >> 32) as u32));
+        body.extend_from_slice(&p32(big, ticks as u32));
+        body.extend_from_slice(&p32(big, data.len() as u32));
+        body.extend_from_slice(&p32(big, wire));
+        body.extend_from_slice(data);
+        block(big, EPB, &body)
+    }
+
+    fn pb(big: bool, ifid: u16, ticks: u64, data: &[u8]) -> Vec<u8> {
+        let mut body = p16(big, ifid).to_vec();
+        body.extend_from_slice(&p16(big, 0));
+        body.extend_from_slice(&p32(big, (ticks >> 32) as u32));
+        body.extend_from_slice(&p32(big, ticks as u32));
+        body.extend_from_slice(&p32(big, data.len() as u32));
+        body.extend_from_slice(&p32(big, data.len() as u32));
+        body.extend_from_slice(data);
+        block(big, PB, &body)
+    }
+
+    fn spb(big: bool, wire: u32, data: &[u8]) -> Vec<u8> {
+        let mut body = p32(big, wire).to_vec();
+        body.extend_from_slice(data);
+        block(big, SPB, &body)
+    }
+
+    /// Two sections in opposite byte orders, several interfaces and resolutions, SPB, PB
+    /// and unknown blocks; the frames it must yield.
+    fn pcapng_sample() -> (Vec<u8>, Vec<Got>) {
+        let mut f = Vec::new();
+        f.extend(shb(false));
+        f.extend(block(false, 0x0BAD, b"unknown block, skipped"));
+        f.extend(idb(false, 1, 0, &[]));
+        f.extend(epb(false, 0, 1_700_000_000_250_000, b"usec", 4));
+        // Interfaces may be declared after packets of other interfaces.
+        f.extend(idb(
+            false,
+            101,
+            0,
+            &[(2, b"eth1"), (9, &[9]), (14, &(-100i64).to_le_bytes())],
+        ));
+        f.extend(epb(
+            false,
+            1,
+            1_700_000_000_123_456_789,
+            b"nsec+offset",
+            1500,
+        ));
+        f.extend(block(false, 5, b"interface statistics"));
+        f.extend(pb(false, 0, 1_700_000_001_000_000, b"obsolete"));
+        f.extend(spb(false, 9, b"simple!!!"));
+        f.extend(shb(true));
+        f.extend(idb(true, 113, 4, &[(9, &[0x80 | 10])]));
+        f.extend(epb(true, 0, 1_740_800_000 * 1024 + 512, b"pow2", 4));
+        f.extend(spb(true, 100, b"snap"));
+        let frames = vec![
+            Got {
+                ts: 1_700_000_000.25,
+                linktype: 1,
+                data: b"usec".to_vec(),
+                orig_len: 4,
+            },
+            Got {
+                ts: 1_700_000_000.0 + 123_456_789.0 / 1e9 - 100.0,
+                linktype: 101,
+                data: b"nsec+offset".to_vec(),
+                orig_len: 1500,
+            },
+            Got {
+                ts: 1_700_000_001.0,
+                linktype: 1,
+                data: b"obsolete".to_vec(),
+                orig_len: 8,
+            },
+            Got {
+                ts: 1_700_000_001.0,
+                linktype: 1,
+                data: b"simple!!!".to_vec(),
+                orig_len: 9,
+            },
+            Got {
+                ts: 1_740_800_000.5,
+                linktype: 113,
+                data: b"pow2".to_vec(),
+                orig_len: 4,
+            },
+            Got {
+                ts: 1_740_800_000.5,
+                linktype: 113,
+                data: b"snap".to_vec(),
+                orig_len: 100,
+            },
+        ];
+        (f, frames)
+    }
+
+    /// Start and end of every block of a pcapng file.
+    fn pcapng_bounds(data: &[u8]) -> Vec<(usize, usize)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        let mut big = false;
+        while at < data.len() {
+            if rd32(data, at, false) == SHB {
+                big = data[at + 8] == 0x1a;
+            }
+            let blen = rd32(data, at + 4, big) as usize;
+            out.push((at, at + blen));
+            at += blen;
+        }
+        out
+    }
+
+    // ---- pcap ----
+
+    #[test]
+    fn pcap_byte_orders_and_resolutions() {
+        for big in [false, true] {
+            for (magic, units) in [(US, 1e6), (NS, 1e9), (KUZ, 1e6)] {
+                let recs = three();
+                let (frames, err) = read_all(&pcap(big, magic, 1, &recs));
+                assert!(err.is_none(), "{err:?}");
+                assert_eq!(frames.len(), 3);
+                for (f, r) in frames.iter().zip(recs.iter()) {
+                    assert_eq!(f.ts, f64::from(r.0) + f64::from(r.1) / units);
+                    assert_eq!((f.linktype, &f.data[..], f.orig_len), (1, r.2, r.3));
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn pcap_nanoseconds_keep_precision_and_snapped_frames_are_counted() {
+        let data = pcap(false, NS, 1, &three());
+        let (frames, err, r) = drain(reader(&data).unwrap());
+        assert!(err.is_none());
+        assert_eq!(frames[2].ts, 1_700_000_002.0 + 999_999.0 / 1e9);
+        assert_eq!((r.stats.frames, r.stats.snapped), (3, 1));
+        assert_eq!(r.stats.offset, data.len() as u64);
+        assert_eq!(r.stats.file_offset, data.len() as u64);
+    }
+
+    #[test]
+    fn pcap_fcs_bits_in_linktype_are_ignored() {
+        let (frames, _) = read_all(&pcap(false, US, 0x1000_0001, &three()));
+        assert!(frames.iter().all(|f| f.linktype == 1));
+    }
+
+    #[test]
+    fn pcap_errors() {
+        let mut bad = pcap(false, US, 1, &three());
+        bad[4] = 3;
+        assert_eq!(
+            err_of(&bad).to_string(),
+            "t: offset 0: unsupported pcap version 3.4"
+        );
+        let good = pcap(false, US, 1, &three());
+        assert_eq!(
+            err_of(&good[..20]).to_string(),
+            "t: offset 0: truncated pcap file header"
+        );
+        let mut huge = good.clone();
+        let b = pcap_bounds(16, &three());
+        huge[b[1].0 + 8..b[1].0 + 12].copy_from_slice(&0x7fff_fff0u32.to_le_bytes());
+        let (frames, err) = read_all(&huge);
+        assert_eq!(frames.len(), 1);
+        let err = err.unwrap();
+        assert_eq!(err.offset, b[1].0 as u64);
+        assert_eq!(err.reason, "record length 2147483632 exceeds 262144");
+    }
+
+    #[test]
+    fn pcap_record_of_exactly_max_snaplen() {
+        let big = vec![0x5a; MAX_SNAPLEN as usize];
+        let data = pcap(true, US, 1, &[(1, 0, &big, MAX_SNAPLEN), (2, 0, b"x", 1)]);
+        let (frames, err) = read_all(&data);
+        assert!(err.is_none());
+        assert_eq!(frames.len(), 2);
+        assert_eq!(frames[0].data.len(), MAX_SNAPLEN as usize);
+    }
+
+    #[test]
+    fn pcap_truncated_at_every_offset() {
+        for magic in [US, KUZ] {
+            let recs = three();
+            let data = pcap(false, magic, 1, &recs);
+            let rec = if magic == KUZ { 24 } else { 16 };
+            let bounds = pcap_bounds(rec, &recs);
+            let (all, _) = read_all(&data);
+            for cut in 0..data.len() {
+                let part = &data[..cut];
+                if cut < 4 {
+                    assert!(reader(part).is_err());
+                    continue;
+                }
+                let (frames, err) = read_all(part);
+                let done = bounds.iter().filter(|b| b.1 <= cut).count();
+                assert_eq!(frames, all[..done], "cut {cut}");
+                if cut < 24 {
+                    assert_eq!(err.unwrap().offset, 0);
+                } else if bounds.iter().any(|b| b.1 == cut) || cut == 24 {
+                    assert!(err.is_none(), "cut {cut}: {err:?}");
+                } else {
+                    let err = err.expect("damage reported");
+                    assert_eq!(err.offset, bounds[done].0 as u64, "cut {cut}");
+                    assert!(err.reason.starts_with("truncated record"), "{err}");
+                }
+            }
+        }
+    }
+
+    // ---- pcapng ----
+
+    #[test]
+    fn pcapng_sections_interfaces_resolutions_and_block_types() {
+        let (data, want) = pcapng_sample();
+        for step in [1, 3, 7, 1 << 20] {
+            let (frames, err, r) = drain(trickle(&data, step).unwrap());
+            assert!(err.is_none(), "{err:?}");
+            assert_eq!(frames, want);
+            assert_eq!((r.stats.frames, r.stats.snapped), (6, 2));
+            assert_eq!(r.stats.offset, data.len() as u64);
+        }
+    }
+
+    #[test]
+    fn pcapng_spb_capped_by_snaplen() {
+        let mut f = shb(false);
+        f.extend(idb(false, 1, 4, &[]));
+        f.extend(spb(false, 100, b"abcdefgh"));
+        let (frames, err) = read_all(&f);
+        assert!(err.is_none());
+        assert_eq!(frames[0].data, b"abcd");
+        assert_eq!(frames[0].orig_len, 100);
+    }
+
+    #[test]
+    fn pcapng_errors() {
+        let head = [shb(false), idb(false, 1, 0, &[])].concat();
+        let at = head.len() as u64;
+        let cases: Vec<(Vec<u8>, u64, &str)> = vec![
+            (
+                epb(false, 3, 0, b"x", 1),
+                at,
+                "packet for undeclared interface 3",
+            ),
+            (
+                block(false, 0x0BAD, &[0; 8])[..16]
+                    .iter()
+                    .chain(&[0; 4])
+                    .copied()
+                    .collect(),
+                at,
+                "block length 20 does not match trailing length 0",
+            ),
+            (
+                [&1u32.to_le_bytes()[..], &13u32.to_le_bytes(), &[0; 8]].concat(),
+                at,
+                "bad block length 13 (block type 0x1)",
+            ),
+            (
+                [
+                    &6u32.to_le_bytes()[..],
+                    &0x0200_0000u32.to_le_bytes(),
+                    &[0; 8],
+                ]
+                .concat(),
+                at,
+                "bad block length 33554432 (block type 0x6)",
+            ),
+            (
+                block(false, EPB, &[0; 16]),
+                at,
+                "packet block too short (28 bytes)",
+            ),
+            (
+                {
+                    let mut b = epb(false, 0, 0, b"abcd", 4);
+                    b[20..24].copy_from_slice(&400_000u32.to_le_bytes());
+                    b
+                },
+                at,
+                "packet length 400000 exceeds 262144",
+            ),
+            (
+                {
+                    let mut b = epb(false, 0, 0, b"abcd", 4);
+                    b[20..24].copy_from_slice(&5u32.to_le_bytes());
+                    b
+                },
+                at,
+                "packet length 5 overruns its 36-byte block",
+            ),
+            (
+                block(false, IDB, &[0; 4]),
+                at,
+                "interface description too short (16 bytes)",
+            ),
+            (
+                [&shb(false)[..12], &[2, 0, 0, 0], &shb(false)[16..]].concat(),
+                at,
+                "unsupported pcapng version 2.0",
+            ),
+            (
+                [&shb(false)[..8], &[1, 2, 3, 4], &shb(false)[12..]].concat(),
+                at,
+                "bad section byte-order magic 01020304",
+            ),
+            (
+                epb(false, 0, 0, b"x", 1)[..20].to_vec(),
+                at,
+                "truncated block: 36 bytes announced, 20 present (block type 0x6)",
+            ),
+            (vec![6, 0, 0, 0, 1], at, "truncated block header"),
+        ];
+        for (tail, offset, reason) in cases {
+            let data = [&head[..], &tail].concat();
+            let err = err_of(&data);
+            assert_eq!((err.offset, err.reason.as_str()), (offset, reason));
+        }
+        // An SPB needs an interface; a new section forgets the old one's interfaces.
+        let err = err_of(&[shb(false), spb(false, 1, b"x")].concat());
+        assert_eq!(
+            err.reason,
+            "simple packet block before any interface description"
+        );
+        let two = [head.clone(), shb(true), epb(true, 0, 0, b"x", 1)].concat();
+        let err = err_of(&two);
+        assert_eq!(err.reason, "packet for undeclared interface 0");
+        assert_eq!(err.offset, (head.len() + 28) as u64);
+    }
+
+    #[test]
+    fn timestamps_out_of_range_are_damage() {
+        // A negative if_tsoffset before the epoch, and 2^63 seconds.
+        let early = [
+            shb(false),
+            idb(false, 1, 0, &[(14, &(-10i64).to_le_bytes())]),
+            epb(false, 0, 5_000_000, b"ok", 2),
+            epb(false, 0, 1_000_000, b"before 1970", 11),
+        ]
+        .concat();
+        let (frames, err) = read_all(&early);
+        assert_eq!(frames.len(), 0);
+        let err = err.unwrap();
+        assert_eq!(err.reason, "timestamp out of range");
+        let before = [
+            shb(false),
+            idb(false, 1, 0, &[(14, &(-10i64).to_le_bytes())]),
+        ]
+        .concat();
+        assert_eq!(err.offset, before.len() as u64);
+
+        let late = [
+            shb(true),
+            idb(true, 1, 0, &[(9, &[0])]),
+            epb(true, 0, 1_700_000_000, b"ok", 2),
+            epb(true, 0, 1 << 63, b"year 292 billion", 16),
+        ]
+        .concat();
+        let (frames, err) = read_all(&late);
+        assert_eq!(frames.len(), 1);
+        assert_eq!(err.unwrap().reason, "timestamp out of range");
+        // Tiny resolutions stay finite and in range.
+        let fine = [
+            shb(false),
+            idb(false, 1, 0, &[(9, &[0x7f])]),
+            epb(false, 0, u64::MAX, b"", 0),
+        ]
+        .concat();
+        let (frames, err) = read_all(&fine);
+        assert!(err.is_none());
+        assert!(frames[0].ts < 1e-100);
+    }
+
+    #[test]
+    fn pcapng_truncated_at_every_offset() {
+        let (data, want) = pcapng_sample();
+        let bounds = pcapng_bounds(&data);
+        let packet_ends: Vec<usize> = {
+            // Frames are yielded when their block completes; find those blocks.
+            let mut ends = Vec::new();
+            for (s, e) in &bounds {
+                let btype = u32::from_le_bytes(data[*s..*s + 4].try_into().unwrap());
+                let btype_be = u32::from_be_bytes(data[*s..*s + 4].try_into().unwrap());
+                if [EPB, PB, SPB].contains(&btype) || [EPB, SPB].contains(&btype_be) {
+                    ends.push(*e);
+                }
+            }
+            ends
+        };
+        assert_eq!(packet_ends.len(), want.len());
+        for cut in 4..data.len() {
+            let (frames, err) = read_all(&data[..cut]);
+            let done = packet_ends.iter().filter(|e| **e <= cut).count();
+            assert_eq!(frames, want[..done], "cut {cut}");
+            let at = bounds.iter().find(|b| b.0 <= cut && cut < b.1).unwrap();
+            if at.0 == cut {
+                assert!(err.is_none(), "cut {cut}: {err:?}");
+            } else {
+                let err = err.expect("damage reported");
+                assert_eq!(err.offset, at.0 as u64, "cut {cut}: {err}");
+                assert!(err.reason.starts_with("truncated block"), "{err}");
+            }
+        }
+    }
+
+    // ---- compression, sources, not-captures ----
+
+    fn gzip(data: &[u8]) -> Vec<u8> {
+        let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn bzip(data: &[u8]) -> Vec<u8> {
+        let mut e = bzip2::write::BzEncoder::new(Vec::new(), bzip2::Compression::default());
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    fn xz(data: &[u8]) -> Vec<u8> {
+        let mut e = xz2::write::XzEncoder::new(Vec::new(), 6);
+        e.write_all(data).unwrap();
+        e.finish().unwrap()
+    }
+
+    #[test]
+    fn compressed_captures_detected_by_magic() {
+        let (ng, want) = pcapng_sample();
+        let plain = pcap(true, NS, 1, &three());
+        let (plain_frames, _) = read_all(&plain);
+        for (name, pack) in [
+            ("gzip", gzip as fn(&[u8]) -> Vec<u8>),
+            ("bzip2", bzip),
+            ("xz", xz),
+        ] {
+            for step in [2, 1 << 16] {
+                let packed = pack(&ng);
+                let (frames, err, r) = drain(trickle(&packed, step).unwrap());
+                assert!(err.is_none(), "{name}: {err:?}");
+                assert_eq!(r.compression, Some(name));
+                assert_eq!(frames, want);
+                assert_eq!(r.stats.offset, ng.len() as u64);
+                assert_eq!(r.stats.file_offset, packed.len() as u64, "{name}");
+            }
+            // Concatenated members/streams read as one.
+            let (a, b) = plain.split_at(40);
+            let multi = [pack(a), pack(b)].concat();
+            let (frames, err) = read_all(&multi);
+            assert!(err.is_none(), "{name} multi: {err:?}");
+            assert_eq!(frames, plain_frames);
+            // A compressed non-capture says so.
+            let err = err_of(&pack(b"hello world"));
+            assert_eq!(
+                err.reason,
+                format!("not a pcap/pcapng file ({name}-compressed, magic 68656c6c)")
+            );
+        }
+    }
+
+    #[test]
+    fn truncated_gzip_yields_good_frames_then_fails() {
+        let recs: Vec<Vec<u8>> = (0..40u8).map(|i| vec![i; 100 + usize::from(i)]).collect();
+        let r: Vec<Rec<'_>> = recs
+            .iter()
+            .enumerate()
+            .map(|(i, d)| (i as u32 + 1, 0, &d[..], d.len() as u32))
+            .collect();
+        let data = pcap(false, US, 1, &r);
+        let packed = gzip(&data);
+        let (all, _) = read_all(&data);
+        for cut in 2..packed.len() {
+            let (frames, err) = match reader(&packed[..cut]) {
+                Ok(rd) => {
+                    let (f, e, _) = drain(rd);
+                    (f, e)
+                }
+                Err(e) => (Vec::new(), Some(e)),
+            };
+            assert_eq!(frames, all[..frames.len()], "cut {cut}");
+            assert!(err.is_some(), "cut {cut}: truncation not reported");
+        }
+    }
+
+    #[test]
+    fn unsupported_compression_named() {
+        let err = err_of(b"\x28\xb5\x2f\xfd\0\0\0\0");
+        assert_eq!(
+            err.to_string(),
+            "t: offset 0: zstd-compressed capture: decompress it first (zstd -d)"
+        );
+        let err = err_of(b"\x04\x22\x4d\x18\0\0\0\0");
+        assert_eq!(
+            err.reason,
+            "lz4-compressed capture: decompress it first (lz4 -d)"
+        );
+    }
+
+    #[test]
+    fn not_a_capture() {
+        assert_eq!(err_of(b"").reason, "not a pcap/pcapng file (empty)");
+        assert_eq!(
+            err_of(b"GET / HTTP/1.1\r\n").reason,
+            "not a pcap/pcapng file (magic 47455420)"
+        );
+        assert_eq!(err_of(b"ab").reason, "not a pcap/pcapng file (magic 6162)");
+        assert_eq!(not_capture_reason(&pcap(false, US, 1, &[])), None);
+        assert_eq!(not_capture_reason(&shb(true)), None);
+        assert!(not_capture_reason(b"\0\0\0\0").is_some());
+    }
+
+    #[test]
+    fn records_straddling_read_chunks() {
+        // Larger than several read chunks, records of every size up to a few KiB.
+        let recs: Vec<Vec<u8>> = (0..700usize)
+            .map(|i| vec![(i % 251) as u8; (i * 37) % 3000])
+            .collect();
+        let r: Vec<Rec<'_>> = recs
+            .iter()
+            .map(|d| (7, 0, &d[..], d.len() as u32))
+            .collect();
+        let data = pcap(false, US, 1, &r);
+        assert!(data.len() > 3 * CHUNK);
+        for step in [1000, 4093, CHUNK + 1] {
+            let (frames, err, rd) = drain(trickle(&data, step).unwrap());
+            assert!(err.is_none());
+            assert_eq!(frames.len(), recs.len());
+            assert!(frames.iter().zip(&recs).all(|(f, d)| f.data == *d));
+            assert!(rd.moved <= data.len() as u64);
+            assert!(rd.buf.len() <= MAX_SNAPLEN as usize + 24 + CHUNK);
+        }
+    }
+
+    // ---- files and directories ----
+
+    fn tmpdir(tag: &str) -> std::path::PathBuf {
+        let d = std::env::temp_dir().join(format!("nd-capture-{}-{tag}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&d);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    #[test]
+    fn open_files_and_their_errors() {
+        let d = tmpdir("open");
+        let p = d.join("a.cap");
+        std::fs::write(&p, gzip(&pcap(false, US, 1, &three()))).unwrap();
+        let (frames, err, r) = drain(CaptureReader::open(p.to_str().unwrap()).unwrap());
+        assert!(err.is_none());
+        assert_eq!(frames.len(), 3);
+        assert_eq!(r.stats.file_offset, std::fs::metadata(&p).unwrap().len());
+        let missing = d.join("missing.pcap");
+        let err = CaptureReader::open(missing.to_str().unwrap())
+            .err()
+            .unwrap();
+        assert_eq!(err.reason, "no such file");
+        let err = CaptureReader::open(d.to_str().unwrap()).err().unwrap();
+        assert_eq!(err.reason, "is a directory");
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    #[test]
+    fn expand_paths_recurses_sorted_by_content() {
+        let d = tmpdir("expand");
+        std::fs::create_dir_all(d.join("b/deeper")).unwrap();
+        std::fs::create_dir_all(d.join("a")).unwrap();
+        let cap = pcap(false, US, 1, &three());
+        std::fs::write(d.join("b/deeper/z.bin"), &cap).unwrap();
+        std::fs::write(d.join("b/one.pcap.gz"), gzip(&cap)).unwrap();
+        std::fs::write(d.join("a/capture.dat"), shb(false)).unwrap();
+        std::fs::write(d.join("a/notes.pcap"), b"not a capture").unwrap();
+        std::fs::write(d.join("a/packed.zst"), b"\x28\xb5\x2f\xfd....").unwrap();
+        std::fs::write(d.join("empty.pcap"), b"").unwrap();
+        let s = |p: std::path::PathBuf| p.to_str().unwrap().to_string();
+        let (found, errors) = expand_paths(&[s(d.clone())]);
+        assert!(errors.is_empty(), "{errors:?}");
+        assert_eq!(
+            found,
+            [
+                s(d.join("a/capture.dat")),
+                s(d.join("b/deeper/z.bin")),
+                s(d.join("b/one.pcap.gz"))
+            ]
+        );
+        let (found, errors) = expand_paths(&[
+            s(d.join("a/notes.pcap")),
+            "-".to_string(),
+            s(d.join("nope")),
+            s(d.join("a/packed.zst")),
+            s(d.join("b/deeper/z.bin")),
+        ]);
+        assert_eq!(found, ["-".to_string(), s(d.join("b/deeper/z.bin"))]);
+        let reasons: Vec<&str> = errors.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(
+            reasons,
+            [
+                "not a pcap/pcapng file (magic 6e6f7420)",
+                "no such file",
+                "zstd-compressed capture: decompress it first (zstd -d)"
+            ]
+        );
+        std::fs::remove_dir_all(&d).unwrap();
+    }
+
+    /// The repository's own captures all read to the end.
+    #[test]
+    fn repository_captures_read_cleanly() {
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/pcaps");
+        let (paths, errors) = expand_paths(&[dir.to_string()]);
+        assert!(errors.is_empty());
+        for p in paths {
+            let (frames, err, _) = drain(CaptureReader::open(&p).unwrap());
+            assert!(err.is_none(), "{p}: {err:?}");
+            assert!(!frames.is_empty(), "{p}");
+        }
+    }
+
+    // ---- fuzzing ----
+
+    fn finish(r: Result<CaptureReader, CaptureError>, len: usize) {
+        let Ok(mut r) = r else { return };
+        let mut n = 0usize;
+        loop {
+            match r.next_frame() {
+                Ok(Some(f)) => {
+                    assert!(ts_ok(f.ts));
+                    assert!(f.data.len() <= MAX_SNAPLEN as usize);
+                    n += 1;
+                    // Every frame consumes at least a 12-byte header of the stream.
+                    assert!(n * 12 <= len.max(1) * 1000, "runaway");
+                }
+                Ok(None) => break,
+                Err(_) => {
+                    assert!(matches!(r.next_frame(), Ok(None)));
+                    break;
+                }
+            }
+        }
+        assert!(r.moved <= r.stats.offset + r.buf.len() as u64);
+        assert!(r.buf.len() <= MAX_BLOCK as usize + CHUNK);
+    }
+
+    fn samples() -> Vec<Vec<u8>> {
+        vec![
+            pcapng_sample().0,
+            pcap(false, US, 1, &three()),
+            pcap(true, KUZ, 1, &three()),
+            pcap(false, NS, 1, &three()),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(
+            magic in prop::sample::select(vec![
+                vec![], vec![0xd4, 0xc3, 0xb2, 0xa1, 2, 0], vec![0xa1, 0xb2, 0x3c, 0x4d, 0, 2],
+                vec![0x34, 0xcd, 0xb2, 0xa1, 2, 0], vec![0x0a, 0x0d, 0x0d, 0x0a],
+            ]),
+            body in prop::collection::vec(any::<u8>(), 0..400),
+            step in 1usize..64,
+        ) {
+            let data = [&magic[..], &body].concat();
+            finish(trickle(&data, step), data.len());
+        }
+
+        #[test]
+        fn mutated_captures_never_panic(
+            which in any::<prop::sample::Index>(),
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6),
+            cut in any::<prop::sample::Index>(),
+            step in 1usize..100,
+        ) {
+            let all = samples();
+            let mut data = all[which.index(all.len())].clone();
+            for (at, v) in flips {
+                let i = at.index(data.len());
+                data[i] = v;
+            }
+            data.truncate(cut.index(data.len() + 1));
+            finish(trickle(&data, step), data.len());
+        }
+
+        #[test]
+        fn mutated_gzip_never_panics(
+            flips in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..4),
+        ) {
+            let mut data = gzip(&pcapng_sample().0);
+            for (at, v) in flips {
+                let i = at.index(data.len());
+                data[i] = v;
+            }
+            finish(reader(&data), 1 << 20);
+        }
+    }
 }
