@@ -276,6 +276,7 @@ pub struct Counters {
     pub announced: u64,
     pub events: u64,
     pub panics: u64,
+    pub memory_peak: usize,
 }
 
 pub struct Engine {
@@ -469,7 +470,11 @@ impl Engine {
             Mode::Watch => self.watch(&key, d, ts, plen),
             Mode::Sample => self.sample(&key, d, ts, pkt.payload),
         }
-        if self.memory() > self.cfg.memory_budget {
+        let mem = self.memory();
+        if mem > self.counters.memory_peak {
+            self.counters.memory_peak = mem;
+        }
+        if mem > self.cfg.memory_budget {
             self.evict(true);
         }
     }
@@ -477,6 +482,8 @@ impl Engine {
     fn create(&mut self, key: Key, ts: f64, pkt: &Decoded<'_>) {
         if self.flows.len() >= self.cfg.max_flows.max(1) {
             self.evict(false);
+        } else if self.memory() + FLOW_COST > self.cfg.memory_budget {
+            self.evict(true);
         }
         let handle = self.next_handle;
         self.next_handle += 1;
@@ -1304,6 +1311,7 @@ impl Engine {
             ("core_events", c.events),
             ("core_panics", c.panics),
             ("memory_bytes", self.memory() as u64),
+            ("memory_peak_bytes", c.memory_peak as u64),
         ]);
         v
     }
