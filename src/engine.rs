@@ -1027,31 +1027,39 @@ impl Engine {
                 });
             }
         }
+        let mut pool: Option<&str> = None;
         for (qname, _) in &msg.questions {
-            if !self.intel.pool_name(qname) {
-                continue;
+            if self.intel.pool_name(qname) {
+                self.counters.dns_pool_answers += 1;
+                pool.get_or_insert(qname.as_str());
             }
-            self.counters.dns_pool_answers += 1;
-            let addrs: Vec<IpAddr> = msg
-                .answers
-                .iter()
-                .filter_map(|r| match r.value {
-                    RData::Addr(a) => Some(a),
-                    _ => None,
-                })
-                .collect();
-            for addr in addrs {
-                self.retro(addr, qname, ts);
-            }
+        }
+        let Some(name) = pool else { return };
+        let mut addrs: Vec<IpAddr> = msg
+            .answers
+            .iter()
+            .filter_map(|r| match r.value {
+                RData::Addr(a) => Some(a),
+                _ => None,
+            })
+            .collect();
+        addrs.sort_unstable();
+        addrs.dedup();
+        let name = name.to_string();
+        for addr in addrs {
+            self.retro(addr, &name, ts);
         }
     }
 
     /// Flows already in the table that talk to `addr` learn that it resolved from a pool
     /// name: found through the address index, never by scanning the table.
     fn retro(&mut self, addr: IpAddr, name: &str, ts: f64) {
-        let Some(handles) = self.by_addr.get(&addr) else {
+        // Every flow talking to `addr` now learns the answer, and a later flow finds the
+        // name in passive DNS at its first payload: the index entry is done with.
+        let Some(handles) = self.by_addr.remove(&addr) else {
             return;
         };
+        self.by_addr_len -= handles.len();
         let mut seen = hashbrown::HashSet::new();
         let keys: Vec<Key> = handles
             .iter()
