@@ -259,10 +259,12 @@ pub fn decode_dhcp(data: &[u8]) -> Result<DhcpMessage, DecodeError> {
         .get(OPT_REQUESTED)
         .map(|raw| ipv4(raw, "requested address"))
         .transpose()?;
+    // dhcp.py does not read option 54, so a malformed one must not cost the message (and
+    // with it the host name): it is dropped instead of failing the decode.
     let server_id = found
         .get(OPT_SERVER_ID)
-        .map(|raw| ipv4(raw, "server identifier"))
-        .transpose()?;
+        .and_then(|raw| <[u8; 4]>::try_from(raw).ok())
+        .map(Ipv4Addr::from);
     let lease_time = match found.get(OPT_LEASE) {
         None => None,
         Some(raw) => Some(u32::from_be_bytes(raw.try_into().map_err(|_| {
@@ -519,6 +521,13 @@ mod tests {
         assert_eq!(decode_dhcp(&raw).unwrap().chaddr, "");
         raw[2] = 16;
         assert_eq!(decode_dhcp(&raw).unwrap().chaddr.len(), 16 * 3 - 1);
+        // A malformed server identifier is dropped, not fatal (dhcp.py ignores option 54).
+        let m = decode_dhcp(&message(
+            2,
+            &[opt(54, &[10, 0, 0, 1, 2]), opt(12, b"h"), end()],
+        ))
+        .unwrap();
+        assert_eq!((m.server_id, m.hostname.as_deref()), (None, Some("h")));
         // An empty host name is no host name.
         let m = decode_dhcp(&message(1, &[opt(12, b"\x00\x00"), end()])).unwrap();
         assert_eq!(m.hostname, None);
@@ -598,10 +607,6 @@ mod tests {
                 "requested address",
             ),
             (message(1, &[opt(51, &[0, 0]), end()]), "lease time"),
-            (
-                message(1, &[opt(54, &[10, 0, 0, 1, 2]), end()]),
-                "server identifier",
-            ),
             (message(1, &[opt(OPT_OVERLOAD, &[4]), end()]), "overload"),
             (message(1, &[opt(81, b"\x04\x00"), end()]), "at least 3"),
             (
