@@ -8,10 +8,10 @@
 //! has no presentation escaping (so "a.b" as one label would equal two labels), accepts
 //! forward compression pointers, decodes every rdata and the authority/additional sections
 //! (dns.py reads only questions and answers, and with `addresses_only` leaves other rdata
-//! unread), and allocates per record before knowing whether the record is kept. The limits
-//! below follow Suricata's rust/src/dns/parser.rs: every name walk is bounded by
-//! `MAX_NAME` wire octets and `MAX_POINTER_JUMPS` hops, so each name costs constant work and
-//! a message costs work linear in its length.
+//! unread), and allocates per record before knowing whether the record is kept. Limits are
+//! explicit constants, as in Suricata's DNS parser, not properties of the input: every name
+//! walk is bounded by `MAX_NAME` wire octets and `MAX_POINTER_JUMPS` hops, so each name costs
+//! constant work and a message costs work linear in its length.
 
 use crate::error::DecodeError;
 use std::fmt::Write as _;
