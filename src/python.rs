@@ -481,6 +481,24 @@ impl Core {
     }
 }
 
+/// The last panic's message (the hook replaces printing a backtrace per hostile packet:
+/// panics are counted in `core_panics` and the message is kept for a log line).
+static LAST_PANIC: Mutex<Option<String>> = Mutex::new(None);
+
+fn install_panic_hook() {
+    std::panic::set_hook(Box::new(|info| {
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(info.to_string());
+        }
+    }));
+}
+
+/// The message of the last panic caught in the core, if any.
+#[pyfunction]
+fn last_panic() -> Option<String> {
+    LAST_PANIC.lock().ok().and_then(|p| p.clone())
+}
+
 fn feed_guarded(e: &mut Engine, ts: f64, linktype: u32, frame: &[u8]) {
     if catch_unwind(AssertUnwindSafe(|| e.feed(ts, linktype, frame))).is_err() {
         e.counters.panics += 1;
@@ -490,6 +508,8 @@ fn feed_guarded(e: &mut Engine, ts: f64, linktype: u32, frame: &[u8]) {
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
+    install_panic_hook();
+    m.add_function(wrap_pyfunction!(last_panic, m)?)?;
     m.add_class::<Core>()?;
     m.add_class::<Capture>()?;
     m.add_class::<Ring>()?;
