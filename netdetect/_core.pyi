@@ -22,6 +22,7 @@ K_DNS_HOST: int
 K_LEASE: int
 K_LEASE_UNUSABLE: int
 K_END: int
+K_SETTLE: int
 
 MARK_ALERTED: int
 MARK_KEEP: int

@@ -25,7 +25,7 @@ from netdetect.decoders.stratum import LineDecoder
 from netdetect.detect import DEFAULT_HOME_NET, TIMING_MIN_DURATION, TIMING_SMALL, Detector, Inspection
 from netdetect.errors import CaptureError, DecodeError
 from netdetect.intel import Intel
-from netdetect.model import FlowEnd, HostLease, Suspect
+from netdetect.model import FlowEnd, HostLease, Suspect, ip_str
 from netdetect.pdns import PassiveDns
 
 _MAX_LEASES = 4096
@@ -79,10 +79,13 @@ class CoreFlow:
 
 
 class _State:
-    __slots__ = ("flow", "gzip", "ins", "lines", "marks")
+    __slots__ = ("flow", "gzip", "ins", "lines", "marks", "names")
 
-    def __init__(self, flow: CoreFlow) -> None:
+    def __init__(self, flow: CoreFlow, names: dict[str, tuple[str, ...]]) -> None:
         self.flow = flow
+        # Passive-DNS names of each end at the flow's first payload (only when one of them
+        # is under a pool domain), for the remote check at the end of that packet.
+        self.names = names
         self.ins = Inspection()
         self.lines: list[LineDecoder | None] = [None, None]
         self.gzip = False
@@ -274,7 +277,15 @@ class CoreEngine:
                 self._end(handle, st, body)
                 continue
             flow, ins = st.flow, st.ins
-            if kind == _core.K_STREAM:
+            if kind == _core.K_SETTLE:
+                # The end of one packet's events: as the per-packet engine did, the remote
+                # check (first time) and then the alert decision.
+                if not ins.remote_checked:
+                    names = st.names
+                    det.check_remote(flow, ins, ts, lambda ip: names.get(ip, ()))
+                det.settle(flow, ins, ts)
+                self._sync_marks(st)
+            elif kind == _core.K_STREAM:
                 data, midstream = body
                 self._lines(st, d, data, ts, midstream)
             elif kind == _core.K_CLIENT_HELLO:
@@ -288,7 +299,9 @@ class CoreEngine:
                     self._mark(st, _core.MARK_DONE)
             elif kind == _core.K_HTTP:
                 head, raw = body
-                msg = HttpMessage(*head[:12], rpc=rpc_of_body(raw) if raw else ())
+                msg = HttpMessage(
+                    *head[:11], rpc=rpc_of_body(raw) if raw else (), upgrade=head[11]
+                )
                 self._event(st, d, msg, ts)
             elif kind == _core.K_SAMPLE:
                 self._sample(st, d, body, ts)
@@ -317,21 +330,15 @@ class CoreEngine:
                 det.check_timing(flow, ins, pushes, client_small, ts)
             elif kind == _core.K_POOL_ANSWER:
                 det.pool_answer(flow, ins, body[0], body[1], ts)
-            det.settle(flow, ins, ts)
-            self._sync_marks(st)
+                self._sync_marks(st)
 
     def _open(self, handle: int, ts: float, body: Any) -> None:
         proto, a_ip, a_port, b_ip, b_port, first_ts, midflow, vlan, names_a, names_b = body
         flow = CoreFlow(handle, proto, a_ip, a_port, b_ip, b_port, first_ts, midflow, vlan)
-        st = self._flows[handle] = _State(flow)
-        names = {}
+        names: dict[str, tuple[str, ...]] = {}
         if names_a or names_b:
-            from netdetect.model import ip_str
-
             names = {ip_str(a_ip): tuple(names_a), ip_str(b_ip): tuple(names_b)}
-        self.detector.check_remote(flow, st.ins, ts, lambda ip: names.get(ip, ()))
-        self.detector.settle(flow, st.ins, ts)
-        self._sync_marks(st)
+        self._flows[handle] = _State(flow, names)
 
     def _global(self, kind: int, ts: float, body: Any) -> None:
         if kind == _core.K_DNS_HOST:

@@ -126,6 +126,8 @@ pub enum Body {
         client_small: u32,
         bytes: u64,
     },
+    /// The end of one packet's events for this flow: judgement settles now.
+    Settle,
     /// A pool DNS answer names an address this flow talks to.
     PoolAnswer {
         ip: IpAddr,
@@ -198,7 +200,10 @@ struct Inspect {
     /// A ClientHello not handed up (an ordinary name): kept in case a pool DNS answer
     /// for the address arrives later and the flow must be judged after all.
     held_hello: Option<Box<ClientHelloInfo>>,
+    /// Bytes held by reassembly (out of order) and by the sniffers (partial records and
+    /// heads): both count against the memory budget.
     pending_bytes: usize,
+    dec_bytes: usize,
 }
 
 impl Inspect {
@@ -220,6 +225,7 @@ impl Inspect {
             client_dir: None,
             held_hello: None,
             pending_bytes: 0,
+            dec_bytes: 0,
         }
     }
 }
@@ -449,6 +455,7 @@ impl Engine {
             return;
         }
         flow.bytes[d] += plen as u64;
+        let before = self.out.len();
         if flow.ins.is_none() {
             if !tcp {
                 self.udp(ts, pkt);
@@ -470,12 +477,25 @@ impl Engine {
             Mode::Watch => self.watch(&key, d, ts, plen),
             Mode::Sample => self.sample(&key, d, ts, pkt.payload),
         }
-        let mem = self.memory();
+        if self.out.len() > before {
+            if let Some(f) = self.flows.get(&key).filter(|f| f.announced) {
+                // Judgement settles once per packet, after all of the packet's events.
+                let handle = f.handle;
+                self.out.push(Event {
+                    handle,
+                    d: d as u8,
+                    ts,
+                    body: Body::Settle,
+                });
+            }
+        }
+        let mut mem = self.memory();
+        while mem > self.cfg.memory_budget && !self.flows.is_empty() {
+            self.evict(true);
+            mem = self.memory();
+        }
         if mem > self.counters.memory_peak {
             self.counters.memory_peak = mem;
-        }
-        if mem > self.cfg.memory_budget {
-            self.evict(true);
         }
     }
 
@@ -772,9 +792,12 @@ impl Engine {
             }
         }
         if let Some(ins) = self.flows.get_mut(key).and_then(|f| f.ins.as_mut()) {
-            if ins.decs[d].is_none() {
+            if ins.decs[d].is_none() && ins.mode != Mode::Done {
                 ins.decs[d] = Some(keep);
             }
+            let held = dec_buffered(&ins.decs);
+            self.mem_inspect = (self.mem_inspect + held).saturating_sub(ins.dec_bytes);
+            ins.dec_bytes = held;
         }
     }
 
@@ -1326,9 +1349,25 @@ impl Engine {
 }
 
 fn drop_streams(ins: &mut Inspect, mem: &mut usize) {
-    *mem = mem.saturating_sub(ins.pending_bytes);
+    *mem = mem.saturating_sub(ins.pending_bytes + ins.dec_bytes);
     ins.pending_bytes = 0;
+    ins.dec_bytes = 0;
     ins.streams = [None, None];
+    if ins.mode != Mode::Deep {
+        ins.decs = [Some(Vec::new()), Some(Vec::new())];
+    }
+}
+
+fn dec_buffered(decs: &[Option<Vec<Dec>>; 2]) -> usize {
+    decs.iter()
+        .flatten()
+        .flatten()
+        .map(|d| match d {
+            Dec::Tls(t) => t.buffered(),
+            Dec::Http(h) => h.buffered(),
+            Dec::Json(_) | Dec::DnsTcp(_) => 0,
+        })
+        .sum()
 }
 
 fn is_dns(pkt: &Decoded<'_>) -> bool {

@@ -30,6 +30,7 @@ const K_DNS_HOST: u8 = 12;
 const K_LEASE: u8 = 13;
 const K_LEASE_UNUSABLE: u8 = 14;
 const K_END: u8 = 15;
+const K_SETTLE: u8 = 16;
 
 fn ip_bytes<'py>(py: Python<'py>, ip: &IpAddr) -> Bound<'py, PyBytes> {
     match ip {
@@ -123,6 +124,7 @@ fn payload<'py>(py: Python<'py>, body: Body) -> PyResult<(u8, Bound<'py, PyAny>)
                 .into_any(),
         ),
         Body::Gap => (K_GAP, none()),
+        Body::Settle => (K_SETTLE, none()),
         Body::StreamClose => (K_STREAM_CLOSE, none()),
         Body::Sample(data) => (K_SAMPLE, PyBytes::new(py, &data).into_any()),
         Body::Sv2Setup(s) => (
@@ -530,6 +532,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("K_LEASE", K_LEASE),
         ("K_LEASE_UNUSABLE", K_LEASE_UNUSABLE),
         ("K_END", K_END),
+        ("K_SETTLE", K_SETTLE),
     ] {
         m.add(name, v)?;
     }
