@@ -592,7 +592,7 @@ class _Walker:
             truncated = f"{st.st_size} bytes; examined the first {len(data)}"
             self.error(path, truncated)
         lines = tuple((no, raw) for no, raw in
-                      enumerate(data.decode("utf-8", "replace").splitlines(), 1)
+                      enumerate(data.decode("utf-8", "surrogateescape").splitlines(), 1)
                       if raw.strip() and not raw.strip().startswith("#"))
         rec = _FileRec(key=_stat_key(st), mtime=st.st_mtime, lines=lines, binary=binary,
                        size=len(data), truncated=truncated,
