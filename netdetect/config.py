@@ -8,6 +8,7 @@ the file, since ``tomllib`` keeps no positions.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import tomllib
@@ -335,6 +336,8 @@ class SensorConfig:
     inventory: Path | None = None
     allowlist: Allowlist = field(default_factory=Allowlist)
     source: Path | None = None
+    # Addresses whose DHCP ACKs may teach host addresses; empty: any sender's (with a warning).
+    dhcp_servers: tuple[str, ...] = ()
 
 
 def load_sensor_config(path: Path) -> SensorConfig:
@@ -387,6 +390,15 @@ def load_sensor_config(path: Path) -> SensorConfig:
         doc.error(("alerts", "topic"), "must be a topic name without wildcards")
     al.done()
 
+    hosts = root.section("hosts")
+    dhcp_servers = hosts.str_list("dhcp_servers")
+    for i, text in enumerate(dhcp_servers):
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            doc.error(("hosts", "dhcp_servers", i), f"{text!r} is not an IP address")
+    hosts.done()
+
     allowlist = _allowlist(root.section("allowlist"))
     root.done()
     doc.check()
@@ -399,6 +411,7 @@ def load_sensor_config(path: Path) -> SensorConfig:
         inventory=inventory,
         allowlist=allowlist,
         source=path,
+        dhcp_servers=dhcp_servers,
     )
 
 
