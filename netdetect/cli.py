@@ -250,12 +250,12 @@ async def _replay_confirmed(
 
     from netdetect.config import load_sensor_config
     from netdetect.confirm import Confirmer
-    from netdetect.hosts import Inventory, empty_inventory
+    from netdetect.hosts import Inventory
     from netdetect.service import replay_confirmed
     from netdetect.sinks.mqtt import MqttAlertSink
 
     cfg = load_sensor_config(Path(args.config))
-    inventory = Inventory.load(cfg.inventory) if cfg.inventory else empty_inventory()
+    inventory = Inventory.for_config(cfg)
     async with AsyncExitStack() as stack:
         confirmer = await stack.enter_async_context(Confirmer(cfg, inventory))
         extra: list[AlertSink] = []

@@ -8,6 +8,7 @@ the file, since ``tomllib`` keeps no positions.
 
 from __future__ import annotations
 
+import ipaddress
 import math
 import re
 import tomllib
@@ -183,6 +184,27 @@ class Section:
             self.doc.error((*self.keypath, key), f"{p} does not exist")
         return p
 
+    def private_key(self, key: str) -> Any:
+        """A path to a private key that only its owner may read (ssh refuses such keys too)."""
+        p = self.path(key)
+        if isinstance(p, Path):
+            try:
+                mode = p.stat().st_mode & 0o777
+            except OSError:
+                return p  # reported by path() already
+            if mode & 0o077:
+                self.doc.error((*self.keypath, key),
+                               f"{p} is readable by group or others (mode {mode:04o}); "
+                               "run chmod 600 on it")
+        return p
+
+    def directory(self, key: str, default: str) -> str:
+        """A directory that must exist, relative to the config file; `default` as given."""
+        value = self.path(key, default)
+        if isinstance(value, Path) and value.exists() and not value.is_dir():
+            self.doc.error((*self.keypath, key), f"{value} is not a directory")
+        return str(value)
+
     def str_list(self, key: str, default: Any = (), *, id_like: bool = False) -> tuple[str, ...]:
         value = self._get(key, list, "a list of strings", REQUIRED if default is REQUIRED else None)
         if value is None or value is REQUIRED:
@@ -251,7 +273,7 @@ def _mqtt(sec: Section) -> MqttSettings:
         port=sec.integer("port", 8883, lo=1, hi=65535),
         ca=sec.path("ca"),
         cert=sec.path("cert"),
-        key=sec.path("key"),
+        key=sec.private_key("key"),
         keepalive=sec.integer("keepalive", 30, lo=5, hi=3600),
         connect_timeout=sec.number("connect_timeout", 10.0, lo=0.1, hi=300),
         reconnect_min=sec.number("reconnect_min", 0.5, lo=0.01, hi=3600),
@@ -335,6 +357,8 @@ class SensorConfig:
     inventory: Path | None = None
     allowlist: Allowlist = field(default_factory=Allowlist)
     source: Path | None = None
+    # Addresses whose DHCP ACKs may teach host addresses; empty: any sender's (with a warning).
+    dhcp_servers: tuple[str, ...] = ()
 
 
 def load_sensor_config(path: Path) -> SensorConfig:
@@ -355,7 +379,7 @@ def load_sensor_config(path: Path) -> SensorConfig:
         if mqtt is None:
             doc.error(("confirm",), "host confirmation needs an [mqtt] table")
         confirm = ConfirmConfig(
-            signing_key=confirm_sec.path("signing_key"),
+            signing_key=confirm_sec.private_key("signing_key"),
             timeout=confirm_sec.number("timeout", 10.0, lo=0.05, hi=600),
             cpu_window=confirm_sec.number("cpu_window", 2.0, lo=0.0, hi=60),
             top_n=confirm_sec.integer("top_n", 5, lo=0, hi=50),
@@ -387,6 +411,15 @@ def load_sensor_config(path: Path) -> SensorConfig:
         doc.error(("alerts", "topic"), "must be a topic name without wildcards")
     al.done()
 
+    hosts = root.section("hosts")
+    dhcp_servers = hosts.str_list("dhcp_servers")
+    for i, text in enumerate(dhcp_servers):
+        try:
+            ipaddress.ip_address(text)
+        except ValueError:
+            doc.error(("hosts", "dhcp_servers", i), f"{text!r} is not an IP address")
+    hosts.done()
+
     allowlist = _allowlist(root.section("allowlist"))
     root.done()
     doc.check()
@@ -399,6 +432,7 @@ def load_sensor_config(path: Path) -> SensorConfig:
         inventory=inventory,
         allowlist=allowlist,
         source=path,
+        dhcp_servers=dhcp_servers,
     )
 
 
@@ -430,7 +464,9 @@ def load_agent_config(path: Path) -> AgentConfig:
     trusted = agent.path_list("trusted_keys")
     if not trusted and "trusted_keys" in agent.table:
         doc.error(("agent", "trusted_keys"), "at least one sensor public key is needed")
-    cfg_root = agent.text("root", "/")
+    # Relative to the config file like every path here; a root that is missing would make
+    # every persistence scan silently find nothing.
+    cfg_root = agent.directory("root", "/")
     max_concurrent = agent.integer("max_concurrent", 32, lo=1, hi=64)
     max_cpu_window = agent.number("max_cpu_window", 5.0, lo=0.0, hi=60)
     max_top_n = agent.integer("max_top_n", 20, lo=0, hi=200)

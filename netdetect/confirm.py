@@ -105,6 +105,9 @@ class Confirmer:
         self._connected = asyncio.Event()
         self._sem = asyncio.Semaphore(config.confirm.max_outstanding)
         self._task: asyncio.Task[None] | None = None
+        if not config.dhcp_servers:
+            log.warning("[hosts] dhcp_servers is not set: DHCP leases from any sender will map "
+                        "addresses to hosts; list your DHCP servers to trust only theirs")
 
     # --- lifecycle ----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from netdetect.config import Allowlist, CorrelateConfig
+from netdetect.hosts import describe_source
 from netdetect.model import Alert, Verdict
 
 if TYPE_CHECKING:
@@ -137,6 +138,11 @@ def correlate(
     mitre: list[str] = [RESOURCE_HIJACKING]
 
     def alert(verdict: Verdict, reasons: list[str]) -> Alert:
+        if host is not None and host.source != "inventory":
+            # A learned mapping is only as good as its source: say which one it was.
+            reasons = [*reasons, describe_source(host, suspect.miner.ip)]
+        if host is not None and host.conflict:
+            reasons = [*reasons, f"host identity disputed: {host.conflict}"]
         return Alert(
             suspect=suspect,
             verdict=verdict,

@@ -36,7 +36,7 @@ from netdetect.errors import DecodeError
 from netdetect.flow.stream import StreamReassembler
 from netdetect.flow.table import Flow, FlowTable
 from netdetect.intel import Intel
-from netdetect.model import TCP, UDP, FlowEnd, HostLease, Packet, Suspect, ip_raw
+from netdetect.model import TCP, UDP, FlowEnd, HostLease, Packet, Suspect, ip_raw, ip_str
 from netdetect.packet import PacketDecoder
 from netdetect.pdns import PassiveDns, answer_addresses
 
@@ -483,7 +483,7 @@ class Engine:
         lease = msg.lease_time
         ttl = None if lease is None else math.inf if lease == dhcp.INFINITE_LEASE else float(lease)
         self.dhcp_leases += 1
-        self.add_lease(HostLease(ip, host, ttl, ts))
+        self.add_lease(HostLease(ip, host, ttl, ts, server=ip_str(pkt.src)))
 
     def _dns(self, msg: DnsMessage, ts: float) -> None:
         self.dns_messages += 1

@@ -2,13 +2,19 @@
 
 Precedence, most trusted first: an exact inventory address, then a fresh learned mapping (DHCP
 and DNS are more current than a range in a file), then the longest inventory prefix.
+
+What is learned never overrides what the inventory declares: a lease or answer that puts an
+address the inventory assigns to one host on another, or a host the inventory gives addresses
+at an address outside them, is a conflict (counted, and named on the alerts for that address)
+and is not learned. DHCP is learned only from the configured DHCP servers, when there are any.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import ipaddress
 import re
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -18,6 +24,8 @@ from netdetect.model import HostLease
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
     from pathlib import Path
+
+    from netdetect.config import SensorConfig
 
 Address = ipaddress.IPv4Address | ipaddress.IPv6Address
 
@@ -45,6 +53,16 @@ class HostIdentity:
     tags: tuple[str, ...] = ()
     managed: bool = True  # an agent runs there and may be queried
     source: str = "inventory"  # "inventory" | "dhcp" | "dns" | ...
+    via: str | None = None  # for a learned mapping: who said so ("DHCP server 10.0.0.1")
+    conflict: str | None = None  # another source disagreed about this address lately
+
+
+def describe_source(ident: HostIdentity, ip: str) -> str:
+    """One sentence for an alert: which source mapped `ip` to the host."""
+    what = {"inventory": "the inventory", "dhcp": "a DHCP lease",
+            "dns": "a DNS answer"}.get(ident.source, ident.source)
+    via = f" ({ident.via})" if ident.via else ""
+    return f"{ip} mapped to host {ident.host_id} by {what}{via}"
 
 
 class Inventory:
@@ -56,13 +74,20 @@ class Inventory:
         *,
         learned_ttl: float = 86_400.0,
         max_learned: int = 65_536,
+        dhcp_servers: Iterable[str] = (),
     ) -> None:
         self._by_id: dict[str, HostIdentity] = {}
         self._exact: dict[Address, HostIdentity] = {}
         # One dict per (version, prefix length): a lookup masks the address once per length
         # in use, which stays a handful of dict probes however many ranges there are.
         self._nets: dict[tuple[int, int], dict[int, HostIdentity]] = {}
-        self._learned: OrderedDict[Address, tuple[str, float, str]] = OrderedDict()
+        # address -> (host id, expiry, source, who vouched for it)
+        self._learned: OrderedDict[Address, tuple[str, float, str, str | None]] = OrderedDict()
+        self._conflicts: OrderedDict[Address, tuple[str, float]] = OrderedDict()
+        # Host ids the inventory gives addresses: found at those only, whatever is learned.
+        self._pinned: dict[str, list[ipaddress.IPv4Network | ipaddress.IPv6Network]] = {}
+        self.dhcp_servers = frozenset(ipaddress.ip_address(a) for a in dhcp_servers)
+        self.counters: Counter[str] = Counter()
         self._by_name: dict[str, str] = {}  # declared DNS name -> host id
         # DHCP host names arrive lower-cased; an inventory id spelt "Web-07" is still theirs.
         self._by_lower: dict[str, str] = {}
@@ -102,6 +127,8 @@ class Inventory:
                     raise ValueError(f"{net} already belongs to {table[key].host_id}")
                 table[key] = ident
         self._by_id[ident.host_id] = ident
+        if nets:
+            self._pinned[ident.host_id] = nets
         self._by_lower.setdefault(ident.host_id.lower(), ident.host_id)
         for name in wanted:
             self._by_name[name] = ident.host_id
@@ -118,7 +145,11 @@ class Inventory:
         """Keep what `old` learned from the traffic (a reloaded inventory file must not make
         the sensor forget every lease it has seen)."""
         for addr, entry in old._learned.items():
-            self._learned.setdefault(addr, entry)
+            if self._declared_conflict(addr, entry[0]) is None:
+                self._learned.setdefault(addr, entry)
+        for addr, note in old._conflicts.items():
+            self._conflicts.setdefault(addr, note)
+        self.counters.update(old.counters)
         while len(self._learned) > self.max_learned:
             self._learned.popitem(last=False)
             self.evicted += 1
@@ -138,30 +169,77 @@ class Inventory:
         """
         n = 0
         for lease in leases:
+            via: str | None = None
+            if lease.source == "dhcp":
+                if self.dhcp_servers and not self._trusted_server(lease.server):
+                    # Any host on the segment can send an ACK from port 67.
+                    self.counters["dhcp-untrusted-server"] += 1
+                    continue
+                via = f"DHCP server {lease.server}" if lease.server else None
             ttl = lease.ttl
             if lease.source == "dns":
                 ttl = max(ttl or 0.0, DNS_MIN_HOLD)
             host = self._by_lower.get(lease.host, lease.host)
-            self.learn(lease.ip, host, lease.ts, source=lease.source, ttl=ttl)
-            n += 1
+            if self.learn(lease.ip, host, lease.ts, source=lease.source, ttl=ttl, via=via):
+                n += 1
         return n
 
+    def _trusted_server(self, server: str | None) -> bool:
+        try:
+            return server is not None and ipaddress.ip_address(server) in self.dhcp_servers
+        except ValueError:
+            return False
+
+    def _declared(self, addr: Address) -> HostIdentity | None:
+        ident = self._exact.get(addr)
+        return ident if ident is not None else self._prefix(addr)
+
+    def _declared_conflict(self, addr: Address, host_id: str) -> str | None:
+        """Why the inventory forbids learning that `addr` is `host_id`, if it does."""
+        declared = self._declared(addr)
+        if declared is not None and declared.host_id != host_id:
+            return f"the inventory assigns it to {declared.host_id}"
+        nets = self._pinned.get(host_id)
+        if nets is not None and not any(addr in net for net in nets):
+            return f"the inventory gives {host_id} other addresses"
+        return None
+
+    def _conflict(self, addr: Address, note: str, now: float) -> None:
+        self.counters["conflicts"] += 1
+        self._conflicts.pop(addr, None)
+        self._conflicts[addr] = (note, now + self.learned_ttl)
+        while len(self._conflicts) > self.max_learned:
+            self._conflicts.popitem(last=False)
+
     def learn(self, ip: str, host_id: str, now: float, *, source: str = "dhcp",
-              ttl: float | None = None) -> None:
-        """Record that `ip` belongs to `host_id` (from a DHCP lease, a DNS answer, ...).
+              ttl: float | None = None, via: str | None = None) -> bool:
+        """Record that `ip` belongs to `host_id` (from a DHCP lease, a DNS answer, ...);
+        False when it was not learned (bad address, or a conflict).
 
         The mapping expires after `ttl` (default: the inventory's learned_ttl, e.g. a lease
-        time). The table is bounded; the oldest mapping is evicted and counted.
+        time). The table is bounded; the oldest mapping is evicted and counted. A mapping the
+        inventory contradicts, or one from another source while a fresh one says otherwise,
+        is a conflict: counted, remembered for the address's alerts, not learned.
         """
         try:
             addr = ipaddress.ip_address(ip)
         except ValueError:
-            return
+            return False
+        why = self._declared_conflict(addr, host_id)
+        if why is None:
+            old = self._learned.get(addr)
+            if old is not None and now < old[1] and old[0] != host_id and old[2] != source:
+                why = f"{old[2]} said {old[0]}"
+        if why is not None:
+            self._conflict(addr, f"{source} said {addr} is {host_id}, but {why}", now)
+            return False
         self._learned.pop(addr, None)
-        self._learned[addr] = (host_id, now + (self.learned_ttl if ttl is None else ttl), source)
+        self._learned[addr] = (host_id, now + (self.learned_ttl if ttl is None else ttl), source,
+                               via)
         while len(self._learned) > self.max_learned:
             self._learned.popitem(last=False)
             self.evicted += 1
+        return True
 
     def lookup(self, ip: str, now: float) -> HostIdentity | None:
         """The identity behind `ip` at time `now`, or None for an unknown address."""
@@ -169,20 +247,33 @@ class Inventory:
             addr = ipaddress.ip_address(ip)
         except ValueError:
             return None
+        ident = self._find(addr, now)
+        note = self._conflicts.get(addr)
+        if note is not None:
+            if now >= note[1]:
+                del self._conflicts[addr]
+            elif ident is not None:
+                return dataclasses.replace(ident, conflict=note[0])
+        return ident
+
+    def _find(self, addr: Address, now: float) -> HostIdentity | None:
         ident = self._exact.get(addr)
         if ident is not None:
             return ident
         learned = self._learned.get(addr)
         if learned is not None:
-            host_id, expires, source = learned
+            host_id, expires, source, via = learned
             if now < expires:
                 known = self._by_id.get(host_id)
                 if known is not None:
                     return HostIdentity(known.host_id, known.owner, known.tags, known.managed,
-                                        source)
+                                        source, via)
                 # A name the inventory does not know: identified, but no agent to ask.
-                return HostIdentity(host_id, managed=False, source=source)
+                return HostIdentity(host_id, managed=False, source=source, via=via)
             del self._learned[addr]
+        return self._prefix(addr)
+
+    def _prefix(self, addr: Address) -> HostIdentity | None:
         value = int(addr)
         bits = addr.max_prefixlen
         for (version, plen), table in self._nets.items():
@@ -193,6 +284,13 @@ class Inventory:
             if ident is not None:
                 return ident
         return None
+
+    @classmethod
+    def for_config(cls, config: SensorConfig) -> Inventory:
+        """The sensor's inventory: its file (if any) and its learning policy."""
+        inv = cls.load(config.inventory) if config.inventory else cls()
+        inv.dhcp_servers = frozenset(ipaddress.ip_address(a) for a in config.dhcp_servers)
+        return inv
 
     @classmethod
     def load(cls, path: Path) -> Inventory:

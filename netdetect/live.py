@@ -443,11 +443,11 @@ class Sensor:
 
     def _load_sensor_config(self) -> None:
         from netdetect.config import load_sensor_config
-        from netdetect.hosts import Inventory, empty_inventory
+        from netdetect.hosts import Inventory
 
         cfg = load_sensor_config(Path(self.opts.config or ""))
         self._sensor_cfg = cfg
-        self._inventory = Inventory.load(cfg.inventory) if cfg.inventory else empty_inventory()
+        self._inventory = Inventory.for_config(cfg)
 
     def _close_rings(self) -> None:
         for r in (*self.rings, *self.dns_rings):

@@ -170,6 +170,7 @@ class HostLease:
     ttl: float | None  # seconds the mapping holds (lease time); None: the inventory default
     ts: float  # packet timestamp of the ACK or answer
     source: str = "dhcp"  # "dhcp" | "dns"
+    server: str | None = None  # DHCP: the address the ACK came from (who vouches for it)
 
 
 @dataclass(frozen=True, slots=True)

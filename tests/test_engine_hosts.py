@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+from ipaddress import ip_address
 from pathlib import Path
 from typing import Any
 
@@ -73,7 +74,7 @@ def feed_each(eng: Engine, frames: list[tuple[float, bytes]]) -> None:
 def test_exchange_gives_one_lease(intel: Intel) -> None:
     eng = Engine(intel)
     feed_each(eng, exchange())
-    assert eng.take_leases() == [HostLease(LEASED, "web-07", 3600.0, 1.3)]
+    assert eng.take_leases() == [HostLease(LEASED, "web-07", 3600.0, 1.3, server=SERVER)]
     assert eng.take_leases() == []
     c = eng.counters()
     assert (c["dhcp_messages"], c["dhcp_leases"], c["dhcp_decode_errors"]) == (4, 1, 0)
@@ -84,7 +85,7 @@ def test_batch_path_sends_dhcp_to_the_decoder(intel: Intel) -> None:
     # path's "known flow, quiet UDP" test: DHCP ports must not be quiet.
     eng = Engine(intel)
     eng.feed_frames([(ts, 1, f) for ts, f in exchange()])
-    assert eng.take_leases() == [HostLease(LEASED, "web-07", 3600.0, 1.3)]
+    assert eng.take_leases() == [HostLease(LEASED, "web-07", 3600.0, 1.3, server=SERVER)]
     assert eng.counters()["dhcp_messages"] == 4
 
 
@@ -111,9 +112,9 @@ def test_names_from_ack_fqdn_and_normalisation(intel: Intel) -> None:
                          dport=68, ciaddr="10.0.0.33")),
     ])
     assert eng.take_leases() == [
-        HostLease(LEASED, "web-07", 60.0, 1.1),
-        HostLease(LEASED, "db-01a", math.inf, 2.1),
-        HostLease("10.0.0.33", "ws-3", None, 3.1),
+        HostLease(LEASED, "web-07", 60.0, 1.1, server=SERVER),
+        HostLease(LEASED, "db-01a", math.inf, 2.1, server=SERVER),
+        HostLease("10.0.0.33", "ws-3", None, 3.1, server=SERVER),
     ]
 
 
@@ -160,7 +161,7 @@ def test_pending_requests_and_untaken_leases_are_bounded(intel: Intel,
                     for i in range(3)])
     assert eng.counters()["dhcp_dropped"] == 1  # the oldest request (xid 0) made room
     feed_each(eng, [(9.0, server([("message-type", "ack"), "end"], xid=i)) for i in range(3)])
-    assert eng.take_leases() == [HostLease(LEASED, "h1", None, 9.0)]
+    assert eng.take_leases() == [HostLease(LEASED, "h1", None, 9.0, server=SERVER)]
     c = eng.counters()
     assert (c["dhcp_unusable"], c["dhcp_leases"], c["dhcp_dropped"]) == (1, 2, 1)
     assert c["leases_dropped"] == 1
@@ -176,7 +177,8 @@ def test_learned_lease_identifies_a_host_without_addresses(intel: Intel) -> None
     feed_each(eng, exchange())
     assert inv.learn_leases(eng.take_leases()) == 1
     got = inv.lookup(LEASED, 10.0)
-    assert got == HostIdentity("web-07", "web-team", ("web",), managed=True, source="dhcp")
+    assert got == HostIdentity("web-07", "web-team", ("web",), managed=True, source="dhcp",
+                              via=f"DHCP server {SERVER}")
     assert inv.lookup(LEASED, 1.3 + 3600) is None  # the lease ran out
     # A DHCP name the inventory does not list: identified, nobody to ask.
     inv.learn_leases([HostLease("10.0.0.8", "laptop-9", 60.0, 0.0)])
@@ -216,7 +218,8 @@ def test_dns_answer_for_a_declared_name_updates_the_address(intel: Intel) -> Non
                                                                              source="dns")
     assert inv.lookup("10.0.0.11", 200.0) is None
     # The DHCP lease is still known too.
-    assert inv.lookup(LEASED, 200.0) == HostIdentity("web-07", source="dhcp")
+    assert inv.lookup(LEASED, 200.0) == HostIdentity("web-07", source="dhcp",
+                                                        via=f"DHCP server {SERVER}")
 
 
 def test_no_hook_no_dns_leases(intel: Intel) -> None:
@@ -329,3 +332,95 @@ def test_worker_reloads_declared_names(tmp_path: Path) -> None:
     inv_path.write_text('[[host]]\nid = "web-07"\nnames = ["bad name"]\n', encoding="utf-8")
     _reload_names(spec, names)  # broken edit: logged, the old names stay
     assert names == {"w.corp": "web-07"}
+
+
+# --- spoofed identity (issue 8, item 7) ------------------------------------------------------
+
+
+def forged_ack(hostname: bytes, *, src: str, yiaddr: str = LEASED) -> bytes:
+    """An ACK as any host on the segment can send one: source port 67, any name, any address."""
+    return dhcp_frame(2, [("message-type", "ack"), ("hostname", hostname), ("lease_time", 3600),
+                          "end"], src=src, sport=67, dport=68, yiaddr=yiaddr)
+
+
+def test_dhcp_is_learned_only_from_configured_servers(intel: Intel) -> None:
+    inv = Inventory(((HostIdentity("web-07"), ()), (HostIdentity("db-01"), ())),
+                    dhcp_servers=[SERVER])
+    eng = Engine(intel)
+    feed_each(eng, exchange())
+    feed_each(eng, [(2.0, forged_ack(b"db-01", src="10.0.0.66", yiaddr="10.0.0.8"))])
+    assert inv.learn_leases(eng.take_leases()) == 1
+    assert inv.lookup(LEASED, 3.0) == HostIdentity("web-07", source="dhcp",
+                                                   via=f"DHCP server {SERVER}")
+    assert inv.lookup("10.0.0.8", 3.0) is None
+    assert inv.counters["dhcp-untrusted-server"] == 1
+
+
+def test_learned_mappings_never_override_the_inventory(intel: Intel) -> None:
+    inv = Inventory()
+    inv.add(HostIdentity("web-01"), ("10.0.0.5",), names=("web-01.corp.example",))
+    inv.add(HostIdentity("db-01"), ("10.0.1.0/24",))
+    inv.add(HostIdentity("laptop-3"), (), names=("laptop-3.corp.example",))
+    eng = Engine(intel)
+    eng.on_dns_answer = dns_learner(inv.names(), eng.add_lease)
+    feed_each(eng, [
+        # A forged ACK handing db-01's range address to web-01, and web-01's address to another.
+        (1.0, forged_ack(b"web-01", src="10.0.0.66", yiaddr="10.0.1.9")),
+        (1.1, forged_ack(b"laptop-3", src="10.0.0.66", yiaddr="10.0.0.5")),
+        # A forged DNS answer moving web-01 (pinned to 10.0.0.5) elsewhere.
+        (1.2, dns_answer("web-01.corp.example", "10.0.0.77")),
+        # laptop-3 has no addresses: DHCP may place it, then DNS disagrees about who is there.
+        (1.3, forged_ack(b"laptop-3", src="10.0.0.66", yiaddr="10.0.0.40")),
+    ])
+    inv.learn_leases(eng.take_leases())
+    assert inv.lookup("10.0.1.9", 2.0) == HostIdentity(
+        "db-01", conflict="dhcp said 10.0.1.9 is web-01, but the inventory assigns it to db-01")
+    got = inv.lookup("10.0.0.5", 2.0)
+    assert got is not None
+    assert (got.host_id, got.source) == ("web-01", "inventory")
+    assert got.conflict == "dhcp said 10.0.0.5 is laptop-3, but the inventory assigns it to web-01"
+    assert inv.lookup("10.0.0.77", 2.0) is None
+    laptop = inv.lookup("10.0.0.40", 2.0)
+    assert laptop is not None
+    assert (laptop.host_id, laptop.source, laptop.conflict) == ("laptop-3", "dhcp", None)
+    inv.learn_leases([HostLease("10.0.0.40", "web-01", 60.0, 3.0, source="dns")])
+    inv.learn_leases([HostLease("10.0.0.41", "laptop-3", 60.0, 3.0, source="dns")])
+    laptop = inv.lookup("10.0.0.40", 4.0)
+    assert laptop is not None
+    assert laptop.host_id == "laptop-3"
+    assert inv.counters["conflicts"] == 4
+
+
+def test_alert_names_the_mapping_source_and_the_conflict() -> None:
+    from netdetect.config import Allowlist
+    from netdetect.correlate import correlate
+    from netdetect.model import Endpoint, Evidence, Verdict
+
+    s = Suspect(flow_id=1, ts=5.0, first_ts=1.0, miner=Endpoint("10.0.0.40", 40000),
+                pool=Endpoint("203.0.113.9", 3333), proto="TCP", app_proto="stratum",
+                dialect="cryptonote", score=90,
+                evidence=(Evidence("stratum-client", 70, "login", 1.0),))
+    host = HostIdentity("laptop-3", source="dhcp", via="DHCP server 10.0.0.1",
+                        conflict="dns said 10.0.0.40 is web-01, but dhcp said laptop-3")
+    alert = correlate(s, host=host, report=None, reason="no answer", allowlist=Allowlist())
+    assert alert.verdict is Verdict.NETWORK_ONLY
+    assert alert.reasons == (
+        "no answer",
+        "10.0.0.40 mapped to host laptop-3 by a DHCP lease (DHCP server 10.0.0.1)",
+        "host identity disputed: dns said 10.0.0.40 is web-01, but dhcp said laptop-3",
+    )
+
+
+def test_dhcp_servers_config(tmp_path: Path) -> None:
+    from netdetect.config import load_sensor_config
+
+    cfg = tmp_path / "sensor.toml"
+    cfg.write_text('[sensor]\nid = "s-1"\n\n[hosts]\ndhcp_servers = ["10.0.0.1", "fd00::1"]\n')
+    loaded = load_sensor_config(cfg)
+    assert loaded.dhcp_servers == ("10.0.0.1", "fd00::1")
+    assert Inventory.for_config(loaded).dhcp_servers == {ip_address("10.0.0.1"),
+                                                         ip_address("fd00::1")}
+    cfg.write_text('[sensor]\nid = "s-1"\n\n[hosts]\ndhcp_servers = ["10.0.0.300"]\n')
+    with pytest.raises(ConfigError, match=r"sensor\.toml:5: hosts\.dhcp_servers\[0\]: "
+                                          r"'10\.0\.0\.300' is not an IP address"):
+        load_sensor_config(cfg)

@@ -439,3 +439,17 @@ def test_smashed_parser_survives_odd_rows(
     col = _Collector("fuzz.csv")
     _PARSERS["smashed-csv"]((header + body).encode(), col)
     assert col.entries == len(col.domains) + len(col.networks) + col.duplicates + col.merged
+
+
+def test_unicode_digit_ports_are_skipped_not_fatal(sigs: Path, tmp_path: Path) -> None:
+    # '²'.isdigit() is True but int('²') raises ValueError: that must stay one skipped line.
+    src = tmp_path / "trail.txt"
+    src.write_text("good-pool.example\n45.9.20.9:²\n45.9.20.10:3333\n", encoding="utf-8")
+    r = import_list("maltrail", src, sigs, today=TODAY)
+    assert {(s.line, s.reason) for s in r.skipped} == {(2, "bad port")}
+    assert r.networks == 1
+    nd = tmp_path / "ndpi.txt"
+    nd.write_text("pool-two.example\t²\n", encoding="utf-8")
+    r = import_list("ndpi", nd, sigs, today=TODAY)
+    assert r.domains == 0
+    assert [s.line for s in r.skipped] == [1]

@@ -791,3 +791,30 @@ def test_maxminddb_c_extension_is_used(tmp_path: Path) -> None:
     reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
     assert type(reader).__module__ == "maxminddb.extension"
     reader.close()
+
+
+# --- numbers are ASCII digits only ----------------------------------------------------------
+
+UNICODE_DIGITS = {
+    "pool_ports_txt": HEADER + "3333\tfine\n" + "²\tsuperscript two\n" + "3³33-4000\trange\n",
+    "tls_fingerprints_txt": HEADER + f"ja3\t{XMRIG_JA3}\tlabel\t²\n"
+    + "ja4\tt13i\u0663\u06610900_e8f1e7e78f70_5ac7197df9d2\tlabel\t10\n",
+    "pool_ips_txt": HEADER + "198.51.100.2\tpool\t3333,²\tunicode port\n",
+}
+
+
+def test_unicode_digits_are_errors_with_a_line_not_tracebacks(tmp_path: Path) -> None:
+    # '²'.isdigit() is True and int('²') raises: each must be a path:line error, all at once.
+    sigs = make_sigs(tmp_path, **UNICODE_DIGITS)
+    errors = check_signatures(sigs)
+    for name, line, fragment in [
+        ("pool_ports.txt", 3, "bad port '²'"),
+        ("pool_ports.txt", 4, "bad port '3³33-4000'"),
+        ("tls_fingerprints.txt", 2, "bad weight '²'"),
+        ("tls_fingerprints.txt", 3, "bad JA4 fingerprint"),
+        ("pool_ips.txt", 2, "bad port '²'"),
+    ]:
+        prefix = f"{sigs / name}:{line}: "
+        assert any(e.startswith(prefix) and fragment in e for e in errors), (prefix, errors)
+    with pytest.raises(SignatureError, match=r"pool_ports\.txt:3: bad port"):
+        load_intel(sigs)

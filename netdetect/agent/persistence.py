@@ -14,6 +14,7 @@ PersistenceCache) and each query only matches its needles against the result.
 from __future__ import annotations
 
 import errno
+import itertools
 import os
 import re
 import stat
@@ -212,6 +213,28 @@ def mentions_miner(text: str) -> bool:
 
 class _BudgetError(Exception):
     """The collection ran out of one of its caps; stops the walk, recorded once."""
+
+
+class _Refused(Exception):  # noqa: N818 - a verdict on one path, recorded as its error
+    """A path the walk will not read, for a reason given as the message."""
+
+
+class _NotRegular(Exception):  # noqa: N818
+    """What a file was expected to be is not a regular file; `mode` says what it is."""
+
+    def __init__(self, mode: int) -> None:
+        super().__init__("not a regular file")
+        self.mode = mode
+
+
+def _home_of(path: str) -> str | None:
+    """The home directory (inside root) that `path` lies in, if any: /root or /home/<user>."""
+    parts = path.split("/")
+    if len(parts) >= 3 and parts[1] == "home" and parts[2]:
+        return "/home/" + parts[2]
+    if len(parts) >= 2 and parts[1] == "root":
+        return "/root"
+    return None
 
 
 # dev, inode, size, mtime_ns, ctime_ns: any write, rename over, or truncation changes one.
@@ -442,6 +465,7 @@ class _Walker:
         self.bytes_read = 0
         self.seen_real: set[str] = set()
         self.dirs: dict[str, list[str]] = {}  # directory inside root -> its host components
+        self.home_owners: dict[str, int] = {}
         self.old_files = files or {}
         self.old_judged = judged or {}
         self.files: dict[str, _FileRec] = {}
@@ -480,6 +504,7 @@ class _Walker:
             done = []
         links = 0
         last: os.stat_result | None = None
+        confine: str | None = None
         while todo:
             part = todo.pop(0)
             if part == ".":
@@ -502,6 +527,14 @@ class _Walker:
                 links += 1
                 if links > MAX_SYMLINKS:
                     raise OSError(errno.ELOOP, "too many levels of symbolic links")
+                if st.st_uid != 0:
+                    # A user's link may point anywhere (~/.profile -> /etc/shadow): it is
+                    # followed only where it stays inside that user's own home.
+                    home = _home_of("/" + "/".join([*done, part]))
+                    if home is None:
+                        raise _Refused(f"symbolic link owned by uid {st.st_uid} not followed")
+                    if confine is None or len(home) < len(confine):
+                        confine = home
                 target = os.readlink(host)  # noqa: PTH115 -- resolved by hand to stay in root
                 if target.startswith("/"):
                     done = []
@@ -510,7 +543,10 @@ class _Walker:
             else:
                 done.append(part)
                 last = st
-        return self.root_slash + "/" + "/".join(done), last
+        inside = "/" + "/".join(done)
+        if confine is not None and not (inside == confine or inside.startswith(confine + "/")):
+            raise _Refused(f"symbolic link leaves {confine}")
+        return self.root_slash + inside, last
 
     def check_budget(self) -> None:
         if self.clock() > self.deadline:
@@ -555,21 +591,22 @@ class _Walker:
                 if rec.truncated is not None:
                     self.error(path, rec.truncated)
                 return rec, real
-            # O_NONBLOCK: a FIFO planted where a crontab should be must not hang the agent.
-            fd = os.open(real, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+            fd, st = self.open_file(path, real)
         except FileNotFoundError:
+            return None
+        except _Refused as exc:
+            self.error(path, str(exc))
+            return None
+        except _NotRegular as exc:
+            # Directories are skipped where a file was expected; /dev/null is how systemd
+            # masks a unit. Anything else (FIFO, device, socket) is worth a line.
+            if not stat.S_ISDIR(exc.mode) and real != self.root_slash + "/dev/null":
+                self.error(path, "not a regular file")
             return None
         except OSError as exc:
             self.error(path, exc.strerror or str(exc))
             return None
         try:
-            st = os.fstat(fd)
-            if not stat.S_ISREG(st.st_mode):
-                # Directories are skipped where a file was expected; /dev/null is how systemd
-                # masks a unit. Anything else (FIFO, device, socket) is worth a line.
-                if not stat.S_ISDIR(st.st_mode) and real != self.root_slash + "/dev/null":
-                    self.error(path, "not a regular file")
-                return None
             cap = min(self.limits.file_bytes, self.limits.total_bytes - self.bytes_read)
             data = os.read(fd, min(cap, 4096))
             binary = b"\0" in data
@@ -592,7 +629,7 @@ class _Walker:
             truncated = f"{st.st_size} bytes; examined the first {len(data)}"
             self.error(path, truncated)
         lines = tuple((no, raw) for no, raw in
-                      enumerate(data.decode("utf-8", "replace").splitlines(), 1)
+                      enumerate(data.decode("utf-8", "surrogateescape").splitlines(), 1)
                       if raw.strip() and not raw.strip().startswith("#"))
         rec = _FileRec(key=_stat_key(st), mtime=st.st_mtime, lines=lines, binary=binary,
                        size=len(data), truncated=truncated,
@@ -606,19 +643,92 @@ class _Walker:
         try:
             real, _ = self.resolve(path)
             names: list[str] = []
-            with os.scandir(real) as it:
-                for entry in it:
-                    if len(names) >= self.limits.dir_entries:
-                        self.error(path, f"more than {self.limits.dir_entries} entries; "
-                                         "examined the first")
-                        break
-                    names.append(entry.name)
+            dfd = self.open_beneath(real, os.O_RDONLY | os.O_DIRECTORY)
+            try:
+                entries = list(itertools.islice(os.scandir(dfd), self.limits.dir_entries + 1))
+            finally:
+                os.close(dfd)
+            for entry in entries:
+                if len(names) >= self.limits.dir_entries:
+                    self.error(path, f"more than {self.limits.dir_entries} entries; "
+                                     "examined the first")
+                    break
+                names.append(entry.name)
         except (FileNotFoundError, NotADirectoryError):
             return []
+        except _Refused as exc:
+            self.error(path, str(exc))
+            return []
         except OSError as exc:
+            if exc.errno == errno.ELOOP and self.root_slash:
+                # O_NOFOLLOW met a link that resolve() had not: the tree changed under us.
+                self.error(path, "changed while being read")
+                return []
             self.error(path, exc.strerror or str(exc))
             return []
         return sorted(names)
+
+    def open_beneath(self, real: str, flags: int) -> int:
+        """An fd for host path `real` (symlink-free, from resolve), opened one component at a
+        time below root with O_NOFOLLOW: a directory swapped for a link after resolve() looked
+        at it makes the open fail instead of leading out of the tree."""
+        parts = [p for p in real[len(self.root_slash):].split("/") if p]
+        # The root itself is followed on purpose: /proc/<pid>/root is a magic link.
+        dfd = os.open(self.root, os.O_PATH | os.O_DIRECTORY | os.O_CLOEXEC)
+        try:
+            for part in parts[:-1]:
+                nxt = os.open(part, os.O_PATH | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC,
+                              dir_fd=dfd)
+                os.close(dfd)
+                dfd = nxt
+            if not parts:
+                return os.open(".", flags | os.O_CLOEXEC, dir_fd=dfd)
+            return os.open(parts[-1], flags | os.O_NOFOLLOW | os.O_CLOEXEC, dir_fd=dfd)
+        finally:
+            os.close(dfd)
+
+    def open_file(self, path: str, real: str) -> tuple[int, os.stat_result]:
+        """A read fd and the fstat of the regular file at `real`; its type and owner are
+        checked on an O_PATH handle, before anything opens it for reading (opening a FIFO can
+        block, opening a device can act on it)."""
+        pfd = self.open_beneath(real, os.O_PATH)
+        try:
+            st = os.fstat(pfd)
+            if not stat.S_ISREG(st.st_mode):
+                raise _NotRegular(st.st_mode)
+            self.check_owner(path, st)
+            # Reopening the O_PATH handle reads exactly the inode just checked.
+            fd = os.open(f"/proc/self/fd/{pfd}", os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+        finally:
+            os.close(pfd)
+        try:
+            now = os.fstat(fd)
+        except OSError:
+            os.close(fd)
+            raise
+        if not stat.S_ISREG(now.st_mode) or (now.st_dev, now.st_ino) != (st.st_dev, st.st_ino):
+            os.close(fd)
+            raise _Refused("changed while being opened")
+        return fd, now
+
+    def check_owner(self, path: str, st: os.stat_result) -> None:
+        """A file in a home must belong to that home's owner, or to root and not be a hard link
+        (a link to /etc/shadow made where the kernel does not forbid it)."""
+        home = _home_of(path)
+        if home is None:
+            return
+        uid = self.home_owners.get(home)
+        if uid is None:
+            try:
+                uid = os.lstat(self.root_slash + home).st_uid
+            except OSError:
+                uid = -1
+            self.home_owners[home] = uid
+        if st.st_uid == uid and uid != -1:
+            return
+        if st.st_uid == 0 and st.st_nlink == 1:
+            return
+        raise _Refused(f"owned by uid {st.st_uid}, not by the home's owner")
 
     def first_read(self, real: str) -> bool:
         """False if this real file was already examined (/lib → /usr/lib, wants/ symlinks)."""

@@ -382,7 +382,7 @@ def read_stat(pid: int, proc: str = PROC) -> StatLine:
     close = data.rfind(b")")
     if close < 0:
         raise OSError(f"{proc}/{pid}/stat: malformed")
-    comm = data[data.find(b"(") + 1 : close].decode("utf-8", "replace")
+    comm = data[data.find(b"(") + 1 : close].decode("utf-8", "surrogateescape")
     f = data[close + 2 :].split()
     return StatLine(comm, int(f[1]), int(f[11]) + int(f[12]), int(f[19]), int(f[17]))
 
@@ -477,7 +477,8 @@ def hugepages_kb(pid: int, proc: str = PROC) -> int:
     total = 0
     for name, key in (("smaps_rollup", "AnonHugePages:"), ("status", "HugetlbPages:")):
         try:
-            total += _kb_field(_read_capped(f"{proc}/{pid}/{name}", 1 << 16).decode(), key)
+            total += _kb_field(_read_capped(f"{proc}/{pid}/{name}", 1 << 16).decode(
+                "utf-8", "surrogateescape"), key)
         except (OSError, UnicodeDecodeError):
             continue
     return total
@@ -553,7 +554,7 @@ def process_facts(pid: int, *, cpu_percent: float, errors: list[str],
     container: str | None = None
     try:
         cgroup, container = container_of(_read_capped(f"{proc}/{pid}/cgroup", 1 << 16).decode(
-            "utf-8", "replace"))
+            "utf-8", "surrogateescape"))
     except OSError as exc:
         errors.append(f"process {pid}: cgroup: {exc.strerror or exc}")
     try:

@@ -43,6 +43,7 @@ from netdetect.agent.schema import (
     SCHEMA_VERSION,
     HostQuery,
     HostReport,
+    safe_struct,
 )
 from netdetect.agent.topics import MqttSettings, valid_nonce
 from netdetect.errors import AgentError, ConfigError
@@ -280,6 +281,7 @@ def encode_report(report: HostReport, limit: int = MAX_REPORT_BYTES) -> tuple[by
     What goes first is what matters least for the verdict: the top-N list, then persistence
     entries that do not reference the process, then long command lines and texts.
     """
+    report = safe_struct(report)  # whichever collector built it
     raw = _encoder.encode(report)
     if len(raw) <= limit:
         return raw, False

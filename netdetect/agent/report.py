@@ -30,6 +30,7 @@ from netdetect.agent.schema import (
     PersistenceEntry,
     ProcessFacts,
     TopProcess,
+    safe_struct,
 )
 from netdetect.agent.traits import host_facts
 
@@ -273,7 +274,9 @@ class PendingReport:
             host=self._host,
             errors=errors,
         )
-        return _fit(report)
+        # argv, comm and file names are bytes on the host: one that is not UTF-8 must not
+        # make the whole report unencodable.
+        return _fit(safe_struct(report))
 
 
 class ReportBuilder:

@@ -6,6 +6,9 @@ the caller before decoding), so a forged or malformed message fails loudly at th
 
 from __future__ import annotations
 
+import re
+from typing import Any, TypeVar
+
 import msgspec
 
 SCHEMA_VERSION = 1
@@ -114,3 +117,50 @@ def is_busy_report(report: HostReport) -> bool:
     """True for an agent's "busy" answer: no facts, only the reason it gave none."""
     return (not report.found and report.process is None and not report.persistence
             and bool(report.errors) and report.errors[0].startswith(BUSY_PREFIX))
+
+
+# --- text from the host -------------------------------------------------------------------------
+
+# Lone surrogates: what os and psutil hand back for bytes that are not UTF-8 (surrogateescape),
+# and which no JSON encoder accepts.
+_SURROGATE = re.compile("[\ud800-\udfff]")
+_S = TypeVar("_S", bound=msgspec.Struct)
+
+
+def printable(text: str) -> str:
+    """`text` with every byte that was not UTF-8 shown as ``\\xNN`` (and any other lone
+    surrogate as ``\\udNNN``): a file name or argv from the host always encodes as JSON, and
+    an analyst sees which bytes were there instead of a replacement character."""
+    if text.isascii() or _SURROGATE.search(text) is None:
+        return text
+    raw = text.encode("utf-8", "surrogateescape") if _only_escapes(text) else (
+        text.encode("utf-8", "backslashreplace"))
+    return raw.decode("utf-8", "backslashreplace")
+
+
+def _only_escapes(text: str) -> bool:
+    return all("\udc80" <= c <= "\udcff" for c in _SURROGATE.findall(text))
+
+
+def _clean(value: Any) -> Any:
+    if isinstance(value, str):
+        return printable(value)
+    if isinstance(value, list):
+        return [_clean(v) for v in value]
+    if isinstance(value, dict):
+        return {_clean(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, msgspec.Struct):
+        return safe_struct(value)
+    return value
+
+
+def safe_struct(obj: _S) -> _S:
+    """`obj` with every string in it made printable: the one place report text is made safe,
+    so no single odd file name or argument can make a whole report fail to encode."""
+    changes = {}
+    for name in obj.__struct_fields__:
+        old = getattr(obj, name)
+        new = _clean(old)
+        if new != old:
+            changes[name] = new
+    return msgspec.structs.replace(obj, **changes) if changes else obj

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import TypeVar
 from urllib.parse import urlsplit
 
+from netdetect.asciinum import is_ascii_digits, parse_uint
 from netdetect.intel.mmdb import Network
 from netdetect.intel.store import (
     ALLOW_DOMAINS,
@@ -234,7 +235,8 @@ class _Collector:
 
 
 def _port(text: str) -> int | None:
-    return int(text) if text.isdigit() and 0 < int(text) < 65536 else None
+    port = parse_uint(text)
+    return port if port is not None and 0 < port < 65536 else None
 
 
 def _strip_comment(line: str) -> str:
@@ -365,7 +367,7 @@ def _parse_ndpi(data: bytes, col: _Collector) -> None:
         if not tokens:
             col.ignored += 1
             continue
-        if len(tokens) > 2 or (len(tokens) == 2 and not tokens[1].isdigit()):
+        if len(tokens) > 2 or (len(tokens) == 2 and not is_ascii_digits(tokens[1])):
             col.skip(number, "not 'name<TAB>category'", line)
             continue
         if col.indicator(tokens[0], number, note=f"{col.source_name}:{number}"):

@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from netdetect.asciinum import is_ascii_digits, parse_uint
 from netdetect.errors import SignatureError
 from netdetect.intel.mmdb import GeoDb, GeoFacts, IpEntry, IpMatch, IpSetDb, compile_ip_sets
 
@@ -44,7 +45,7 @@ MAX_PORT_RANGE = 1024
 
 _LABEL = re.compile(r"(?!-)[a-z0-9_-]{1,63}(?<!-)\Z")
 _JA3 = re.compile(r"[0-9a-f]{32}\Z")
-_JA4 = re.compile(r"[tqd](?:1[0-3]|s3|s2|00)[di]\d{2}\d{2}[0-9a-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}\Z")
+_JA4 = re.compile(r"[tqd](?:1[0-3]|s3|s2|00)[di][0-9]{4}[0-9a-z]{2}_[0-9a-f]{12}_[0-9a-f]{12}\Z")
 _ESCAPE = re.compile(r"\\.")
 _UPPER_LITERAL = re.compile(r"[A-Z]")
 _NAME = re.compile(r"[a-z0-9][a-z0-9._-]*\Z")
@@ -377,7 +378,7 @@ def check_domain(name: str) -> str | None:
     for label in labels:
         if not _LABEL.match(label):
             return f"domain {name!r} has an invalid label {label!r}"
-    if labels[-1].isdigit():
+    if is_ascii_digits(labels[-1]):
         return f"domain {name!r} ends in a numeric label"
     return None
 
@@ -404,9 +405,10 @@ def _parse_ports(text: str) -> frozenset[int] | str:
     ports: set[int] = set()
     for raw in text.split(","):
         part = raw.strip()
-        if not part.isdigit() or not 0 < int(part) < 65536:
+        port = parse_uint(part)
+        if port is None or not 0 < port < 65536:
             return f"bad port {part!r} (want 1..65535, comma-separated, or '-')"
-        ports.add(int(part))
+        ports.add(port)
     return frozenset(ports)
 
 
@@ -566,11 +568,11 @@ class _Loader:
             return None
         text = cols[0]
         first, sep, last = text.partition("-")
-        if not first.isdigit() or (sep and not last.isdigit()):
+        lo = parse_uint(first)
+        hi = parse_uint(last) if sep else lo
+        if lo is None or hi is None:
             self.errors.add(path, number, f"bad port {text!r} (want PORT or FIRST-LAST)")
             return None
-        lo = int(first)
-        hi = int(last) if sep else lo
         if not (0 < lo < 65536 and 0 < hi < 65536):
             self.errors.add(path, number, f"port {text!r} out of range 1..65535")
             return None
@@ -633,12 +635,13 @@ class _Loader:
         if not label:
             self.errors.add(path, number, "empty label")
             ok = False
-        if not weight_text.isdigit() or not 0 <= int(weight_text) <= 100:
+        weight = parse_uint(weight_text)
+        if weight is None or not 0 <= weight <= 100:
             self.errors.add(path, number, f"bad weight {weight_text!r} (want 0..100)")
             ok = False
-        if not ok:
+        if not ok or weight is None:
             return None
-        self.tls[(fp_kind, value)] = TlsMatch(fp_kind, value, label, int(weight_text), note)
+        self.tls[(fp_kind, value)] = TlsMatch(fp_kind, value, label, weight, note)
         return (fp_kind, value)
 
     def parse_ip_line(self, path: Path, number: int, line: str) -> object:

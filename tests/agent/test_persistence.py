@@ -204,6 +204,100 @@ def test_hostile_tree_does_not_crash(tmp_path: Path) -> None:
     assert garbage[-1].download_exec
 
 
+USER = 1000  # a home's owner; the tests run as root, which may chown to anyone
+
+
+def _user_home(root: Path) -> Path:
+    home = root / "home/u"
+    home.mkdir(parents=True)
+    os.chown(home, USER, USER)
+    return home
+
+
+def _user_link(link: Path, target: str) -> None:
+    link.symlink_to(target)
+    os.lchown(link, USER, USER)
+
+
+def test_user_links_do_not_lead_the_scan_out_of_the_home(tmp_path: Path) -> None:
+    # The root agent must not read what a user points it at: /etc/secret stands for
+    # /etc/shadow, with a line a miner's login would match.
+    secret = write(tmp_path, "/etc/secret", f"miner:$6$salt$hash:{MINER}:0:99999:7:::\n")
+    secret.chmod(0o600)
+    home = _user_home(tmp_path)
+    _user_link(home / ".profile", "/etc/secret")
+    _user_link(home / ".bash_login", "../../etc/secret")
+    (home / ".config").mkdir()
+    os.chown(home / ".config", USER, USER)
+    _user_link(home / ".config/systemd", "/etc/secret-units")
+    write(tmp_path, "/etc/secret-units/user/leak.service", f"[Service]\nExecStart={MINER}\n")
+    os.link(secret, home / ".zshrc")  # a hard link: the kernel may forbid it, root may not
+    # A user's own link inside the home is still followed.
+    own = write(tmp_path, "/home/u/.bashrc.real", f"{MINER} &\n")
+    os.chown(own, USER, USER)
+    _user_link(home / ".bashrc", ".bashrc.real")
+    entries, errors = collect_persistence(str(tmp_path), needles())
+    assert not any("secret" in e.path or "leak" in e.path for e in entries), entries
+    assert not any("99999" in e.text for e in entries)
+    assert [(e.path, e.text) for e in entries if e.path.startswith("/home")] == [
+        ("/home/u/.bashrc", f"{MINER} &")]
+    assert "persistence: /home/u/.profile: symbolic link leaves /home/u" in errors
+    assert "persistence: /home/u/.bash_login: symbolic link leaves /home/u" in errors
+    assert any(e.startswith("persistence: /home/u/.config/systemd/user: symbolic link leaves")
+               for e in errors), errors
+    assert any(e.startswith("persistence: /home/u/.zshrc: owned by uid 0") for e in errors)
+
+
+def test_user_links_outside_homes_are_not_followed(tmp_path: Path) -> None:
+    write(tmp_path, "/srv/secret", f"* * * * * root {MINER}\n")
+    (tmp_path / "etc/cron.d").mkdir(parents=True)
+    _user_link(tmp_path / "etc/cron.d/job", "/srv/secret")
+    entries, errors = collect_persistence(str(tmp_path), needles())
+    assert entries == []
+    assert errors == [
+        "persistence: /etc/cron.d/job: symbolic link owned by uid 1000 not followed"]
+
+
+def test_fifos_and_devices_in_a_home_are_never_opened(tmp_path: Path) -> None:
+    home = _user_home(tmp_path)
+    os.mkfifo(home / ".profile")  # opening it for reading would block without a writer
+    os.chown(home / ".profile", USER, USER)
+    os.mknod(home / ".bashrc", stat.S_IFCHR | 0o666, os.makedev(1, 3))  # /dev/null's numbers
+    (tmp_path / "dev").mkdir()
+    os.mknod(tmp_path / "dev/zero", stat.S_IFCHR | 0o666, os.makedev(1, 5))
+    _user_link(home / ".zshrc", "/dev/zero")
+    before = _open_fds()
+    start = time.monotonic()
+    entries, errors = collect_persistence(str(tmp_path), needles())
+    assert time.monotonic() - start < 5.0
+    assert entries == []
+    assert "persistence: /home/u/.profile: not a regular file" in errors
+    assert "persistence: /home/u/.bashrc: not a regular file" in errors
+    assert "persistence: /home/u/.zshrc: symbolic link leaves /home/u" in errors
+    assert _open_fds() == before  # every handle the walk took was closed
+
+
+def _open_fds() -> int:
+    return len(list(Path("/proc/self/fd").iterdir()))
+
+
+def test_a_directory_swapped_for_a_link_after_it_was_resolved_is_not_followed(
+    tmp_path: Path,
+) -> None:
+    from netdetect.agent.persistence import _Walker
+
+    write(tmp_path, "/srv/secret/crontab", f"* * * * * root {MINER}\n")
+    write(tmp_path, "/etc/cron.d/job", "# nothing\n")
+    walker = _Walker(str(tmp_path), Limits(), "", time.monotonic)
+    real, _ = walker.resolve("/etc/cron.d/job")
+    # The race the fd walk closes: the directory becomes a link between resolve and open.
+    (tmp_path / "etc/cron.d").rename(tmp_path / "etc/cron.old")
+    (tmp_path / "etc/cron.d").symlink_to(tmp_path / "srv/secret")
+    (tmp_path / "srv/secret/job").write_text(f"* * * * * root {MINER}\n")
+    with pytest.raises(OSError):
+        walker.open_file("/etc/cron.d/job", real)
+
+
 def test_caps_stop_the_walk(tmp_path: Path) -> None:
     cron_d = tmp_path / "etc/cron.d"
     cron_d.mkdir(parents=True)

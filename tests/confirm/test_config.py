@@ -22,6 +22,8 @@ def errors_of(exc: pytest.ExceptionInfo[ConfigError]) -> list[str]:
 def files(tmp_path: Path) -> Path:
     for name in ("ca.crt", "c.crt", "c.key", "sign.key", "sign.pub"):
         (tmp_path / name).write_text("x")
+    for name in ("c.key", "sign.key"):
+        (tmp_path / name).chmod(0o600)
     return tmp_path
 
 
@@ -207,3 +209,34 @@ addresses = ["10.1.0.0/16"]
         "network"),
         f"{path}:16: host[3].addresses: duplicate host id 'a'",
     ]
+
+
+def test_private_keys_readable_by_others_are_refused(files: Path) -> None:
+    (files / "c.key").chmod(0o644)
+    (files / "sign.key").chmod(0o640)
+    path = files / "agent.toml"
+    path.write_text(AGENT)
+    with pytest.raises(ConfigError) as exc:
+        load_agent_config(path)
+    want = (f"{path}:9: mqtt.key: {files / 'c.key'} is readable by group or others "
+            "(mode 0644); run chmod 600 on it")
+    assert errors_of(exc) == [want]
+    sensor = files / "sensor.toml"
+    sensor.write_text('[sensor]\nid = "s-1"\n\n[mqtt]\nhost = "b"\nca = "ca.crt"\n'
+                      'cert = "c.crt"\nkey = "c.key"\n\n[confirm]\nsigning_key = "sign.key"\n')
+    with pytest.raises(ConfigError) as exc:
+        load_sensor_config(sensor)
+    assert [e.split(": ", 2)[1] for e in errors_of(exc)] == ["mqtt.key", "confirm.signing_key"]
+
+
+def test_agent_root_is_relative_to_the_config_and_must_exist(files: Path) -> None:
+    (files / "tree").mkdir()
+    path = files / "agent.toml"
+    path.write_text(AGENT.replace('trusted_keys = ["sign.pub"]',
+                                  'trusted_keys = ["sign.pub"]\nroot = "tree"'))
+    assert load_agent_config(path).root == str(files / "tree")
+    path.write_text(AGENT.replace('trusted_keys = ["sign.pub"]',
+                                  'trusted_keys = ["sign.pub"]\nroot = "missing"'))
+    with pytest.raises(ConfigError) as exc:
+        load_agent_config(path)
+    assert errors_of(exc) == [f"{path}:4: agent.root: {files / 'missing'} does not exist"]

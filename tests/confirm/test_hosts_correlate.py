@@ -39,19 +39,32 @@ def test_exact_then_longest_prefix() -> None:
 
 def test_learned_mappings_expire_and_are_bounded() -> None:
     inv = inventory()
-    inv.learn("10.0.1.9", "web-01", now=10.0)
-    got = inv.lookup("10.0.1.9", 50.0)
+    inv.add(HostIdentity("dyn-01", tags=("dyn",)), ())
+    inv.learn("10.9.1.9", "dyn-01", now=10.0)
+    got = inv.lookup("10.9.1.9", 50.0)
     assert got is not None
-    assert (got.host_id, got.source, got.tags) == ("web-01", "dhcp", ("web",))
-    assert inv.lookup("10.0.1.9", 111.0) == K8S  # lease over: back to the prefix
-    inv.learn("10.0.0.5", "other", now=0.0)
-    assert inv.lookup("10.0.0.5", 1.0) == WEB  # exact inventory addresses win
+    assert (got.host_id, got.source, got.tags) == ("dyn-01", "dhcp", ("dyn",))
+    assert inv.lookup("10.9.1.9", 111.0) is None  # lease over
+    # What the inventory declares is never overridden: an address in a declared range, or a
+    # host the inventory gives addresses, is a conflict instead.
+    assert not inv.learn("10.0.1.9", "dyn-01", now=10.0)
+    assert not inv.learn("10.9.1.10", "web-01", now=10.0)
+    k8s = inv.lookup("10.0.1.9", 50.0)
+    assert k8s is not None
+    assert (k8s.host_id, k8s.source) == ("k8s-3", "inventory")
+    assert k8s.conflict == "dhcp said 10.0.1.9 is dyn-01, but the inventory assigns it to k8s-3"
+    assert inv.lookup("10.9.1.10", 50.0) is None
+    assert not inv.learn("10.0.0.5", "other", now=0.0)
+    exact = inv.lookup("10.0.0.5", 1.0)
+    assert exact is not None
+    assert exact.host_id == "web-01"  # exact inventory addresses win
+    assert inv.counters["conflicts"] == 3
     inv.learn("192.168.5.5", "laptop-7", now=0.0, source="dns", ttl=5)
     laptop = inv.lookup("192.168.5.5", 1.0)
     assert laptop == HostIdentity("laptop-7", managed=False, source="dns")
     for i in range(4):
         inv.learn(f"192.168.9.{i}", "x", now=0.0)
-    assert inv.evicted == 3
+    assert inv.evicted == 2
     assert inv.lookup("192.168.5.5", 1.0) is None
 
 
