@@ -346,7 +346,7 @@ class CoreEngine:
             if hook is not None:
                 hook(body[0], body[1], body[2], ts)
         elif kind == _core.K_LEASE:
-            ip, name, lease_time, _server = body
+            ip, name, lease_time, server = body
             host = _dhcp_host_id(name)
             if host is None:
                 self.dhcp_unusable += 1
@@ -356,7 +356,7 @@ class CoreEngine:
                 else math.inf if lease_time == 0xFFFF_FFFF else float(lease_time)
             )
             self.dhcp_leases += 1
-            self.add_lease(HostLease(ip, host, ttl, ts))
+            self.add_lease(HostLease(ip, host, ttl, ts, server=server))
         elif kind == _core.K_LEASE_UNUSABLE:
             self.dhcp_unusable += 1
 
