@@ -29,6 +29,9 @@ from netdetect.model import FlowEnd, HostLease, Suspect, ip_str
 from netdetect.pdns import PassiveDns
 
 _MAX_LEASES = 4096
+# Events of the modes a flow enters after DEEP (WATCH: timing and SV2 frames; SAMPLE):
+# once a flow alerted, it has nothing more to learn from them.
+_AFTER_DEEP = frozenset({_core.K_TIMING, _core.K_SV2, _core.K_SAMPLE})
 _DEFAULT_BUDGET = 128 << 20
 
 
@@ -277,6 +280,9 @@ class CoreEngine:
                 self._end(handle, st, body)
                 continue
             flow, ins = st.flow, st.ins
+            if ins.alerted and kind in _AFTER_DEEP:
+                # The core learns of the alert a batch later; the flow was done with.
+                continue
             if kind == _core.K_SETTLE:
                 # The end of one packet's events: as the per-packet engine did, the remote
                 # check (first time) and then the alert decision.
@@ -328,7 +334,8 @@ class CoreEngine:
                 pushes, client_small, nbytes = body
                 flow.bytes = [nbytes, 0]
                 det.check_timing(flow, ins, pushes, client_small, ts)
-            elif kind == _core.K_POOL_ANSWER:
+            elif kind == _core.K_POOL_ANSWER and not ins.alerted:
+                # Only flows not yet raised learn a late answer (its mark may lag a batch).
                 det.pool_answer(flow, ins, body[0], body[1], ts)
                 self._sync_marks(st)
 
