@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from netdetect.service import AlertSink, Progress, RunResult
 
 EXIT_OK, EXIT_ALERTS, EXIT_USAGE = 0, 1, 2
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def default_signatures() -> str:
@@ -186,8 +187,11 @@ def cmd_replay(args: argparse.Namespace) -> int:
     paths = args.paths if args.command == "replay" else [demo_capture()]
     intel = _load_intel(args)
     home_net = args.home_net or list(DEFAULT_HOME_NET)
+    if args.confirm and not args.config:
+        sys.stderr.write("netdetect: --confirm needs --config SENSOR.toml\n")
+        return EXIT_USAGE
     try:
-        eve, eve_fh = open_eve(args.eve, sys.stdout)
+        eve = open_eve(args.eve)
     except OSError as exc:
         sys.stderr.write(f"netdetect: cannot write EVE output {args.eve}: {exc.strerror}\n")
         return EXIT_USAGE
@@ -196,9 +200,6 @@ def cmd_replay(args: argparse.Namespace) -> int:
     bar = _ProgressBar() if sys.stdout.isatty() and not args.quiet else None
     try:
         if args.confirm:
-            if not args.config:
-                sys.stderr.write("netdetect: --confirm needs --config SENSOR.toml\n")
-                return EXIT_USAGE
             import asyncio
 
             result = asyncio.run(
@@ -217,16 +218,26 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-        if eve_fh is not None:
-            eve_fh.close()
+        if eve is not None:
+            eve.close()
     for err in result.errors:
         sys.stderr.write(f"netdetect: {err}\n")
+    for warning in result.warnings:
+        sys.stderr.write(f"netdetect: warning: {warning}\n")
     if not args.quiet:
         from netdetect.summary import print_summary
 
         print_summary(result.alerts, result.counters, result.errors, report_stream,
-                      files=result.files, frames=result.frames)
-    if result.unreadable:
+                      files=result.files, frames=result.frames, asked=args.confirm)
+    if result.interrupted:
+        sys.stderr.write("netdetect: interrupted: the results above cover what was read\n")
+    if result.sink_error is not None:
+        # Last, so it is the line a user sees: the run stopped at this record.
+        sys.stderr.write(f"netdetect: cannot write EVE output {result.sink_error}\n")
+        return EXIT_USAGE
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    if result.incomplete:
         return EXIT_USAGE
     if args.fail_on_alert and any(a.verdict.value != "allowed" for a in result.alerts):
         return EXIT_ALERTS

@@ -16,6 +16,7 @@ def print_summary(
     *,
     files: int,
     frames: int,
+    asked: bool = False,
 ) -> None:
     # rich is a sizeable import that quiet runs and the other commands never need.
     from rich.console import Console
@@ -64,6 +65,8 @@ def print_summary(
     )
     for err in errors:
         console.print(f"[bold red]input damaged:[/] {err}")
+    if alerts and not asked:
+        console.print("next: --confirm --config sensor.toml asks each host (deploy/README.md)")
 
 
 def _ts(ts: float) -> str:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eve_schema import check_record
 
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO / "pcaps"
@@ -134,6 +135,8 @@ class Sniff:
         if not self.eve_path.exists():
             return []
         events = [json.loads(line) for line in self.eve_path.read_text().splitlines() if line]
+        for e in events:
+            check_record(e)
         return [e for e in events if flows or e["event_type"] != "flow"]
 
     def final_counters(self) -> dict[int, dict[str, int]]:
