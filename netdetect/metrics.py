@@ -60,6 +60,7 @@ class SensorMetrics(Collector):
         self._alerts: Counter[str] = Counter()
         self._confirm: dict[str, int] = {}
         self._gauges: dict[str, float] = {}
+        self._lost: Counter[tuple[str, str]] = Counter()
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         self._server: WSGIServer | None = None
@@ -74,6 +75,15 @@ class SensorMetrics(Collector):
     def count_alert(self, verdict: str) -> None:
         with self._lock:
             self._alerts[verdict] += 1
+
+    def count_lost(self, sink: str, record: str) -> None:
+        """A record a sink failed to write (full disk, broker gone with a full buffer)."""
+        with self._lock:
+            self._lost[sink, record] += 1
+
+    def lost(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._lost)
 
     def set_confirm(self, counters: Mapping[str, int]) -> None:
         with self._lock:
@@ -107,6 +117,7 @@ class SensorMetrics(Collector):
             alerts = dict(self._alerts)
             confirm = dict(self._confirm)
             gauges = dict(self._gauges)
+            lost = dict(self._lost)
         for key, (name, doc, gauge) in WORKER_METRICS.items():
             fam: CounterMetricFamily | GaugeMetricFamily
             if gauge:
@@ -126,6 +137,12 @@ class SensorMetrics(Collector):
         for kind, n in sorted(confirm.items()):
             cf.add_metric([kind], n)
         yield cf
+        lf = CounterMetricFamily("netdetect_sink_records_lost",
+                                 "records a sink failed to write, by sink and record kind",
+                                 labels=["sink", "record"])
+        for (sink, record), n in sorted(lost.items()):
+            lf.add_metric([sink, record], n)
+        yield lf
         for gname, value in sorted(gauges.items()):
             yield GaugeMetricFamily(f"netdetect_{gname}", gname.replace("_", " "), value=value)
 

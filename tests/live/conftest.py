@@ -84,8 +84,8 @@ class Sniff:
     """`python -m netdetect sniff` in a namespace; its log and EVE output go to files."""
 
     def __init__(self, ns: Netns, workdir: Path, *args: str, name: str = "sniff",
-                 wrapper: tuple[str, ...] = ()) -> None:
-        self.eve_path = workdir / f"{name}.eve.json"
+                 wrapper: tuple[str, ...] = (), eve_path: Path | None = None) -> None:
+        self.eve_path = eve_path or workdir / f"{name}.eve.json"
         self.log_path = workdir / f"{name}.log"
         self.out_path = workdir / f"{name}.out"
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}

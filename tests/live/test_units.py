@@ -21,7 +21,7 @@ from netdetect.capture.afpacket import (
     parse_ddd,
 )
 from netdetect.cli import build_parser
-from netdetect.live import SniffOptions, drop_privileges
+from netdetect.live import RateLimitedLog, SniffOptions, drop_privileges
 from netdetect.metrics import SensorMetrics, stats_line
 
 
@@ -150,3 +150,18 @@ def test_systemd_units_verify(unit: str, tmp_path: Path) -> None:
     else:
         assert "ReadOnlyPaths=/" in text
         assert "CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE" in text
+
+
+def test_lost_records_are_a_metric_and_their_log_is_rate_limited() -> None:
+    m = SensorMetrics()
+    m.count_lost("EveWriter", "alert")
+    m.count_lost("EveWriter", "alert")
+    m.count_lost("EveWriter", "flow")
+    text = generate_latest(m.registry).decode()
+    assert 'netdetect_sink_records_lost_total{record="alert",sink="EveWriter"} 2.0' in text
+    assert 'netdetect_sink_records_lost_total{record="flow",sink="EveWriter"} 1.0' in text
+    limit = RateLimitedLog(60.0)
+    assert limit.ready(0.0) == 0
+    assert [limit.ready(t) for t in (1.0, 30.0, 59.9)] == [None, None, None]
+    assert limit.ready(60.0) == 3  # the next line says how many were held back
+    assert limit.ready(61.0) is None
