@@ -1,8 +1,10 @@
 """The `netdetect` command line: replay | sniff | agent | signatures | eval | demo.
 
 Exit status: 0 the run completed (alerts or not); 1 alerts were raised and --fail-on-alert
-was given; 2 usage error, unreadable or damaged input (everything readable was analysed
-first), or a configuration/signature error.
+was given; 2 usage error, unreadable, damaged or empty input (everything readable was
+analysed first), an output that could not be written, or a configuration/signature error;
+3 an internal error (a bug: one line, the traceback with NETDETECT_DEBUG=1); 130
+interrupted (Ctrl-C; what was read so far was reported and written).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
     from netdetect.service import AlertSink, Progress, RunResult
 
 EXIT_OK, EXIT_ALERTS, EXIT_USAGE = 0, 1, 2
+EXIT_INTERNAL = 3
 EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
@@ -46,6 +49,16 @@ def _home_net(text: str) -> list[str]:
     return nets
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="netdetect",
@@ -64,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="signature directory (default: the bundled signatures/)")
         sp.add_argument("--geo-asn", metavar="MMDB", help="GeoLite2-ASN database to enrich pools")
         sp.add_argument("--geo-city", metavar="MMDB", help="GeoLite2-City/Country database")
-        sp.add_argument("--max-flows", type=int, default=150_000, metavar="N",
+        sp.add_argument("--max-flows", type=_positive, default=150_000, metavar="N",
                         help="flow table cap (~0.8 KB a flow); the oldest are evicted beyond it")
         sp.add_argument("--confirm", action="store_true",
                         help="ask each suspect's host agent over MQTT before alerting")
@@ -108,8 +121,13 @@ def build_parser() -> argparse.ArgumentParser:
     ssub = sg.add_subparsers(dest="sig_command", required=True)
     sc = ssub.add_parser("check", help="report every error in a signature directory")
     sc.add_argument("directory", nargs="?", default=None)
+    sc.add_argument("-v", "--verbose", action="store_true",
+                    help="also list each file's entry count and every allowlist entry with "
+                    "its reason")
+    from netdetect.intel.importers import FORMATS
+
     si = ssub.add_parser("import", help="convert a public list into the project's format")
-    si.add_argument("format")
+    si.add_argument("format", choices=sorted(FORMATS))
     si.add_argument("file")
     si.add_argument("--dir", default=None, help="signature directory to import into")
     si.add_argument("--name", default=None, help="name of the imported list (default: file)")
@@ -127,6 +145,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _run(parser, args)
+    except BrokenPipeError:
+        # Whoever read our output went away (`| head`): nothing more can be said there, and
+        # the interpreter's own flush at exit must not fail again on it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.stderr.write("netdetect: output closed before the end\n")
+        return EXIT_USAGE
+    except Exception as exc:
+        if os.environ.get("NETDETECT_DEBUG"):
+            raise
+        sys.stderr.write(f"netdetect: internal error: {type(exc).__name__}: {exc} "
+                         "(a bug; NETDETECT_DEBUG=1 shows the traceback)\n")
+        return EXIT_INTERNAL
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         if args.command in ("replay", "demo"):
             return cmd_replay(args)
@@ -148,7 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"netdetect: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        sys.stderr.write("netdetect: interrupted\n")
+        return EXIT_INTERRUPTED
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE  # pragma: no cover - parser.error exits
 
@@ -310,8 +347,15 @@ def cmd_signatures(args: argparse.Namespace) -> int:
         errors = check_signatures(directory)
         for e in errors:
             sys.stdout.write(e + "\n")
+        if args.verbose and not errors:
+            _describe_signatures(Path(directory))
         sys.stdout.write(f"{len(errors)} error(s) in {directory}\n")
         return EXIT_USAGE if errors else EXIT_OK
+    # The commands that write go only into an existing signatures directory: a typo in
+    # the path must not leave a new, half-filled one behind.
+    if not Path(directory).is_dir():
+        sys.stderr.write(f"netdetect: {directory}: not a signatures directory\n")
+        return EXIT_USAGE
     if args.sig_command == "compile":
         from netdetect.intel import compile_signatures
 
@@ -319,12 +363,45 @@ def cmd_signatures(args: argparse.Namespace) -> int:
         return EXIT_OK
     from netdetect.intel.importers import import_list
 
-    res = import_list(args.format, Path(args.file), Path(directory), name=args.name,
-                      category=args.category)
+    try:
+        res = import_list(args.format, Path(args.file), Path(directory), name=args.name,
+                          category=args.category)
+    except ValueError as exc:
+        sys.stderr.write(f"netdetect: {exc}\n")
+        return EXIT_USAGE
+    except OSError as exc:
+        sys.stderr.write(f"netdetect: {exc.filename or directory}: {exc.strerror or exc}\n")
+        return EXIT_USAGE
     sys.stdout.write(res.summary() + "\n")
     for sk in res.skipped:
         sys.stdout.write(f"{args.file}:{sk.line}: skipped ({sk.reason}): {sk.text[:80]}\n")
     return EXIT_OK
+
+
+def _describe_signatures(directory: Path) -> None:
+    """`check -v`: what each file holds, and every allowlist entry with the reason its
+    header asks for (an allowlist is only as good as its reasons)."""
+    from netdetect.summary import clean
+
+    files = sorted(directory.glob("*.txt")) + sorted((directory / "imported").glob("*.txt"))
+    allow: list[str] = []
+    for path in files:
+        entries = 0
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for number, raw in enumerate(fh, 1):
+                line = raw.rstrip("\n")
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                entries += 1
+                if path.name.endswith("allow_domains.txt") or path.name.endswith("allow_ips.txt"):
+                    cols = line.split("\t")
+                    reason = cols[-1] if len(cols) > 1 else "(no reason given)"
+                    allow.append(f"  {path.name}:{number}: {clean(cols[0])} "
+                                 f"({' '.join(cols[1:-1]) or 'entry'}): {clean(reason)}")
+        sys.stdout.write(f"{path.relative_to(directory)}: {entries} entries\n")
+    if allow:
+        sys.stdout.write("allowlisted (never counted as mining evidence):\n")
+        sys.stdout.write("".join(a + "\n" for a in allow))
 
 
 def cmd_agent(args: argparse.Namespace) -> int:
@@ -334,12 +411,30 @@ def cmd_agent(args: argparse.Namespace) -> int:
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
     from netdetect.evaluate import evaluate_corpus, format_report
     from netdetect.intel import load_intel
 
+    labels, root = Path(args.labels), Path(args.root)
+    try:
+        json.loads(labels.read_text(encoding="utf-8"))
+    except OSError as exc:
+        sys.stderr.write(f"netdetect: {labels}: cannot read: {exc.strerror or exc}\n")
+        return EXIT_USAGE
+    except (ValueError, UnicodeDecodeError) as exc:
+        sys.stderr.write(f"netdetect: {labels}: not a JSON labels file: {exc}\n")
+        return EXIT_USAGE
+    if not root.is_dir():
+        sys.stderr.write(f"netdetect: {root}: not a directory\n")
+        return EXIT_USAGE
     intel = load_intel(default_signatures())
-    report = evaluate_corpus(Path(args.labels), Path(args.root), intel=intel,
-                             home_net=args.home_net)
+    try:
+        report = evaluate_corpus(labels, root, intel=intel, home_net=args.home_net)
+    except (KeyError, TypeError, AttributeError) as exc:
+        sys.stderr.write(f"netdetect: {labels}: unexpected labels layout: "
+                         f"{type(exc).__name__}: {exc}\n")
+        return EXIT_USAGE
     sys.stdout.write(format_report(report))
     return EXIT_OK
 

@@ -311,7 +311,7 @@ class _FdOutput:
             while data:
                 n = os.write(self.fd, data)
                 data = data[n:]
-        except OSError:
+        except BaseException:  # a full disk, or Ctrl-C between two partial writes
             if self._regular:
                 with contextlib.suppress(OSError):
                     os.ftruncate(self.fd, before)
