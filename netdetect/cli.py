@@ -59,6 +59,16 @@ def _positive(text: str) -> int:
     return n
 
 
+def _syslog_target(text: str) -> str:
+    from netdetect.sinks.syslog import parse_target
+
+    try:
+        parse_target(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="netdetect",
@@ -71,6 +81,13 @@ def build_parser() -> argparse.ArgumentParser:
     def detector_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--eve", metavar="FILE|-",
                         help="write EVE JSON alert lines to FILE (appended) or - for stdout")
+        sp.add_argument("--syslog", metavar="TARGET", type=_syslog_target,
+                        help="also send each EVE record as an RFC 5424 syslog message to "
+                        "udp://HOST:PORT, tcp://HOST:PORT or a socket path (/dev/log)")
+        from netdetect.sinks.syslog import FACILITIES
+
+        sp.add_argument("--syslog-facility", default="local5", choices=sorted(FACILITIES),
+                        help="syslog facility (default local5, as Suricata)")
         sp.add_argument("--home-net", type=_home_net, metavar="CIDRS",
                         help="comma-separated local networks (default: RFC 1918, CGNAT, ULA)")
         sp.add_argument("--signatures", metavar="DIR", default=None,
@@ -234,6 +251,12 @@ def cmd_replay(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     report_stream = sys.stderr if args.eve == "-" else sys.stdout
     sinks: list[AlertSink] = [eve] if eve is not None else []
+    syslog = None
+    if args.syslog:
+        from netdetect.sinks.syslog import SyslogSink
+
+        syslog = SyslogSink(args.syslog, facility=args.syslog_facility)
+        sinks.append(syslog)
     bar = _ProgressBar() if sys.stdout.isatty() and not args.quiet else None
     try:
         if args.confirm:
@@ -257,6 +280,8 @@ def cmd_replay(args: argparse.Namespace) -> int:
             bar.close()
         if eve is not None:
             eve.close()
+        if syslog is not None:
+            syslog.close()
     for err in result.errors:
         sys.stderr.write(f"netdetect: {err}\n")
     for warning in result.warnings:
@@ -270,7 +295,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
         sys.stderr.write("netdetect: interrupted: the results above cover what was read\n")
     if result.sink_error is not None:
         # Last, so it is the line a user sees: the run stopped at this record.
-        sys.stderr.write(f"netdetect: cannot write EVE output {result.sink_error}\n")
+        sys.stderr.write(f"netdetect: cannot write output {result.sink_error}\n")
         return EXIT_USAGE
     if result.interrupted:
         return EXIT_INTERRUPTED

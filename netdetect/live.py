@@ -52,6 +52,7 @@ from netdetect.intel import Intel, load_intel
 from netdetect.metrics import SensorMetrics, stats_line
 from netdetect.model import Alert, FlowEnd, Suspect
 from netdetect.sinks.eve import EveWriter, SinkError
+from netdetect.sinks.syslog import SyslogSink
 
 if TYPE_CHECKING:
     from netdetect.config import SensorConfig
@@ -105,6 +106,8 @@ class SniffOptions:
     user: str | None = None
     duration: float | None = None
     eve: str | None = None
+    syslog: str | None = None
+    syslog_facility: str = "local5"
     home_net: tuple[str, ...] = tuple(DEFAULT_HOME_NET)
     signatures: str | None = None
     geo_asn: str | None = None
@@ -135,6 +138,8 @@ class SniffOptions:
             user=args.user,
             duration=args.duration,
             eve=args.eve,
+            syslog=getattr(args, "syslog", None),
+            syslog_facility=getattr(args, "syslog_facility", None) or "local5",
             home_net=tuple(args.home_net or DEFAULT_HOME_NET),
             signatures=args.signatures or default_signatures(),
             geo_asn=getattr(args, "geo_asn", None),
@@ -391,6 +396,7 @@ class Sensor:
         self._ctl = WorkerControl(self._ctx.Value("i", 0, lock=False),
                                   self._ctx.Value("i", 0, lock=False))
         self._eve: EveWriter | None = None
+        self._syslog: SyslogSink | None = None
         self._sink_log = RateLimitedLog(SINK_LOG_EVERY)
         self._stop_requested = False
         self._stopping = False
@@ -421,9 +427,7 @@ class Sensor:
         if o.eve is not None:
             from netdetect.sinks.eve import EveWriter
 
-            # EVE's `host` is the sensor's name: its certificate CN when configured, as the
-            # broker and the agents know it; else the machine's.
-            host = self._sensor_cfg.sensor_id if self._sensor_cfg else socket.gethostname()
+            host = self._host_name()
             try:
                 if o.eve == "-":
                     self._eve = EveWriter.to_fd(sys.stdout.fileno(), "<stdout>", host=host,
@@ -443,6 +447,11 @@ class Sensor:
         log.info("capturing on %s: %d worker(s), ring %d MiB each%s", o.interface, o.workers,
                  self.rings[0].ring_bytes >> 20, f", fanout group {group}" if group else "")
         return intel
+
+    def _host_name(self) -> str:
+        """EVE's `host`: the sensor's certificate CN when configured, as the broker and the
+        agents know it; else the machine's name."""
+        return self._sensor_cfg.sensor_id if self._sensor_cfg else socket.gethostname()
 
     def _load_sensor_config(self) -> None:
         from netdetect.config import load_sensor_config
@@ -563,6 +572,15 @@ class Sensor:
     async def _open_sinks(self, stack: contextlib.AsyncExitStack) -> None:
         if self._eve is not None:
             self.sinks.append(self._eve)
+        if self.opts.syslog:
+            from netdetect.sinks.syslog import SyslogSink
+
+            self._syslog = SyslogSink(self.opts.syslog, facility=self.opts.syslog_facility,
+                                      hostname=self._host_name(),
+                                      eve_context={"host": self._host_name(),
+                                                   "in_iface": self.opts.interface})
+            stack.callback(self._syslog.close)
+            self.sinks.append(self._syslog)
         cfg = self._sensor_cfg
         if cfg is None:
             return
@@ -712,6 +730,8 @@ class Sensor:
                 log.info("SIGHUP: reopened %s", self._eve.name)
             except SinkError as exc:
                 log.error("SIGHUP: %s; alerts keep going to the old file", exc)  # noqa: TRY400
+        if self._syslog is not None:
+            self._syslog.reopen()  # a collector that moved (DNS) is found again
         try:
             # Validate in the parent first, so a broken edit never reaches the workers.
             fresh = await loop.run_in_executor(

@@ -43,8 +43,7 @@ class _Group:
     def add(self, a: Alert, other: str) -> None:
         s = a.suspect
         self.flows += 1
-        if s.ts < self.first:
-            self.first = s.ts
+        self.first = min(self.first, s.ts)
         self.others.add(other)
         self.dialects.add(s.dialect)
         if a.pcap_filename:

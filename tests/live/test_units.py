@@ -93,12 +93,18 @@ def test_sniff_options_from_the_cli() -> None:
         (("--stats-interval", "0"), "stats-interval"),
         (("--duration", "-1"), "duration"),
         (("--confirm",), "--config"),
-        (("--max-flows", "0"), "max-flows"),
     ],
 )
 def test_sniff_options_refused(extra: tuple[str, ...], msg: str) -> None:
     with pytest.raises(LiveCaptureError, match=msg):
         SniffOptions.from_args(_args(*extra))
+
+
+def test_max_flows_zero_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _args("--max-flows", "0")
+    assert exc.value.code == 2
+    assert "--max-flows: must be at least 1" in capsys.readouterr().err
 
 
 def test_unknown_user() -> None:
