@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -171,3 +173,28 @@ def test_lost_records_are_a_metric_and_their_log_is_rate_limited() -> None:
     assert [limit.ready(t) for t in (1.0, 30.0, 59.9)] == [None, None, None]
     assert limit.ready(60.0) == 3  # the next line says how many were held back
     assert limit.ready(61.0) is None
+
+
+def test_readme_sensor_without_broker_drop_in_verifies(tmp_path: Path) -> None:
+    """The drop-in deploy/README.md gives for a sensor without a broker, taken from the
+    document itself: systemd accepts it, and its command line asks no host."""
+    readme = (SYSTEMD.parent / "README.md").read_text()
+    m = re.search(r"no-broker\.conf <<'UNIT'\n(.*?)\nUNIT\n", readme, re.DOTALL)
+    assert m, "no-broker drop-in not found in deploy/README.md"
+    drop_in = m.group(1)
+    unit = "netdetect-sensor.service"
+    (tmp_path / unit).write_text(
+        (SYSTEMD / unit).read_text().replace("/usr/bin/netdetect", sys.executable))
+    (tmp_path / f"{unit}.d").mkdir()
+    (tmp_path / f"{unit}.d" / "no-broker.conf").write_text(
+        drop_in.replace("/usr/bin/netdetect", sys.executable) + "\n")
+    res = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True,
+                         check=False, env={**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"})
+    assert res.returncode == 0, res.stderr
+    exec_start = [ln for ln in drop_in.splitlines() if ln.startswith("ExecStart=/")]
+    assert len(exec_start) == 1
+    argv = exec_start[0].split()[1:]
+    argv = [a.replace("${NETDETECT_IFACE}", "eth1") for a in argv if a != "$NETDETECT_OPTS"]
+    opts = SniffOptions.from_args(build_parser().parse_args(argv))
+    assert not opts.confirm
+    assert opts.eve == "/var/log/netdetect/eve.json"
