@@ -133,6 +133,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap = sub.add_parser("agent", help="the host reporter: answers sensor queries over MQTT")
     ap.add_argument("--config", required=True, metavar="TOML")
+    ap.add_argument("--metrics-port", type=int, default=None,
+                    help="serve Prometheus metrics (query counters) on this port")
+    ap.add_argument("--metrics-addr", default="127.0.0.1",
+                    help="address the metrics endpoint binds (default 127.0.0.1)")
 
     sg = sub.add_parser("signatures", help="check or import signature data")
     ssub = sg.add_subparsers(dest="sig_command", required=True)
@@ -432,7 +436,10 @@ def _describe_signatures(directory: Path) -> None:
 def cmd_agent(args: argparse.Namespace) -> int:
     from netdetect.agent.daemon import main as agent_main
 
-    return agent_main(["--config", args.config])
+    argv = ["--config", args.config, "--metrics-addr", args.metrics_addr]
+    if args.metrics_port is not None:
+        argv += ["--metrics-port", str(args.metrics_port)]
+    return agent_main(argv)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:

@@ -659,11 +659,13 @@ class Sensor:
         self.metrics.set_gauge("confirmations_pending", self.pending)
 
         async def one() -> None:
+            started = time.monotonic()
             try:
                 alert = await confirmer.confirm(s)
             finally:
                 self.pending -= 1
                 self.metrics.set_gauge("confirmations_pending", self.pending)
+                self.metrics.observe_confirmation(time.monotonic() - started)
             self._emit(alert)
 
         tg.create_task(one())

@@ -284,12 +284,13 @@ class AgentProcess:
     """The agent daemon in a real child process: `python -m netdetect.agent.daemon` with the
     real collectors, or agent_stub.py with the small psutil stand-in."""
 
-    def __init__(self, config: Path, log: Path, *, real_collector: bool = False) -> None:
+    def __init__(self, config: Path, log: Path, *, real_collector: bool = False,
+                 extra: tuple[str, ...] = ()) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         entry = ["-m", "netdetect.agent.daemon"] if real_collector else [str(STUB)]
         with log.open("ab") as out:
             self.proc = subprocess.Popen([sys.executable, *entry, "--config", str(config),
-                                          "--log-level", "DEBUG"], stdout=out,
+                                          "--log-level", "DEBUG", *extra], stdout=out,
                                          stderr=subprocess.STDOUT, env=env, cwd=REPO)
         self.log = log
 
@@ -314,9 +315,10 @@ class AgentProcess:
 def spawn_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     started: list[AgentProcess] = []
 
-    def spawn(config: Path, *, real_collector: bool = False) -> AgentProcess:
+    def spawn(config: Path, *, real_collector: bool = False,
+              extra: tuple[str, ...] = ()) -> AgentProcess:
         agent = AgentProcess(config, tmp_path / f"agent-{len(started)}.log",
-                             real_collector=real_collector)
+                             real_collector=real_collector, extra=extra)
         started.append(agent)
         return agent
 

@@ -198,3 +198,18 @@ def test_readme_sensor_without_broker_drop_in_verifies(tmp_path: Path) -> None:
     opts = SniffOptions.from_args(build_parser().parse_args(argv))
     assert not opts.confirm
     assert opts.eve == "/var/log/netdetect/eve.json"
+
+
+def test_build_info_and_confirmation_latency_histogram() -> None:
+    m = SensorMetrics()
+    for seconds in (0.03, 2.01, 2.02, 2.6, 40.0):
+        m.observe_confirmation(seconds)
+    text = generate_latest(m.registry).decode()
+    assert re.search(r'netdetect_build_info\{python="[\d.]+",version="[^"]+"\} 1\.0', text)
+    assert 'netdetect_confirmation_seconds_bucket{le="0.05"} 1.0' in text
+    assert 'netdetect_confirmation_seconds_bucket{le="2.0"} 1.0' in text
+    assert 'netdetect_confirmation_seconds_bucket{le="2.5"} 3.0' in text
+    assert 'netdetect_confirmation_seconds_bucket{le="30.0"} 4.0' in text
+    assert 'netdetect_confirmation_seconds_bucket{le="+Inf"} 5.0' in text
+    assert "netdetect_confirmation_seconds_count 5.0" in text
+    assert re.search(r"netdetect_confirmation_seconds_sum 46\.6", text)
