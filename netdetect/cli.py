@@ -1,8 +1,10 @@
 """The `netdetect` command line: replay | sniff | agent | signatures | eval | demo.
 
 Exit status: 0 the run completed (alerts or not); 1 alerts were raised and --fail-on-alert
-was given; 2 usage error, unreadable or damaged input (everything readable was analysed
-first), or a configuration/signature error.
+was given; 2 usage error, unreadable, damaged or empty input (everything readable was
+analysed first), an output that could not be written, or a configuration/signature error;
+3 an internal error (a bug: one line, the traceback with NETDETECT_DEBUG=1); 130
+interrupted (Ctrl-C; what was read so far was reported and written).
 """
 
 from __future__ import annotations
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
     from netdetect.service import AlertSink, Progress, RunResult
 
 EXIT_OK, EXIT_ALERTS, EXIT_USAGE = 0, 1, 2
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as shells report it
 
 
 def default_signatures() -> str:
@@ -45,6 +49,26 @@ def _home_net(text: str) -> list[str]:
     return nets
 
 
+def _positive(text: str) -> int:
+    try:
+        n = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def _syslog_target(text: str) -> str:
+    from netdetect.sinks.syslog import parse_target
+
+    try:
+        parse_target(text)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="netdetect",
@@ -57,13 +81,20 @@ def build_parser() -> argparse.ArgumentParser:
     def detector_opts(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--eve", metavar="FILE|-",
                         help="write EVE JSON alert lines to FILE (appended) or - for stdout")
+        sp.add_argument("--syslog", metavar="TARGET", type=_syslog_target,
+                        help="also send each EVE record as an RFC 5424 syslog message to "
+                        "udp://HOST:PORT, tcp://HOST:PORT or a socket path (/dev/log)")
+        from netdetect.sinks.syslog import FACILITIES
+
+        sp.add_argument("--syslog-facility", default="local5", choices=sorted(FACILITIES),
+                        help="syslog facility (default local5, as Suricata)")
         sp.add_argument("--home-net", type=_home_net, metavar="CIDRS",
                         help="comma-separated local networks (default: RFC 1918, CGNAT, ULA)")
         sp.add_argument("--signatures", metavar="DIR", default=None,
                         help="signature directory (default: the bundled signatures/)")
         sp.add_argument("--geo-asn", metavar="MMDB", help="GeoLite2-ASN database to enrich pools")
         sp.add_argument("--geo-city", metavar="MMDB", help="GeoLite2-City/Country database")
-        sp.add_argument("--max-flows", type=int, default=150_000, metavar="N",
+        sp.add_argument("--max-flows", type=_positive, default=150_000, metavar="N",
                         help="flow table cap (~0.8 KB a flow); the oldest are evicted beyond it")
         sp.add_argument("--confirm", action="store_true",
                         help="ask each suspect's host agent over MQTT before alerting")
@@ -105,13 +136,22 @@ def build_parser() -> argparse.ArgumentParser:
 
     ap = sub.add_parser("agent", help="the host reporter: answers sensor queries over MQTT")
     ap.add_argument("--config", required=True, metavar="TOML")
+    ap.add_argument("--metrics-port", type=int, default=None,
+                    help="serve Prometheus metrics (query counters) on this port")
+    ap.add_argument("--metrics-addr", default="127.0.0.1",
+                    help="address the metrics endpoint binds (default 127.0.0.1)")
 
     sg = sub.add_parser("signatures", help="check or import signature data")
     ssub = sg.add_subparsers(dest="sig_command", required=True)
     sc = ssub.add_parser("check", help="report every error in a signature directory")
     sc.add_argument("directory", nargs="?", default=None)
+    sc.add_argument("-v", "--verbose", action="store_true",
+                    help="also list each file's entry count and every allowlist entry with "
+                    "its reason")
+    from netdetect.intel.importers import FORMATS
+
     si = ssub.add_parser("import", help="convert a public list into the project's format")
-    si.add_argument("format")
+    si.add_argument("format", choices=sorted(FORMATS))
     si.add_argument("file")
     si.add_argument("--dir", default=None, help="signature directory to import into")
     si.add_argument("--name", default=None, help="name of the imported list (default: file)")
@@ -129,6 +169,24 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _run(parser, args)
+    except BrokenPipeError:
+        # Whoever read our output went away (`| head`): nothing more can be said there, and
+        # the interpreter's own flush at exit must not fail again on it.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        sys.stderr.write("netdetect: output closed before the end\n")
+        return EXIT_USAGE
+    except Exception as exc:
+        if os.environ.get("NETDETECT_DEBUG"):
+            raise
+        sys.stderr.write(f"netdetect: internal error: {type(exc).__name__}: {exc} "
+                         "(a bug; NETDETECT_DEBUG=1 shows the traceback)\n")
+        return EXIT_INTERNAL
+
+
+def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     try:
         if args.command in ("replay", "demo"):
             return cmd_replay(args)
@@ -150,7 +208,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"netdetect: {exc}\n")
         return EXIT_USAGE
     except KeyboardInterrupt:
-        return 130
+        sys.stderr.write("netdetect: interrupted\n")
+        return EXIT_INTERRUPTED
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE  # pragma: no cover - parser.error exits
 
@@ -189,19 +248,25 @@ def cmd_replay(args: argparse.Namespace) -> int:
     paths = args.paths if args.command == "replay" else [demo_capture()]
     intel = _load_intel(args)
     home_net = args.home_net or list(DEFAULT_HOME_NET)
+    if args.confirm and not args.config:
+        sys.stderr.write("netdetect: --confirm needs --config SENSOR.toml\n")
+        return EXIT_USAGE
     try:
-        eve, eve_fh = open_eve(args.eve, sys.stdout)
+        eve = open_eve(args.eve)
     except OSError as exc:
         sys.stderr.write(f"netdetect: cannot write EVE output {args.eve}: {exc.strerror}\n")
         return EXIT_USAGE
     report_stream = sys.stderr if args.eve == "-" else sys.stdout
     sinks: list[AlertSink] = [eve] if eve is not None else []
+    syslog = None
+    if args.syslog:
+        from netdetect.sinks.syslog import SyslogSink
+
+        syslog = SyslogSink(args.syslog, facility=args.syslog_facility)
+        sinks.append(syslog)
     bar = _ProgressBar() if sys.stdout.isatty() and not args.quiet else None
     try:
         if args.confirm:
-            if not args.config:
-                sys.stderr.write("netdetect: --confirm needs --config SENSOR.toml\n")
-                return EXIT_USAGE
             import asyncio
 
             result = asyncio.run(
@@ -221,16 +286,28 @@ def cmd_replay(args: argparse.Namespace) -> int:
     finally:
         if bar is not None:
             bar.close()
-        if eve_fh is not None:
-            eve_fh.close()
+        if eve is not None:
+            eve.close()
+        if syslog is not None:
+            syslog.close()
     for err in result.errors:
         sys.stderr.write(f"netdetect: {err}\n")
+    for warning in result.warnings:
+        sys.stderr.write(f"netdetect: warning: {warning}\n")
     if not args.quiet:
         from netdetect.summary import print_summary
 
         print_summary(result.alerts, result.counters, result.errors, report_stream,
-                      files=result.files, frames=result.frames)
-    if result.unreadable:
+                      files=result.files, frames=result.frames, asked=args.confirm)
+    if result.interrupted:
+        sys.stderr.write("netdetect: interrupted: the results above cover what was read\n")
+    if result.sink_error is not None:
+        # Last, so it is the line a user sees: the run stopped at this record.
+        sys.stderr.write(f"netdetect: cannot write output {result.sink_error}\n")
+        return EXIT_USAGE
+    if result.interrupted:
+        return EXIT_INTERRUPTED
+    if result.incomplete:
         return EXIT_USAGE
     if args.fail_on_alert and any(a.verdict.value != "allowed" for a in result.alerts):
         return EXIT_ALERTS
@@ -304,8 +381,15 @@ def cmd_signatures(args: argparse.Namespace) -> int:
         errors = check_signatures(directory)
         for e in errors:
             sys.stdout.write(e + "\n")
+        if args.verbose and not errors:
+            _describe_signatures(Path(directory))
         sys.stdout.write(f"{len(errors)} error(s) in {directory}\n")
         return EXIT_USAGE if errors else EXIT_OK
+    # The commands that write go only into an existing signatures directory: a typo in
+    # the path must not leave a new, half-filled one behind.
+    if not Path(directory).is_dir():
+        sys.stderr.write(f"netdetect: {directory}: not a signatures directory\n")
+        return EXIT_USAGE
     if args.sig_command == "compile":
         from netdetect.intel import compile_signatures
 
@@ -313,27 +397,81 @@ def cmd_signatures(args: argparse.Namespace) -> int:
         return EXIT_OK
     from netdetect.intel.importers import import_list
 
-    res = import_list(args.format, Path(args.file), Path(directory), name=args.name,
-                      category=args.category)
+    try:
+        res = import_list(args.format, Path(args.file), Path(directory), name=args.name,
+                          category=args.category)
+    except ValueError as exc:
+        sys.stderr.write(f"netdetect: {exc}\n")
+        return EXIT_USAGE
+    except OSError as exc:
+        sys.stderr.write(f"netdetect: {exc.filename or directory}: {exc.strerror or exc}\n")
+        return EXIT_USAGE
     sys.stdout.write(res.summary() + "\n")
     for sk in res.skipped:
         sys.stdout.write(f"{args.file}:{sk.line}: skipped ({sk.reason}): {sk.text[:80]}\n")
     return EXIT_OK
 
 
+def _describe_signatures(directory: Path) -> None:
+    """`check -v`: what each file holds, and every allowlist entry with the reason its
+    header asks for (an allowlist is only as good as its reasons)."""
+    from netdetect.summary import clean
+
+    files = sorted(directory.glob("*.txt")) + sorted((directory / "imported").glob("*.txt"))
+    allow: list[str] = []
+    for path in files:
+        entries = 0
+        with path.open(encoding="utf-8", errors="replace") as fh:
+            for number, raw in enumerate(fh, 1):
+                line = raw.rstrip("\n")
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                entries += 1
+                if path.name.endswith("allow_domains.txt") or path.name.endswith("allow_ips.txt"):
+                    cols = line.split("\t")
+                    reason = cols[-1] if len(cols) > 1 else "(no reason given)"
+                    allow.append(f"  {path.name}:{number}: {clean(cols[0])} "
+                                 f"({' '.join(cols[1:-1]) or 'entry'}): {clean(reason)}")
+        sys.stdout.write(f"{path.relative_to(directory)}: {entries} entries\n")
+    if allow:
+        sys.stdout.write("allowlisted (never counted as mining evidence):\n")
+        sys.stdout.write("".join(a + "\n" for a in allow))
+
+
 def cmd_agent(args: argparse.Namespace) -> int:
     from netdetect.agent.daemon import main as agent_main
 
-    return agent_main(["--config", args.config])
+    argv = ["--config", args.config, "--metrics-addr", args.metrics_addr]
+    if args.metrics_port is not None:
+        argv += ["--metrics-port", str(args.metrics_port)]
+    return agent_main(argv)
 
 
 def cmd_eval(args: argparse.Namespace) -> int:
+    import json
+
     from netdetect.evaluate import evaluate_corpus, format_report
     from netdetect.intel import load_intel
 
+    labels, root = Path(args.labels), Path(args.root)
+    try:
+        json.loads(labels.read_text(encoding="utf-8"))
+    except OSError as exc:
+        sys.stderr.write(f"netdetect: {labels}: cannot read: {exc.strerror or exc}\n")
+        return EXIT_USAGE
+    except (ValueError, UnicodeDecodeError) as exc:
+        sys.stderr.write(f"netdetect: {labels}: not a JSON labels file: {exc}\n")
+        return EXIT_USAGE
+    if not root.is_dir():
+        sys.stderr.write(f"netdetect: {root}: not a directory\n")
+        return EXIT_USAGE
     intel = load_intel(default_signatures())
-    report = evaluate_corpus(Path(args.labels), Path(args.root), intel=intel,
-                             home_net=args.home_net)
+    try:
+        report = evaluate_corpus(labels, root, intel=intel, home_net=args.home_net)
+    except (KeyError, TypeError, AttributeError) as exc:
+        sys.stderr.write(f"netdetect: {labels}: unexpected labels layout: "
+                         f"{type(exc).__name__}: {exc}\n")
+        return EXIT_USAGE
     sys.stdout.write(format_report(report))
     return EXIT_OK
 

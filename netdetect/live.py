@@ -24,6 +24,7 @@ import os
 import pwd
 import queue
 import signal
+import socket
 import sys
 import threading
 import time
@@ -50,6 +51,8 @@ from netdetect.errors import NetdetectError
 from netdetect.intel import Intel, load_intel
 from netdetect.metrics import SensorMetrics, stats_line
 from netdetect.model import Alert, FlowEnd, Suspect
+from netdetect.sinks.eve import EveWriter, SinkError
+from netdetect.sinks.syslog import SyslogSink
 
 if TYPE_CHECKING:
     from netdetect.config import SensorConfig
@@ -68,8 +71,29 @@ SUMMARY_KEEP = 10_000  # alerts kept in memory for the end-of-run summary
 PR_SET_PDEATHSIG = 1
 
 
+SINK_LOG_EVERY = 60.0  # seconds between log lines about records a sink lost
+
+
 class AlertSink(Protocol):
     def write(self, alert: Alert) -> None: ...
+
+
+class RateLimitedLog:
+    """At most one message per `every` seconds; says how many were held back meanwhile."""
+
+    def __init__(self, every: float) -> None:
+        self.every = every
+        self._next = float("-inf")
+        self._held = 0
+
+    def ready(self, now: float) -> int | None:
+        """None: stay quiet; else log now, mentioning this many held-back events."""
+        if now < self._next:
+            self._held += 1
+            return None
+        held, self._held = self._held, 0
+        self._next = now + self.every
+        return held
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +109,8 @@ class SniffOptions:
     user: str | None = None
     duration: float | None = None
     eve: str | None = None
+    syslog: str | None = None
+    syslog_facility: str = "local5"
     home_net: tuple[str, ...] = tuple(DEFAULT_HOME_NET)
     signatures: str | None = None
     geo_asn: str | None = None
@@ -115,6 +141,8 @@ class SniffOptions:
             user=args.user,
             duration=args.duration,
             eve=args.eve,
+            syslog=getattr(args, "syslog", None),
+            syslog_facility=getattr(args, "syslog_facility", None) or "local5",
             home_net=tuple(args.home_net or DEFAULT_HOME_NET),
             signatures=args.signatures or default_signatures(),
             geo_asn=getattr(args, "geo_asn", None),
@@ -194,7 +222,8 @@ def drop_capabilities() -> None:
 # Modules the sensor imports lazily after start-up. They are loaded before the privilege drop,
 # so a Python installation the service user cannot read (e.g. under /root) still works.
 _LAZY_MODULES = ("multiprocessing.popen_fork", "concurrent.futures.thread", "encodings.idna",
-                 "netdetect.service", "netdetect.sinks.eve", "netdetect.summary")
+                 "netdetect.service", "netdetect.sinks.eve", "netdetect.summary",
+                 "communityid", "rich.console", "rich.table", "rich.text")
 _CONFIRM_MODULES = ("netdetect.confirm", "netdetect.sinks.mqtt", "netdetect.correlate")
 
 
@@ -393,7 +422,9 @@ class Sensor:
         self._queue: mp.Queue[tuple[Any, ...]] = self._ctx.Queue()
         self._ctl = WorkerControl(self._ctx.Value("i", 0, lock=False),
                                   self._ctx.Value("i", 0, lock=False))
-        self._eve_fh: Any = None
+        self._eve: EveWriter | None = None
+        self._syslog: SyslogSink | None = None
+        self._sink_log = RateLimitedLog(SINK_LOG_EVERY)
         self._stop_requested = False
         self._stopping = False
         self._reload_requested = False
@@ -424,9 +455,16 @@ class Sensor:
         except BaseException:
             self._close_rings()
             raise
-        if o.eve is not None and o.eve != "-":
+        if o.eve is not None:
+            from netdetect.sinks.eve import EveWriter
+
+            host = self._host_name()
             try:
-                self._eve_fh = Path(o.eve).open("a", encoding="utf-8")  # noqa: SIM115 - closed in run()
+                if o.eve == "-":
+                    self._eve = EveWriter.to_fd(sys.stdout.fileno(), "<stdout>", host=host,
+                                                in_iface=o.interface)
+                else:
+                    self._eve = EveWriter.to_file(o.eve, host=host, in_iface=o.interface)
             except OSError as exc:
                 self._close_rings()
                 raise LiveCaptureError(f"--eve {o.eve}: {exc.strerror or exc}") from exc
@@ -440,6 +478,11 @@ class Sensor:
         log.info("capturing on %s: %d worker(s), ring %d MiB each%s", o.interface, o.workers,
                  self.rings[0].ring_bytes >> 20, f", fanout group {group}" if group else "")
         return intel
+
+    def _host_name(self) -> str:
+        """EVE's `host`: the sensor's certificate CN when configured, as the broker and the
+        agents know it; else the machine's name."""
+        return self._sensor_cfg.sensor_id if self._sensor_cfg else socket.gethostname()
 
     def _load_sensor_config(self) -> None:
         from netdetect.config import load_sensor_config
@@ -477,8 +520,8 @@ class Sensor:
         try:
             intel = self.open()
         except BaseException:
-            if self._eve_fh is not None:
-                self._eve_fh.close()
+            if self._eve is not None:
+                self._eve.close()
             raise
         try:
             self.start_workers(intel)
@@ -490,8 +533,8 @@ class Sensor:
             self._ctl.stop.value = 1
             self._reap()
             self.metrics.close()
-            if self._eve_fh is not None:
-                self._eve_fh.close()
+            if self._eve is not None:
+                self._eve.close()
         return self._exit_code()
 
     def _exit_code(self) -> int:
@@ -526,6 +569,10 @@ class Sensor:
                 async with asyncio.TaskGroup() as tg:
                     await self._loop(inbox, tg)
             self._log_stats(final=True)
+            lost = self.metrics.lost()
+            if lost:
+                log.warning("records lost: %s", " ".join(
+                    f"{sink} {record}={n}" for (sink, record), n in sorted(lost.items())))
             for wid, counters in sorted(self.metrics.per_worker().items()):
                 log.info("worker %d final: %s", wid,
                          " ".join(f"{k}={v}" for k, v in sorted(counters.items())))
@@ -555,12 +602,17 @@ class Sensor:
                 return
 
     async def _open_sinks(self, stack: contextlib.AsyncExitStack) -> None:
-        from netdetect.sinks.eve import EveWriter
+        if self._eve is not None:
+            self.sinks.append(self._eve)
+        if self.opts.syslog:
+            from netdetect.sinks.syslog import SyslogSink
 
-        if self.opts.eve == "-":
-            self.sinks.append(EveWriter(sys.stdout))
-        elif self._eve_fh is not None:
-            self.sinks.append(EveWriter(self._eve_fh))
+            self._syslog = SyslogSink(self.opts.syslog, facility=self.opts.syslog_facility,
+                                      hostname=self._host_name(),
+                                      eve_context={"host": self._host_name(),
+                                                   "in_iface": self.opts.interface})
+            stack.callback(self._syslog.close)
+            self.sinks.append(self._syslog)
         cfg = self._sensor_cfg
         if cfg is None:
             return
@@ -639,11 +691,13 @@ class Sensor:
         self.metrics.set_gauge("confirmations_pending", self.pending)
 
         async def one() -> None:
+            started = time.monotonic()
             try:
                 alert = await confirmer.confirm(s)
             finally:
                 self.pending -= 1
                 self.metrics.set_gauge("confirmations_pending", self.pending)
+                self.metrics.observe_confirmation(time.monotonic() - started)
             self._emit(alert)
 
         tg.create_task(one())
@@ -658,8 +712,8 @@ class Sensor:
         for sink in self.sinks:
             try:
                 sink.write(alert)
-            except OSError as exc:
-                log.error("alert sink %s failed: %s", type(sink).__name__, exc)  # noqa: TRY400
+            except (SinkError, OSError) as exc:
+                self._sink_failed(sink, "alert", exc)
 
     def _flow_ends(self, ends: list[FlowEnd]) -> None:
         """Final records of alerted flows go to the sinks that keep flow records (EVE)."""
@@ -670,8 +724,19 @@ class Sensor:
             for fe in ends:
                 try:
                     write_flow(fe)
-                except OSError as exc:
-                    log.error("flow sink %s failed: %s", type(sink).__name__, exc)  # noqa: TRY400
+                except (SinkError, OSError) as exc:
+                    self._sink_failed(sink, "flow", exc)
+
+    def _sink_failed(self, sink: object, record: str, exc: Exception) -> None:
+        """A live sensor outlives a full disk: the record is counted as lost, and the log
+        says so at most once per SINK_LOG_EVERY seconds, whatever the alert rate."""
+        name = type(sink).__name__
+        self.metrics.count_lost(name, record)
+        suppressed = self._sink_log.ready(time.monotonic())
+        if suppressed is not None:
+            log.error(  # an I/O condition, not a bug: no traceback
+                "%s: %s record lost: %s%s", name, record, exc,
+                f" ({suppressed} more lost since the last message)" if suppressed else "")
 
     def _check_workers(self) -> None:
         for wid, p in enumerate(self.procs):
@@ -692,6 +757,15 @@ class Sensor:
     async def _reload(self) -> None:
         o = self.opts
         loop = asyncio.get_running_loop()
+        if self._eve is not None:
+            # logrotate moved the file away: later alerts go to a new file at the path.
+            try:
+                self._eve.reopen()
+                log.info("SIGHUP: reopened %s", self._eve.name)
+            except SinkError as exc:
+                log.error("SIGHUP: %s; alerts keep going to the old file", exc)  # noqa: TRY400
+        if self._syslog is not None:
+            self._syslog.reopen()  # a collector that moved (DNS) is found again
         try:
             # Validate in the parent first, so a broken edit never reaches the workers.
             fresh = await loop.run_in_executor(

@@ -4,11 +4,16 @@ from __future__ import annotations
 
 import threading
 from collections import Counter
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING
 
 from prometheus_client import start_http_server
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
 from prometheus_client.registry import Collector, CollectorRegistry
 
 if TYPE_CHECKING:
@@ -47,6 +52,23 @@ WORKER_METRICS: dict[str, tuple[str, str, bool]] = {
 }
 
 
+# Seconds from a suspect to its host's verdict. The agent samples CPU for `cpu_window` (2 s by
+# default) and the sensor gives up at `confirm.timeout`: the buckets resolve both ends.
+CONFIRM_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0, 5.0, 10.0, 30.0)
+
+
+def build_info() -> GaugeMetricFamily:
+    """netdetect_build_info{version, python}: 1, to join versions onto any other series."""
+    import platform
+
+    from netdetect import __version__
+
+    fam = GaugeMetricFamily("netdetect_build_info", "netdetect version and Python running it",
+                            labels=["version", "python"])
+    fam.add_metric([__version__, platform.python_version()], 1)
+    return fam
+
+
 class SensorMetrics(Collector):
     """Thread-safe store of the latest counters; collected on scrape, never per packet.
 
@@ -60,6 +82,9 @@ class SensorMetrics(Collector):
         self._alerts: Counter[str] = Counter()
         self._confirm: dict[str, int] = {}
         self._gauges: dict[str, float] = {}
+        self._lost: Counter[tuple[str, str]] = Counter()
+        self._confirm_buckets = [0] * (len(CONFIRM_BUCKETS) + 1)  # the last is +Inf
+        self._confirm_sum = 0.0
         self.registry = CollectorRegistry(auto_describe=False)
         self.registry.register(self)
         self._server: WSGIServer | None = None
@@ -74,6 +99,23 @@ class SensorMetrics(Collector):
     def count_alert(self, verdict: str) -> None:
         with self._lock:
             self._alerts[verdict] += 1
+
+    def count_lost(self, sink: str, record: str) -> None:
+        """A record a sink failed to write (full disk, broker gone with a full buffer)."""
+        with self._lock:
+            self._lost[sink, record] += 1
+
+    def observe_confirmation(self, seconds: float) -> None:
+        """How long one suspect waited for its host's answer (or the timeout)."""
+        i = next((n for n, b in enumerate(CONFIRM_BUCKETS) if seconds <= b),
+                 len(CONFIRM_BUCKETS))
+        with self._lock:
+            self._confirm_buckets[i] += 1
+            self._confirm_sum += seconds
+
+    def lost(self) -> dict[tuple[str, str], int]:
+        with self._lock:
+            return dict(self._lost)
 
     def set_confirm(self, counters: Mapping[str, int]) -> None:
         with self._lock:
@@ -107,6 +149,18 @@ class SensorMetrics(Collector):
             alerts = dict(self._alerts)
             confirm = dict(self._confirm)
             gauges = dict(self._gauges)
+            lost = dict(self._lost)
+            buckets = list(self._confirm_buckets)
+            confirm_sum = self._confirm_sum
+        yield build_info()
+        cumulative, running = [], 0
+        for bound, n in zip((*map(str, CONFIRM_BUCKETS), "+Inf"), buckets, strict=True):
+            running += n
+            cumulative.append((bound, running))
+        yield HistogramMetricFamily(
+            "netdetect_confirmation_seconds",
+            "time from a suspect flow to its host's verdict (answer, busy or timeout)",
+            buckets=cumulative, sum_value=confirm_sum)
         for key, (name, doc, gauge) in WORKER_METRICS.items():
             fam: CounterMetricFamily | GaugeMetricFamily
             if gauge:
@@ -126,6 +180,12 @@ class SensorMetrics(Collector):
         for kind, n in sorted(confirm.items()):
             cf.add_metric([kind], n)
         yield cf
+        lf = CounterMetricFamily("netdetect_sink_records_lost",
+                                 "records a sink failed to write, by sink and record kind",
+                                 labels=["sink", "record"])
+        for (sink, record), n in sorted(lost.items()):
+            lf.add_metric([sink, record], n)
+        yield lf
         for gname, value in sorted(gauges.items()):
             yield GaugeMetricFamily(f"netdetect_{gname}", gname.replace("_", " "), value=value)
 
@@ -134,6 +194,36 @@ class SensorMetrics(Collector):
     def serve(self, port: int, addr: str = "127.0.0.1") -> int:
         """Serve /metrics on addr:port in a daemon thread; returns the bound port."""
         self._server, self._thread = start_http_server(port, addr=addr, registry=self.registry)
+        return int(self._server.server_port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+
+class AgentMetrics(Collector):
+    """The agent's counters (answered, refused by reason, busy ...) for Prometheus, read
+    from the agent at scrape time: the same numbers its retained status carries."""
+
+    def __init__(self, counters: Callable[[], Mapping[str, int]]) -> None:
+        self._counters = counters
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(self)
+        self._server: WSGIServer | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        yield build_info()
+        fam = CounterMetricFamily("netdetect_agent_queries",
+                                  "queries received, answered and refused, by outcome",
+                                  labels=["outcome"])
+        for outcome, n in sorted(self._counters().items()):
+            fam.add_metric([outcome], n)
+        yield fam
+
+    def serve(self, port: int, addr: str = "127.0.0.1") -> int:
+        self._server, _ = start_http_server(port, addr=addr, registry=self.registry)
         return int(self._server.server_port)
 
     def close(self) -> None:

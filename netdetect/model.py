@@ -154,6 +154,7 @@ class FlowEnd:
     pkts_to_miner: int
     bytes_to_pool: int
     bytes_to_miner: int
+    pcap_filename: str | None = None  # replay: the capture the flow's alert came from
 
 
 @dataclass(frozen=True, slots=True)
@@ -184,3 +185,4 @@ class Alert:
     host: HostReport | None = None
     reasons: tuple[str, ...] = ()  # why this verdict, one short sentence each
     mitre: tuple[str, ...] = ("T1496",)
+    pcap_filename: str | None = None  # replay: the capture being read when it was raised

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import itertools
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import IO, TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from netdetect.capture.files import FrameReader, capture_size, expand_paths
 from netdetect.capture.prefilter import HEAD_PACKETS, SMALL_PAYLOAD, PrefilteredFile, PrefilterStats
@@ -19,7 +19,7 @@ from netdetect.engine import Engine
 from netdetect.errors import CaptureError
 from netdetect.intel import Intel
 from netdetect.model import Alert, FlowEnd, Suspect
-from netdetect.sinks.eve import EveWriter
+from netdetect.sinks.eve import EveWriter, SinkError
 
 if TYPE_CHECKING:
     from netdetect.hosts import Inventory
@@ -28,8 +28,6 @@ YIELD_EVERY = 2048  # frames between event-loop yields while confirmations run
 # Frames per Engine.feed_frames call in replay: large enough that the per-call cost vanishes,
 # small enough that a suspect is emitted within a few milliseconds of capture time.
 BATCH = 4096
-# Frames per compiled-core call: the core returns early when events pile up.
-BATCH_CORE = 65536
 
 
 class Confirms(Protocol):
@@ -49,10 +47,19 @@ class RunResult:
     alerts: list[Alert] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # per-file damage, "path: offset N: why"
     unreadable: int = 0  # files that failed to open or had damage
+    # Inputs that gave nothing to analyse (an empty directory, a capture without one
+    # decodable packet): not damage, but a run that looked at nothing must not read as clean.
+    warnings: list[str] = field(default_factory=list)
     files: int = 0
     frames: int = 0
     flow_ends: int = 0  # final records of alerted flows written
     counters: dict[str, int] = field(default_factory=dict)
+    sink_error: str | None = None  # an output failed: the run stopped there
+    interrupted: bool = False  # Ctrl-C: what was read so far was flushed
+
+    @property
+    def incomplete(self) -> bool:
+        return bool(self.unreadable or self.warnings or self.sink_error or self.interrupted)
 
 
 def network_only(suspect: Suspect) -> Alert:
@@ -90,19 +97,69 @@ class Progress(Protocol):
     def __call__(self, done: int, total: int, path: str) -> None: ...
 
 
-def _frames_of(
-    paths: Sequence[str],
-    result: RunResult,
-    progress: Progress | None,
-    prefilter: PrefilterOptions | None = None,
-) -> Iterable[tuple[float, int, bytes]]:
-    total = sum(capture_size(p) for p in paths) if progress else 0
-    done_before = 0
+STDIN_PATHS = ("-", "/dev/stdin")
+"""Inputs read as a stream (the compiled core reads any non-seekable source)."""
+
+# Frames per compiled-core call: the core returns early when events pile up.
+BATCH_CORE = 65536
+
+ENGINES = ("core", "python")
+"""`core`: the compiled core (netdetect._core). `python`: the earlier per-packet Python
+engine, kept only as the differential oracle until the core has replaced it everywhere."""
+
+
+def expand_inputs(paths: Sequence[str], result: RunResult) -> list[str]:
+    """Capture files below `paths`; each bad path is reported and skipped, so one typo or
+    one stray file among many inputs does not cost the results of the others."""
+    files: list[str] = []
     for path in paths:
+        if path in STDIN_PATHS:
+            files.append(path)
+            continue
+        try:
+            found = expand_paths([path])
+        except CaptureError as exc:
+            result.errors.append(str(exc))
+            result.unreadable += 1
+            continue
+        except OSError as exc:
+            result.errors.append(f"{path}: {exc.strerror or exc}")
+            result.unreadable += 1
+            continue
+        if not found:
+            result.warnings.append(f"{path}: no capture files in this directory")
+        files.extend(found)
+    return files
+
+
+@dataclass
+class _Files:
+    """Which file the frames come from, and what each one held; read between batches."""
+
+    paths: list[str]
+    result: RunResult
+    progress: Progress | None
+    prefilter: PrefilterOptions | None = None
+    decoded: Callable[[], int] = lambda: 0
+    current: str | None = None
+    # The capture each alerted flow was seen in, for its flow record's pcap_filename. A
+    # queue per flow_id: one session replayed from several captures (tunnel variants of one
+    # trace) is several flows with one flow_id, each ending after the next one alerted.
+    alert_file: dict[int, collections.deque[str]] = field(default_factory=dict)
+    _last: tuple[str, int, bool, int] = ("", 0, False, 0)
+
+    def frames_of(self, path: str, done_before: int, total: int) -> Iterable[
+            tuple[float, int, bytes]]:
+        """One file's frames; damage ends the file, not the run."""
+        result, progress, prefilter = self.result, self.progress, self.prefilter
+        self.current = path
         result.files += 1
+        decoded_before = self.decoded()
         n = 0
         reader: FrameReader | None = None
         pre: PrefilteredFile | None = None
+        damaged = False
+        self._last = (path, 0, False, decoded_before)
         try:
             if prefilter is not None:
                 pre = PrefilteredFile(
@@ -125,80 +182,92 @@ def _frames_of(
         except CaptureError as exc:
             result.errors.append(str(exc))
             result.unreadable += 1
+            damaged = True
         except OSError as exc:
             result.errors.append(f"{path}: {exc.strerror or exc}")
             result.unreadable += 1
+            damaged = True
         if reader is not None:
             n = reader.frames
         if pre is not None and prefilter is not None:
             prefilter.add(pre.stats)
-        done_before += capture_size(path) if progress else 0
         result.frames += n
+        self._last = (path, n, damaged, decoded_before)
         if progress is not None:
-            progress(done_before, total, path)
+            progress(done_before + capture_size(path), total, path)
 
+    def file_done(self) -> None:
+        """After the engine took a file's last frame: warn when it held nothing to analyse.
 
-ENGINES = ("core", "python")
-"""`core`: the compiled core (netdetect._core). `python`: the earlier per-packet Python
-engine, kept only as the differential oracle until the core has replaced it everywhere."""
+        Checked here, not in the generator: the engine adds its fast-path counts when a
+        feed call returns, so the decoded counter is only current between calls.
+        """
+        path, n, damaged, decoded_before = self._last
+        if damaged or self.prefilter is not None:
+            return
+        if n == 0:
+            self.result.warnings.append(f"{path}: no packets in this capture")
+        elif self.decoded() == decoded_before:
+            self.result.warnings.append(
+                f"{path}: none of its {n} frames decoded to an IP packet "
+                "(unsupported link type, or snaplen too short?)"
+            )
 
+    def through_core(self, engine: CoreEngine) -> Iterator[str]:
+        """Run every file through the compiled core, yielding after each batch so the
+        caller can take what it produced. Damage ends the file, not the run."""
+        result, progress = self.result, self.progress
+        sized = [p for p in self.paths if p not in STDIN_PATHS]
+        total = sum(capture_size(p) for p in sized) if progress else 0
+        done = 0
+        for path in self.paths:
+            self.current = path
+            result.files += 1
+            decoded_before = engine.counters().get("decoded", 0)
+            try:
+                src = engine.open(path)
+            except CaptureError as exc:
+                result.errors.append(str(exc))
+                result.unreadable += 1
+                continue
+            n = 0
+            while k := engine.run(src, BATCH_CORE):
+                n += k
+                if progress is not None:
+                    progress(done + src.stats()[3], total, path)
+                yield path
+            result.frames += n
+            err = src.error()
+            if err is not None:
+                result.errors.append(str(CaptureError(*err)))
+                result.unreadable += 1
+            elif n == 0:
+                result.warnings.append(f"{path}: no packets in this capture")
+            elif engine.counters().get("decoded", 0) == decoded_before:
+                result.warnings.append(
+                    f"{path}: none of its {n} frames decoded to an IP packet "
+                    "(unsupported link type, or snaplen too short?)"
+                )
+            if progress is not None and path not in STDIN_PATHS:
+                done += capture_size(path)
+                progress(done, total, path)
+            yield path
 
-def _core_sources(
-    engine: CoreEngine, files: Sequence[str], result: RunResult, progress: Progress | None
-) -> Iterator[None]:
-    """Run every file through the compiled core, yielding after each batch so the caller
-    can take what the batch produced. Damage is recorded; the next file is still read."""
-    total = sum(capture_size(p) for p in files) if progress else 0
-    done_before = 0
-    for path in files:
-        result.files += 1
-        try:
-            src = engine.open(path)
-        except CaptureError as exc:
-            result.errors.append(str(exc))
-            result.unreadable += 1
-            continue
-        while engine.run(src, BATCH_CORE):
-            if progress is not None:
-                progress(done_before + src.stats()[3], total, path)
-            yield
-        frames, _snapped, _off, _foff = src.stats()
-        result.frames += frames
-        err = src.error()
-        if err is not None:
-            result.errors.append(str(CaptureError(*err)))
-            result.unreadable += 1
-        done_before += capture_size(path) if progress else 0
-        if progress is not None:
-            progress(done_before, total, path)
-        yield
+    def each(self) -> Iterable[tuple[str, Iterable[tuple[float, int, bytes]]]]:
+        total = sum(capture_size(p) for p in self.paths) if self.progress else 0
+        done = 0
+        for path in self.paths:
+            yield path, iter(self.frames_of(path, done, total))
+            done += capture_size(path) if self.progress else 0
 
-
-def _replay_core(
-    files: Sequence[str],
-    *,
-    intel: Intel,
-    sinks: Sequence[AlertSink],
-    home_net: Iterable[str],
-    max_flows: int,
-    progress: Progress | None,
-) -> RunResult:
-    result = RunResult()
-    engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
-    for _ in _core_sources(engine, files, result, progress):
-        if engine.detector.suspects:
-            for s in engine.take_suspects():
-                _emit(network_only(s), sinks, result)
-        if engine.flow_ends:
-            _emit_flows(engine.take_flow_ends(), sinks, result)
-        if engine.leases:
-            engine.take_leases()  # nobody is asked, so who owns an address does not matter
-    engine.finish()
-    for s in engine.take_suspects():
-        _emit(network_only(s), sinks, result)
-    _emit_flows(engine.take_flow_ends(), sinks, result)
-    result.counters = engine.counters()
-    return result
+    def flow_file(self, fe: FlowEnd) -> FlowEnd:
+        queue = self.alert_file.get(fe.suspect.flow_id)
+        name = self.current
+        if queue:
+            name = queue.popleft()
+            if not queue:
+                del self.alert_file[fe.suspect.flow_id]
+        return dataclasses.replace(fe, pcap_filename=name)
 
 
 def replay(
@@ -215,18 +284,15 @@ def replay(
 ) -> RunResult:
     """Replay captures through the core; every alert is network-only (no host asked).
 
-    With `prefilter` (Python engine only), each file is read through the C prefilter.
+    With `prefilter`, each file is read through the C prefilter: much faster on bulk-heavy
+    captures, at the cost of the evidence listed in netdetect.capture.prefilter.
+
+    A sink that fails to write stops the run (`sink_error`); Ctrl-C stops reading and
+    flushes what was found so far (`interrupted`). Either way the result is returned.
     """
-    files = expand_paths(paths)
     if engine_kind == "core" and prefilter is None:
-        result = _replay_core(
-            files, intel=intel, sinks=sinks, home_net=home_net, max_flows=max_flows,
-            progress=progress,
-        )
-        if on_error is not None:
-            for err in result.errors:
-                on_error(err)
-        return result
+        return _replay_core(paths, intel=intel, sinks=sinks, home_net=home_net,
+                            max_flows=max_flows, progress=progress, on_error=on_error)
     result = RunResult()
     engine = Engine(
         intel,
@@ -236,20 +302,32 @@ def replay(
     )
     feed_frames = engine.feed_frames
     detector = engine.detector
-    frames = iter(_frames_of(files, result, progress, prefilter))
     islice = itertools.islice
-    while feed_frames(islice(frames, BATCH)):
-        if detector.suspects:
-            for s in engine.take_suspects():
-                _emit(network_only(s), sinks, result)
-        if engine.flow_ends:
-            _emit_flows(engine.take_flow_ends(), sinks, result)
-        if engine.leases:
-            engine.take_leases()  # nobody is asked, so who owns an address does not matter
-    engine.finish()
-    for s in engine.take_suspects():
-        _emit(network_only(s), sinks, result)
-    _emit_flows(engine.take_flow_ends(), sinks, result)
+    files = _Files(expand_inputs(paths, result), result, progress, prefilter,
+                   decoded=lambda: engine.counters().get("decoded", 0))
+
+    def emit_suspects() -> None:
+        for s in engine.take_suspects():
+            _emit(network_only(s), sinks, result, files)
+
+    try:
+        try:
+            for _path, frames in files.each():
+                while feed_frames(islice(frames, BATCH)):
+                    if detector.suspects:
+                        emit_suspects()
+                    if engine.flow_ends:
+                        _emit_flows(engine.take_flow_ends(), sinks, result, files)
+                    if engine.leases:
+                        engine.take_leases()  # nobody is asked: who owns an address is moot
+                files.file_done()
+        except KeyboardInterrupt:
+            result.interrupted = True
+        engine.finish()
+        emit_suspects()
+        _emit_flows(engine.take_flow_ends(), sinks, result, files)
+    except SinkError as exc:
+        result.sink_error = str(exc)
     result.counters = engine.counters()
     if prefilter is not None:
         result.counters.update(prefilter.counters())
@@ -259,20 +337,67 @@ def replay(
     return result
 
 
-def _emit(alert: Alert, sinks: Sequence[AlertSink], result: RunResult) -> None:
+def _replay_core(
+    paths: Sequence[str],
+    *,
+    intel: Intel,
+    sinks: Sequence[AlertSink],
+    home_net: Iterable[str],
+    max_flows: int,
+    progress: Progress | None,
+    on_error: Callable[[str], None] | None,
+) -> RunResult:
+    result = RunResult()
+    engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
+    files = _Files(expand_inputs(paths, result), result, progress)
+
+    def emit_suspects() -> None:
+        for s in engine.take_suspects():
+            _emit(network_only(s), sinks, result, files)
+
+    try:
+        try:
+            for _path in files.through_core(engine):
+                if engine.detector.suspects:
+                    emit_suspects()
+                if engine.flow_ends:
+                    _emit_flows(engine.take_flow_ends(), sinks, result, files)
+                if engine.leases:
+                    engine.take_leases()  # nobody is asked: who owns an address is moot
+        except KeyboardInterrupt:
+            result.interrupted = True
+        engine.finish()
+        emit_suspects()
+        _emit_flows(engine.take_flow_ends(), sinks, result, files)
+    except SinkError as exc:
+        result.sink_error = str(exc)
+    result.counters = engine.counters()
+    if on_error is not None:
+        for err in result.errors:
+            on_error(err)
+    return result
+
+
+def _emit(alert: Alert, sinks: Sequence[AlertSink], result: RunResult, files: _Files) -> None:
+    if files.current is not None:
+        alert = dataclasses.replace(alert, pcap_filename=files.current)
+        files.alert_file.setdefault(alert.suspect.flow_id, collections.deque()).append(
+            files.current)
     result.alerts.append(alert)
     for sink in sinks:
         sink.write(alert)
 
 
-def _emit_flows(ends: list[FlowEnd], sinks: Sequence[AlertSink], result: RunResult) -> None:
+def _emit_flows(
+    ends: list[FlowEnd], sinks: Sequence[AlertSink], result: RunResult, files: _Files
+) -> None:
     """Final records of alerted flows, to the sinks that keep flow records (EVE)."""
     result.flow_ends += len(ends)
     for sink in sinks:
         write_flow = getattr(sink, "write_flow", None)
         if write_flow is not None:
             for fe in ends:
-                write_flow(fe)
+                write_flow(files.flow_file(fe))
 
 
 async def replay_confirmed(
@@ -294,74 +419,118 @@ async def replay_confirmed(
     the inventory declares) are learned into `confirmer.inventory` before the suspects of
     the same batch are looked up.
     """
+    if engine_kind == "core":
+        return await _replay_confirmed_core(
+            paths, intel=intel, confirmer=confirmer, sinks=sinks, home_net=home_net,
+            max_flows=max_flows, progress=progress)
     result = RunResult()
-    files = expand_paths(paths)
+    engine = Engine(intel, home_net=home_net, max_flows=max_flows)
+    files = _Files(expand_inputs(paths, result), result, progress,
+                   decoded=lambda: engine.counters().get("decoded", 0))
     from netdetect.hosts import dns_learner  # only the confirmed path learns hosts
 
     names = confirmer.inventory.names()
-    import asyncio  # only the confirmed replay needs it: keep it off replay's start-up
-
-    if engine_kind == "core":
-        core = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
-        if names:
-            core.on_dns_answer = dns_learner(names, core.add_lease)
-            core.watch_names(names)
-
-        async def one_core(s: Suspect) -> None:
-            _emit(await confirmer.confirm(s), sinks, result)
-
-        async with asyncio.TaskGroup() as tg:
-            for _ in _core_sources(core, files, result, progress):
-                if core.leases:
-                    confirmer.inventory.learn_leases(core.take_leases())
-                for s in core.take_suspects():
-                    tg.create_task(one_core(s))
-                if core.flow_ends:
-                    _emit_flows(core.take_flow_ends(), sinks, result)
-                await asyncio.sleep(0)
-            core.finish()
-            confirmer.inventory.learn_leases(core.take_leases())
-            for s in core.take_suspects():
-                tg.create_task(one_core(s))
-            _emit_flows(core.take_flow_ends(), sinks, result)
-        result.counters = core.counters()
-        return result
-
-    engine = Engine(intel, home_net=home_net, max_flows=max_flows)
     if names:
         engine.on_dns_answer = dns_learner(names, engine.add_lease)
 
-    async def one(s: Suspect) -> None:
-        _emit(await confirmer.confirm(s), sinks, result)
+    async def one(s: Suspect, path: str | None) -> None:
+        alert = await confirmer.confirm(s)
+        saved, files.current = files.current, path
+        try:
+            _emit(alert, sinks, result, files)
+        finally:
+            files.current = saved
 
-    async with asyncio.TaskGroup() as tg:
-        frames = iter(_frames_of(files, result, progress))
-        while engine.feed_frames(itertools.islice(frames, YIELD_EVERY)):
-            if engine.leases:
-                confirmer.inventory.learn_leases(engine.take_leases())
-            if engine.detector.suspects:
-                for s in engine.take_suspects():
-                    tg.create_task(one(s))
-            if engine.flow_ends:
-                _emit_flows(engine.take_flow_ends(), sinks, result)
-            await asyncio.sleep(0)
-        engine.finish()
-        confirmer.inventory.learn_leases(engine.take_leases())
-        for s in engine.take_suspects():
-            tg.create_task(one(s))
-        _emit_flows(engine.take_flow_ends(), sinks, result)
+    import asyncio  # only the confirmed replay needs it: keep it off replay's start-up
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            try:
+                for _path, frames in files.each():
+                    while engine.feed_frames(itertools.islice(frames, YIELD_EVERY)):
+                        if engine.leases:
+                            confirmer.inventory.learn_leases(engine.take_leases())
+                        if engine.detector.suspects:
+                            for s in engine.take_suspects():
+                                tg.create_task(one(s, files.current))
+                        if engine.flow_ends:
+                            _emit_flows(engine.take_flow_ends(), sinks, result, files)
+                        await asyncio.sleep(0)
+                    files.file_done()
+            except KeyboardInterrupt:
+                result.interrupted = True
+            engine.finish()
+            confirmer.inventory.learn_leases(engine.take_leases())
+            for s in engine.take_suspects():
+                tg.create_task(one(s, files.current))
+            _emit_flows(engine.take_flow_ends(), sinks, result, files)
+    except* SinkError as group:
+        result.sink_error = str(group.exceptions[0])
     result.counters = engine.counters()
     return result
 
 
-def open_eve(target: str | None, stdout: IO[str]) -> tuple[EveWriter | None, IO[str] | None]:
-    """`-` is stdout; a path is appended to (EVE files are logs)."""
+async def _replay_confirmed_core(
+    paths: Sequence[str],
+    *,
+    intel: Intel,
+    confirmer: Confirms,
+    sinks: Sequence[AlertSink],
+    home_net: Iterable[str],
+    max_flows: int,
+    progress: Progress | None,
+) -> RunResult:
+    result = RunResult()
+    engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
+    files = _Files(expand_inputs(paths, result), result, progress)
+    from netdetect.hosts import dns_learner  # only the confirmed path learns hosts
+
+    names = confirmer.inventory.names()
+    if names:
+        engine.on_dns_answer = dns_learner(names, engine.add_lease)
+        engine.watch_names(names)
+
+    async def one(s: Suspect, path: str | None) -> None:
+        alert = await confirmer.confirm(s)
+        saved, files.current = files.current, path
+        try:
+            _emit(alert, sinks, result, files)
+        finally:
+            files.current = saved
+
+    import asyncio  # only the confirmed replay needs it: keep it off replay's start-up
+
+    try:
+        async with asyncio.TaskGroup() as tg:
+            try:
+                for _path in files.through_core(engine):
+                    if engine.leases:
+                        confirmer.inventory.learn_leases(engine.take_leases())
+                    for s in engine.take_suspects():
+                        tg.create_task(one(s, files.current))
+                    if engine.flow_ends:
+                        _emit_flows(engine.take_flow_ends(), sinks, result, files)
+                    await asyncio.sleep(0)
+            except KeyboardInterrupt:
+                result.interrupted = True
+            engine.finish()
+            confirmer.inventory.learn_leases(engine.take_leases())
+            for s in engine.take_suspects():
+                tg.create_task(one(s, files.current))
+            _emit_flows(engine.take_flow_ends(), sinks, result, files)
+    except* SinkError as group:
+        result.sink_error = str(group.exceptions[0])
+    result.counters = engine.counters()
+    return result
+
+
+def open_eve(target: str | None, *, host: str | None = None) -> EveWriter | None:
+    """`-` is standard output; a path is appended to (EVE files are logs)."""
     if target is None:
-        return None, None
+        return None
     if target == "-":
-        return EveWriter(stdout), None
-    fh = Path(target).open("a", encoding="utf-8")  # noqa: SIM115 - closed by the caller
-    return EveWriter(fh), fh
+        return EveWriter.to_fd(sys.stdout.fileno(), "<stdout>", host=host)
+    return EveWriter.to_file(target, host=host)
 
 
 def stderr_line(msg: str) -> None:

@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eve_schema import check_eve_text
 
 from netdetect.intel import Intel
 from netdetect.service import replay
@@ -22,9 +23,14 @@ ENTRIES: list[dict[str, Any]] = json.loads(
 
 
 @pytest.mark.parametrize("entry", ENTRIES, ids=[e["file"] for e in ENTRIES])
-def test_expected_alerts_and_golden_eve(entry: dict[str, Any], intel: Intel) -> None:
+def test_expected_alerts_and_golden_eve(
+    entry: dict[str, Any], intel: Intel, monkeypatch: pytest.MonkeyPatch
+) -> None:
     buf = io.StringIO()
-    result = replay([str(REPO / "pcaps" / entry["file"])], intel=intel, sinks=[EveWriter(buf)])
+    # Relative to the repository, as tools/update_golden.py runs it: pcap_filename is the
+    # path as given, and the golden files must not depend on where the clone lives.
+    monkeypatch.chdir(REPO)
+    result = replay(["pcaps/" + entry["file"]], intel=intel, sinks=[EveWriter(buf)])
     assert result.errors == []
     got = {
         (a.suspect.miner.ip, a.suspect.miner.port, a.suspect.pool.ip, a.suspect.pool.port,
@@ -37,6 +43,7 @@ def test_expected_alerts_and_golden_eve(entry: dict[str, Any], intel: Intel) -> 
     }
     assert got == want
     assert len(result.alerts) == len(entry["alerts"])  # one alert per mining flow
+    check_eve_text(buf.getvalue())
     golden = REPO / "tests" / "golden" / (Path(entry["file"]).stem + ".jsonl")
     assert buf.getvalue() == golden.read_text(encoding="utf-8"), (
         "EVE output changed; if deliberate, run tools/update_golden.py and review the diff"
@@ -46,7 +53,7 @@ def test_expected_alerts_and_golden_eve(entry: dict[str, Any], intel: Intel) -> 
 def test_eve_lines_carry_the_documented_fields(intel: Intel) -> None:
     buf = io.StringIO()
     replay([str(REPO / "pcaps" / "demo.pcap")], intel=intel, sinks=[EveWriter(buf)])
-    events = [json.loads(x) for x in buf.getvalue().splitlines()]
+    events = check_eve_text(buf.getvalue())
     lines = [e for e in events if e["event_type"] == "alert"]
     flows = [e for e in events if e["event_type"] == "flow"]
     assert len(lines) == 3
@@ -80,6 +87,7 @@ def test_cli_exit_status_and_eve_to_stdout(tmp_path: Path) -> None:
     ok = _cli("replay", demo, "--eve", "-")
     assert ok.returncode == 0, ok.stderr
     assert ok.stdout.count('"event_type":"alert"') == 3
+    check_eve_text(ok.stdout)
     assert "mining flow" in ok.stderr  # the summary moves to stderr when EVE is on stdout
     assert _cli("replay", demo, "--fail-on-alert", "-q").returncode == 1
     neg = REPO / "pcaps" / "neg_bitcoin_p2p.pcap"
@@ -101,3 +109,4 @@ def test_truncated_capture_is_analysed_up_to_the_damage(tmp_path: Path) -> None:
     assert "cut.pcap" in res.stderr
     assert "offset" in res.stderr
     assert res.stdout.count('"event_type":"alert"') == 3
+    check_eve_text(res.stdout)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import os
 from pathlib import Path
 
 from netdetect.intel import load_intel
@@ -18,7 +19,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 def golden_lines(pcap: Path) -> str:
     buf = io.StringIO()
-    replay([str(pcap)], intel=load_intel(REPO / "signatures"), sinks=[EveWriter(buf)])
+    # From the repository root with a relative path: pcap_filename is the path as given,
+    # and golden files must not depend on where the clone lives (tests/test_golden.py too).
+    os.chdir(REPO)
+    replay([str(pcap.relative_to(REPO))], intel=load_intel(REPO / "signatures"),
+           sinks=[EveWriter(buf)])
     return buf.getvalue()
 
 

@@ -386,9 +386,17 @@ def trusted_keys(config: AgentConfig) -> dict[str, Ed25519PublicKey]:
     return keys
 
 
-async def run_agent(config: AgentConfig, *, collector: Collector | None = None) -> None:
+async def run_agent(config: AgentConfig, *, collector: Collector | None = None,
+                    metrics_port: int | None = None, metrics_addr: str = "127.0.0.1") -> None:
     """Run the agent until SIGTERM/SIGINT; publishes offline status on the way out."""
     agent = Agent(config, collector or _default_collector(), trusted_keys(config))
+    metrics = None
+    if metrics_port is not None:
+        from netdetect.metrics import AgentMetrics
+
+        metrics = AgentMetrics(lambda: dict(agent.gate.counters))
+        port = metrics.serve(metrics_port, metrics_addr)
+        log.info("metrics on http://%s:%d/metrics", metrics_addr, port)
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, agent.stop.set)
@@ -397,6 +405,8 @@ async def run_agent(config: AgentConfig, *, collector: Collector | None = None) 
     finally:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.remove_signal_handler(sig)
+        if metrics is not None:
+            metrics.close()
 
 
 def main(argv: list[str] | None = None, *, collector: Collector | None = None) -> int:
@@ -405,12 +415,17 @@ def main(argv: list[str] | None = None, *, collector: Collector | None = None) -
     parser.add_argument("--config", required=True, type=Path)
     parser.add_argument("--log-level", default="INFO",
                         choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    parser.add_argument("--metrics-port", type=int, default=None,
+                        help="serve Prometheus metrics (query counters) on this port")
+    parser.add_argument("--metrics-addr", default="127.0.0.1",
+                        help="address the metrics endpoint binds (default 127.0.0.1)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=args.log_level, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         config = load_agent_config(args.config)
-        asyncio.run(run_agent(config, collector=collector))
+        asyncio.run(run_agent(config, collector=collector, metrics_port=args.metrics_port,
+                              metrics_addr=args.metrics_addr))
     except ConfigError as exc:
         print(exc, file=sys.stderr)  # noqa: T201 - the operator's terminal is the audience
         return 2

@@ -2,11 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+import stat
 from datetime import UTC, datetime
+from functools import cache
 from typing import IO, Any
 
+from netdetect.errors import NetdetectError
 from netdetect.model import Alert, FlowEnd, Suspect, Verdict
+
+# Suricata masks flow_id to 51 bits so that it survives JSON readers that hold numbers as
+# IEEE doubles (jq, JavaScript, many SIEM ingest pipelines): 2^53 is where they start rounding.
+FLOW_ID_MASK = (1 << 51) - 1
 
 CATEGORY = "Crypto Currency Mining Activity Detected"  # Suricata classtype coin-mining
 
@@ -48,25 +57,65 @@ def eve_timestamp(ts: float) -> str:
 
 
 def signature_text(s: Suspect) -> str:
-    what = _DIALECT_TEXT.get(s.dialect, f"{s.dialect} mining traffic")
-    pool = s.pool_facts.host
-    return f"NETDETECT {what}" + (f" ({pool})" if pool else "")
+    """One constant text per signature_id: SIEMs aggregate on it, so nothing variable (the
+    pool name, the dialect's unknown name) goes in here; that lives in metadata and
+    `netdetect.*`."""
+    return "NETDETECT " + _DIALECT_TEXT.get(s.dialect, "mining traffic in another dialect")
 
 
-def _header(s: Suspect, ts: float, event_type: str) -> dict[str, Any]:
+_PROTO_NUMBERS = {"TCP": 6, "UDP": 17}
+
+
+@cache
+def _community() -> Any:
+    import communityid
+
+    return communityid.CommunityID(seed=0)
+
+
+def community_id(s: Suspect) -> str | None:
+    """Community ID v1 (seed 0) of the flow, as Zeek, Suricata and Arkime compute it."""
+    import communityid
+
+    proto = _PROTO_NUMBERS.get(s.proto)
+    if proto is None:
+        return None
+    tpl = communityid.FlowTuple(proto, s.miner.ip, s.pool.ip, s.miner.port, s.pool.port)
+    result: str | None = _community().calc(tpl)
+    return result
+
+
+def eve_flow_id(s: Suspect) -> int:
+    return s.flow_id & FLOW_ID_MASK
+
+
+def _header(
+    s: Suspect, ts: float, event_type: str, pcap_filename: str | None, context: dict[str, str]
+) -> dict[str, Any]:
     out: dict[str, Any] = {
         "timestamp": eve_timestamp(ts),
-        "flow_id": s.flow_id,
-        "event_type": event_type,
-        "src_ip": s.miner.ip,
-        "src_port": s.miner.port,
-        "dest_ip": s.pool.ip,
-        "dest_port": s.pool.port,
-        "proto": s.proto,
-        "app_proto": s.app_proto,
+        "flow_id": eve_flow_id(s),
     }
+    if "in_iface" in context:
+        out["in_iface"] = context["in_iface"]
+    out.update(
+        event_type=event_type,
+        src_ip=s.miner.ip,
+        src_port=s.miner.port,
+        dest_ip=s.pool.ip,
+        dest_port=s.pool.port,
+        proto=s.proto,
+    )
+    cid = community_id(s)
+    if cid is not None:
+        out["community_id"] = cid
+    out["app_proto"] = s.app_proto
     if s.vlan:
         out["vlan"] = [s.vlan]
+    if pcap_filename is not None:
+        out["pcap_filename"] = pcap_filename
+    if "host" in context:
+        out["host"] = context["host"]
     return out
 
 
@@ -126,11 +175,24 @@ def _facts(s: Suspect) -> dict[str, Any]:
     }
 
 
-def alert_to_eve(alert: Alert) -> dict[str, Any]:
+def alert_to_eve(alert: Alert, context: dict[str, str] | None = None) -> dict[str, Any]:
+    """`context` holds the sensor-wide fields: `host` (sensor name) and `in_iface` (live)."""
     s = alert.suspect
     techniques = list(dict.fromkeys(alert.mitre))
     # An allowlisted match is recorded, not raised: it gets its own event type.
-    out = _header(s, s.ts, "allowed" if alert.verdict is Verdict.ALLOWED else "alert")
+    out = _header(s, s.ts, "allowed" if alert.verdict is Verdict.ALLOWED else "alert",
+                  alert.pcap_filename, context or {})
+    metadata: dict[str, list[str]] = {
+        "mitre_tactic_id": ["TA0040"],
+        "mitre_tactic_name": ["Impact"],
+        "mitre_technique_id": techniques,
+        "mitre_technique_name": [_TECHNIQUE_NAMES.get(t, t) for t in techniques],
+        "analytic": ["AN0742"],
+        "verdict": [alert.verdict.value],
+        "dialect": [s.dialect],
+    }
+    if s.pool_facts.host:
+        metadata["pool_host"] = [s.pool_facts.host]
     out["alert"] = {
         "action": "allowed",
         "gid": 1,
@@ -139,14 +201,7 @@ def alert_to_eve(alert: Alert) -> dict[str, Any]:
         "signature": signature_text(s),
         "category": CATEGORY,
         "severity": alert.severity,
-        "metadata": {
-            "mitre_tactic_id": ["TA0040"],
-            "mitre_tactic_name": ["Impact"],
-            "mitre_technique_id": techniques,
-            "mitre_technique_name": [_TECHNIQUE_NAMES.get(t, t) for t in techniques],
-            "analytic": ["AN0742"],
-            "verdict": [alert.verdict.value],
-        },
+        "metadata": metadata,
     }
     tls = _tls(s)
     if tls is not None:
@@ -169,10 +224,10 @@ def alert_to_eve(alert: Alert) -> dict[str, Any]:
 _FLOW_REASON = {"end": "shutdown", "evicted": "forced"}
 
 
-def flow_to_eve(fe: FlowEnd) -> dict[str, Any]:
+def flow_to_eve(fe: FlowEnd, context: dict[str, str] | None = None) -> dict[str, Any]:
     """An alerted flow's final record, Suricata-style (event_type "flow", same flow_id)."""
     s = fe.suspect
-    out = _header(s, s.ts, "flow")
+    out = _header(s, s.ts, "flow", fe.pcap_filename, context or {})
     out["flow"] = {
         "pkts_toserver": fe.pkts_to_pool,
         "pkts_toclient": fe.pkts_to_miner,
@@ -207,24 +262,160 @@ def _nonempty(d: dict[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in d.items() if v not in (None, [], "", 0) or k in ("jobs", "shares")}
 
 
-class EveWriter:
-    """Writes one JSON line per alert (and per alerted flow's end) and flushes it, so a
-    tailing SIEM sees it at once."""
+class SinkError(NetdetectError):
+    """An alert sink could not write a record; what it had written before stays whole."""
 
-    def __init__(self, stream: IO[str], *, include_allowed: bool = True) -> None:
+
+class _TextOutput:
+    """A text stream the caller owns (stdout in live, a StringIO in tests)."""
+
+    def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
+        self.name = getattr(stream, "name", "<stream>")
+
+    def write_line(self, line: str) -> None:
+        self.stream.write(line)
+        self.stream.flush()
+
+    def reopen(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class _FdOutput:
+    """Whole lines straight to a file descriptor, unbuffered.
+
+    A buffered stream can hold half a line when the disk fills and spill it on the next
+    flush or at exit, leaving a torn record a SIEM's JSON parser chokes on. Writing each
+    line with os.write and, on failure, cutting a regular file back to its size before the
+    line guarantees the file only ever holds whole lines (given one writer, which an EVE
+    file has).
+    """
+
+    def __init__(self, fd: int, name: str, path: str | None) -> None:
+        self.fd = fd
+        self.name = name
+        self.path = path  # None: not ours to reopen or close (stdout)
+        self._regular = stat.S_ISREG(os.fstat(fd).st_mode)
+
+    @classmethod
+    def open(cls, path: str) -> _FdOutput:
+        return cls(_open_append(path), path, path)
+
+    def write_line(self, line: str) -> None:
+        data = memoryview(line.encode("utf-8"))
+        before = os.fstat(self.fd).st_size if self._regular else 0
+        try:
+            while data:
+                n = os.write(self.fd, data)
+                data = data[n:]
+        except BaseException:  # a full disk, or Ctrl-C between two partial writes
+            if self._regular:
+                with contextlib.suppress(OSError):
+                    os.ftruncate(self.fd, before)
+            raise
+
+    def reopen(self) -> None:
+        """After logrotate moved the file away: continue in a new file at the same path."""
+        if self.path is None:
+            return
+        fd = _open_append(self.path)
+        old, self.fd = self.fd, fd
+        self._regular = stat.S_ISREG(os.fstat(fd).st_mode)
+        os.close(old)
+
+    def close(self) -> None:
+        if self.path is not None and self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+
+def _open_append(path: str) -> int:
+    # 0o640: alerts name hosts, wallets and processes; the group (e.g. a log shipper) reads.
+    return os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o640)
+
+
+class EveWriter:
+    """Writes one JSON line per alert (and per alerted flow's end), each whole and at once,
+    so a tailing SIEM sees it immediately and never sees half of one.
+
+    A failed write raises SinkError (and counts the record in `lost`); the output is left
+    as it was before that record.
+    """
+
+    def __init__(
+        self,
+        stream: IO[str] | None = None,
+        *,
+        include_allowed: bool = True,
+        host: str | None = None,
+        in_iface: str | None = None,
+        output: _TextOutput | _FdOutput | None = None,
+    ) -> None:
+        if output is None:
+            if stream is None:
+                raise ValueError("EveWriter needs a stream or an output")
+            output = _TextOutput(stream)
+        self._out = output
         self.include_allowed = include_allowed
+        self.context: dict[str, str] = {}
+        if host:
+            self.context["host"] = host
+        if in_iface:
+            self.context["in_iface"] = in_iface
         self.written = 0
         self.flows_written = 0
+        self.lost = 0
+
+    @classmethod
+    def to_file(cls, path: str, **kw: Any) -> EveWriter:
+        """Append to `path` (created 0640 if missing); reopen() follows a rotation."""
+        return cls(output=_FdOutput.open(path), **kw)
+
+    @classmethod
+    def to_fd(cls, fd: int, name: str, **kw: Any) -> EveWriter:
+        return cls(output=_FdOutput(fd, name, None), **kw)
+
+    @property
+    def name(self) -> str:
+        return str(self._out.name)
 
     def write_flow(self, fe: FlowEnd) -> None:
-        self.stream.write(json.dumps(flow_to_eve(fe), separators=(",", ":")) + "\n")
-        self.stream.flush()
+        self._put(flow_to_eve(fe, self.context))
         self.flows_written += 1
 
     def write(self, alert: Alert) -> None:
         if alert.verdict is Verdict.ALLOWED and not self.include_allowed:
             return
-        self.stream.write(json.dumps(alert_to_eve(alert), separators=(",", ":")) + "\n")
-        self.stream.flush()
+        self._put(alert_to_eve(alert, self.context))
         self.written += 1
+
+    def _put(self, record: dict[str, Any]) -> None:
+        line = json.dumps(record, separators=(",", ":")) + "\n"
+        try:
+            self._out.write_line(line)
+        except OSError as exc:
+            self.lost += 1
+            raise SinkError(f"{self.name}: {exc.strerror or exc}") from exc
+
+    def reopen(self) -> None:
+        try:
+            self._out.reopen()
+        except OSError as exc:
+            raise SinkError(f"{self.name}: reopen: {exc.strerror or exc}") from exc
+
+    def close(self) -> None:
+        self._out.close()
+
+
+def netdetect_schema() -> dict[str, Any]:
+    """The JSON Schema (2020-12) of the top-level `netdetect` object, shipped in the package;
+    every other top-level key is Suricata's (its etc/schema.json)."""
+    from importlib.resources import files
+
+    text = files("netdetect").joinpath("schemas", "netdetect-eve.schema.json").read_text(
+        encoding="utf-8")
+    schema: dict[str, Any] = json.loads(text)
+    return schema

@@ -70,7 +70,7 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def broker_conf(pki: Pki, workdir: Path, port: int) -> Path:
+def snippet_lines(workdir: Path, port: int) -> list[str]:
     """deploy/mosquitto/mosquitto.conf with only its paths and listen address moved into tmp.
 
     Everything that makes the broker safe (no anonymous access, TLS, client certificates, CN
@@ -84,19 +84,29 @@ def broker_conf(pki: Pki, workdir: Path, port: int) -> Path:
             out.append(f"listener {port} 127.0.0.1")
         elif key in {"cafile", "certfile", "keyfile", "acl_file"}:
             out.append(f"{key} {workdir / line.split()[-1].rsplit('/', 1)[-1]}")
-        elif key == "persistence_location":
-            out.append(f"persistence_location {workdir}/")
         else:
             out.append(line)
     # The broker would drop to user "mosquitto", which cannot enter pytest's private tmp dirs.
     out.append("user root")
+    return out
+
+
+def broker_conf(pki: Pki, workdir: Path, port: int) -> Path:
+    """The shipped snippet plus what Debian's /etc/mosquitto/mosquitto.conf sets around it."""
+    out = snippet_lines(workdir, port)
+    out.append("persistence true")
+    out.append(f"persistence_location {workdir}/")
     out.append(f"pid_file {workdir / 'mosquitto.pid'}")
     path = workdir / "mosquitto.conf"
     path.write_text("\n".join(out) + "\n")
+    copy_broker_files(pki, workdir)
+    return path
+
+
+def copy_broker_files(pki: Pki, workdir: Path) -> None:
     for name in ("ca.crt", "broker.crt", "broker.key"):
         (workdir / name).write_bytes((pki.root / name).read_bytes())
     (workdir / "acl").write_text((DEPLOY / "mosquitto" / "acl").read_text())
-    return path
 
 
 def wait_port(port: int, timeout: float) -> None:
@@ -274,12 +284,13 @@ class AgentProcess:
     """The agent daemon in a real child process: `python -m netdetect.agent.daemon` with the
     real collectors, or agent_stub.py with the small psutil stand-in."""
 
-    def __init__(self, config: Path, log: Path, *, real_collector: bool = False) -> None:
+    def __init__(self, config: Path, log: Path, *, real_collector: bool = False,
+                 extra: tuple[str, ...] = ()) -> None:
         env = {**os.environ, "PYTHONPATH": str(REPO)}
         entry = ["-m", "netdetect.agent.daemon"] if real_collector else [str(STUB)]
         with log.open("ab") as out:
             self.proc = subprocess.Popen([sys.executable, *entry, "--config", str(config),
-                                          "--log-level", "DEBUG"], stdout=out,
+                                          "--log-level", "DEBUG", *extra], stdout=out,
                                          stderr=subprocess.STDOUT, env=env, cwd=REPO)
         self.log = log
 
@@ -304,9 +315,10 @@ class AgentProcess:
 def spawn_agent(tmp_path: Path) -> Iterator[Callable[..., AgentProcess]]:
     started: list[AgentProcess] = []
 
-    def spawn(config: Path, *, real_collector: bool = False) -> AgentProcess:
+    def spawn(config: Path, *, real_collector: bool = False,
+              extra: tuple[str, ...] = ()) -> AgentProcess:
         agent = AgentProcess(config, tmp_path / f"agent-{len(started)}.log",
-                             real_collector=real_collector)
+                             real_collector=real_collector, extra=extra)
         started.append(agent)
         return agent
 

@@ -34,6 +34,7 @@ from confirm.conftest import (
     wait_status,
     write_agent_toml,
 )
+from eve_schema import check_record
 
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
@@ -337,6 +338,8 @@ def read_eve(eve: Path) -> list[dict[str, Any]]:
     if not eve.exists():
         return []
     events = [json.loads(line) for line in eve.read_text().splitlines() if line.strip()]
+    for e in events:
+        check_record(e)
     return [e for e in events if e["event_type"] != "flow"]
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from eve_schema import check_record
 
 REPO = Path(__file__).resolve().parents[2]
 PCAPS = REPO / "pcaps"
@@ -83,8 +84,8 @@ class Sniff:
     """`python -m netdetect sniff` in a namespace; its log and EVE output go to files."""
 
     def __init__(self, ns: Netns, workdir: Path, *args: str, name: str = "sniff",
-                 wrapper: tuple[str, ...] = ()) -> None:
-        self.eve_path = workdir / f"{name}.eve.json"
+                 wrapper: tuple[str, ...] = (), eve_path: Path | None = None) -> None:
+        self.eve_path = eve_path or workdir / f"{name}.eve.json"
         self.log_path = workdir / f"{name}.log"
         self.out_path = workdir / f"{name}.out"
         env = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1"}
@@ -134,6 +135,8 @@ class Sniff:
         if not self.eve_path.exists():
             return []
         events = [json.loads(line) for line in self.eve_path.read_text().splitlines() if line]
+        for e in events:
+            check_record(e)
         return [e for e in events if flows or e["event_type"] != "flow"]
 
     def final_counters(self) -> dict[int, dict[str, int]]:

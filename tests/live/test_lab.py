@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 from confirm.conftest import SENSOR, Broker, Pki, write_agent_toml, write_sensor_toml
+from eve_schema import check_record
 
 from .conftest import REPO, require_root_tools
 
@@ -164,6 +165,8 @@ def test_lab_miner_confirmed_persistent_and_background_silent(
     assert sniff.wait(60) == 0, procs.log("sniff")
 
     every = [json.loads(line) for line in eve.read_text().splitlines() if line]
+    for record in every:
+        check_record(record)
     events = [e for e in every if e["event_type"] != "flow"]
     assert len(events) == 1, json.dumps(every, indent=1)
     ev = events[0]

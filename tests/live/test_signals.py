@@ -6,6 +6,9 @@ from __future__ import annotations
 import re
 import shutil
 import signal
+import subprocess
+import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -90,3 +93,51 @@ def test_stop_signal_flushes_everything(netns: NetnsFactory, tmp_path: Path,
     # The summary table is printed after the flush, with both alerts in it.
     out = s.out_path.read_text()
     assert re.search(r"2 mining flow\(s\)", out), out
+
+
+@pytest.fixture
+def tiny_tmpfs(tmp_path: Path) -> Iterator[Path]:
+    """A real one-page tmpfs, already full: the disk a live sensor must outlive."""
+    mnt = tmp_path / "full"
+    mnt.mkdir()
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=4k,mode=0755", "tmpfs", str(mnt)],
+                   check=True)
+    try:
+        (mnt / "filler").write_bytes(b"x" * 3000)  # holds the only page
+        yield mnt
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)], check=False)
+
+
+def test_full_disk_then_rotation(netns: NetnsFactory, tmp_path: Path, sniffs: list[Sniff],
+                                 tiny_tmpfs: Path) -> None:
+    eve = tiny_tmpfs / "eve.json"
+    ns = netns("full")
+    ns.veth("va", "vb")
+    s = Sniff(ns, tmp_path, "-i", "vb", "--stats-interval", "60", eve_path=eve)
+    sniffs.append(s)
+    s.wait_ready()
+    tcpreplay(ns, "va", PCAPS / "stratum_v1_cgminer.pcap", PCAPS / "cryptonote_xmrig.pcap",
+              extra=("--topspeed",))
+    s.wait_log(r"EveWriter: alert record lost: .*No space left on device", 20)
+    time.sleep(1)
+    assert s.proc.poll() is None  # still sensing
+    # One line per minute, however many records were lost in it.
+    assert len(re.findall(r"record lost", s.log())) == 1
+    assert eve.read_bytes() == b""  # nothing partial either
+
+    # The operator makes room and rotates: SIGHUP reopens the path.
+    (tiny_tmpfs / "filler").unlink()
+    eve.rename(tiny_tmpfs / "eve.json.1")
+    s.signal(signal.SIGHUP)
+    s.wait_log(r"SIGHUP: reopened .*eve\.json", 10)
+    tcpreplay(ns, "va", PCAPS / "eth_proxy.pcap", extra=("--topspeed",))
+    assert s.stop() == 0
+    log = s.log()
+    assert "Traceback" not in log
+    assert re.search(r"records lost: EveWriter alert=2", log), log
+    assert [e["netdetect"]["dialect"] for e in s.eve()] == ["eth-proxy"]
+    assert (tiny_tmpfs / "eve.json.1").read_bytes() == b""
+    ev = s.eve()[0]
+    assert ev["in_iface"] == "vb"
+    assert ev["host"]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -21,7 +23,7 @@ from netdetect.capture.afpacket import (
     parse_ddd,
 )
 from netdetect.cli import build_parser
-from netdetect.live import SniffOptions, drop_privileges
+from netdetect.live import RateLimitedLog, SniffOptions, drop_privileges
 from netdetect.metrics import SensorMetrics, stats_line
 
 
@@ -93,12 +95,18 @@ def test_sniff_options_from_the_cli() -> None:
         (("--stats-interval", "0"), "stats-interval"),
         (("--duration", "-1"), "duration"),
         (("--confirm",), "--config"),
-        (("--max-flows", "0"), "max-flows"),
     ],
 )
 def test_sniff_options_refused(extra: tuple[str, ...], msg: str) -> None:
     with pytest.raises(LiveCaptureError, match=msg):
         SniffOptions.from_args(_args(*extra))
+
+
+def test_max_flows_zero_is_a_usage_error(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exc:
+        _args("--max-flows", "0")
+    assert exc.value.code == 2
+    assert "--max-flows: must be at least 1" in capsys.readouterr().err
 
 
 def test_unknown_user() -> None:
@@ -150,3 +158,58 @@ def test_systemd_units_verify(unit: str, tmp_path: Path) -> None:
     else:
         assert "ReadOnlyPaths=/" in text
         assert "CapabilityBoundingSet=CAP_DAC_READ_SEARCH CAP_SYS_PTRACE" in text
+
+
+def test_lost_records_are_a_metric_and_their_log_is_rate_limited() -> None:
+    m = SensorMetrics()
+    m.count_lost("EveWriter", "alert")
+    m.count_lost("EveWriter", "alert")
+    m.count_lost("EveWriter", "flow")
+    text = generate_latest(m.registry).decode()
+    assert 'netdetect_sink_records_lost_total{record="alert",sink="EveWriter"} 2.0' in text
+    assert 'netdetect_sink_records_lost_total{record="flow",sink="EveWriter"} 1.0' in text
+    limit = RateLimitedLog(60.0)
+    assert limit.ready(0.0) == 0
+    assert [limit.ready(t) for t in (1.0, 30.0, 59.9)] == [None, None, None]
+    assert limit.ready(60.0) == 3  # the next line says how many were held back
+    assert limit.ready(61.0) is None
+
+
+def test_readme_sensor_without_broker_drop_in_verifies(tmp_path: Path) -> None:
+    """The drop-in deploy/README.md gives for a sensor without a broker, taken from the
+    document itself: systemd accepts it, and its command line asks no host."""
+    readme = (SYSTEMD.parent / "README.md").read_text()
+    m = re.search(r"no-broker\.conf <<'UNIT'\n(.*?)\nUNIT\n", readme, re.DOTALL)
+    assert m, "no-broker drop-in not found in deploy/README.md"
+    drop_in = m.group(1)
+    unit = "netdetect-sensor.service"
+    (tmp_path / unit).write_text(
+        (SYSTEMD / unit).read_text().replace("/usr/bin/netdetect", sys.executable))
+    (tmp_path / f"{unit}.d").mkdir()
+    (tmp_path / f"{unit}.d" / "no-broker.conf").write_text(
+        drop_in.replace("/usr/bin/netdetect", sys.executable) + "\n")
+    res = subprocess.run(["systemd-analyze", "verify", unit], capture_output=True, text=True,
+                         check=False, env={**os.environ, "SYSTEMD_UNIT_PATH": f"{tmp_path}:"})
+    assert res.returncode == 0, res.stderr
+    exec_start = [ln for ln in drop_in.splitlines() if ln.startswith("ExecStart=/")]
+    assert len(exec_start) == 1
+    argv = exec_start[0].split()[1:]
+    argv = [a.replace("${NETDETECT_IFACE}", "eth1") for a in argv if a != "$NETDETECT_OPTS"]
+    opts = SniffOptions.from_args(build_parser().parse_args(argv))
+    assert not opts.confirm
+    assert opts.eve == "/var/log/netdetect/eve.json"
+
+
+def test_build_info_and_confirmation_latency_histogram() -> None:
+    m = SensorMetrics()
+    for seconds in (0.03, 2.01, 2.02, 2.6, 40.0):
+        m.observe_confirmation(seconds)
+    text = generate_latest(m.registry).decode()
+    assert re.search(r'netdetect_build_info\{python="[\d.]+",version="[^"]+"\} 1\.0', text)
+    assert 'netdetect_confirmation_seconds_bucket{le="0.05"} 1.0' in text
+    assert 'netdetect_confirmation_seconds_bucket{le="2.0"} 1.0' in text
+    assert 'netdetect_confirmation_seconds_bucket{le="2.5"} 3.0' in text
+    assert 'netdetect_confirmation_seconds_bucket{le="30.0"} 4.0' in text
+    assert 'netdetect_confirmation_seconds_bucket{le="+Inf"} 5.0' in text
+    assert "netdetect_confirmation_seconds_count 5.0" in text
+    assert re.search(r"netdetect_confirmation_seconds_sum 46\.6", text)

@@ -1,0 +1,137 @@
+"""EVE records as a SIEM consumes them: Suricata's conventions, both schemas, whole lines."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+from eve_schema import check_eve_text, check_record
+
+from netdetect.intel import Intel
+from netdetect.model import Alert, Endpoint, Evidence, PoolFacts, Suspect, Verdict
+from netdetect.service import replay
+from netdetect.sinks.eve import (
+    FLOW_ID_MASK,
+    EveWriter,
+    alert_to_eve,
+    community_id,
+    netdetect_schema,
+    signature_text,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+PCAPS = REPO / "pcaps"
+
+
+def _suspect(src: str, sport: int, dst: str, dport: int, proto: str = "TCP",
+             dialect: str = "stratum-v1", pool: str | None = None,
+             flow_id: int = (1 << 63) + 12345) -> Suspect:
+    return Suspect(
+        flow_id=flow_id, ts=1.7e9, first_ts=1.7e9 - 1, miner=Endpoint(src, sport),
+        pool=Endpoint(dst, dport), proto=proto, app_proto="stratum", dialect=dialect,
+        score=90, evidence=(Evidence("stratum-client", 70, "x", 1.7e9),),
+        pool_facts=PoolFacts(host=pool, host_source="dns" if pool else None),
+    )
+
+
+@pytest.fixture(scope="module")
+def all_pcaps(intel: Intel) -> list[dict[str, object]]:
+    """Every project capture in one run, as `netdetect replay pcaps/` would read them."""
+    buf = io.StringIO()
+    replay([str(PCAPS)], intel=intel, sinks=[EveWriter(buf)])
+    return check_eve_text(buf.getvalue())
+
+
+def test_flow_id_fits_51_bits_and_matches_the_flow_record(
+        all_pcaps: list[dict[str, object]]) -> None:
+    # The tunnel variants of one session (wrap_*.pcap) are one 5-tuple replayed from several
+    # captures: several flows with one flow_id, each record following its own alert in order.
+    alerts: dict[object, list[dict[str, object]]] = defaultdict(list)
+    for e in all_pcaps:
+        if e["event_type"] in ("alert", "allowed"):
+            alerts[e["flow_id"]].append(e)
+    flows = [e for e in all_pcaps if e["event_type"] == "flow"]
+    assert alerts
+    assert flows
+    for e in all_pcaps:
+        assert isinstance(e["flow_id"], int)
+        assert 0 <= e["flow_id"] < 2**51  # exact in an IEEE double, as jq and JS read it
+    for f in flows:
+        a = alerts[f["flow_id"]].pop(0)
+        for key in ("src_ip", "src_port", "dest_ip", "dest_port", "community_id",
+                    "pcap_filename"):
+            assert f[key] == a[key], key
+
+
+def test_one_constant_signature_per_signature_id(all_pcaps: list[dict[str, object]]) -> None:
+    texts: dict[int, set[str]] = defaultdict(set)
+    for e in all_pcaps:
+        if e["event_type"] == "alert":
+            alert = e["alert"]
+            assert isinstance(alert, dict)
+            texts[alert["signature_id"]].add(alert["signature"])
+    assert len(texts) >= 8
+    assert {sid: len(t) for sid, t in texts.items()} == dict.fromkeys(texts, 1)
+    # The pool name moved out of the signature into metadata and netdetect.pool.
+    with_pool = [e for e in all_pcaps if e["event_type"] == "alert"
+                 and e["netdetect"]["pool"].get("host")]  # type: ignore[index]
+    assert with_pool
+    for e in with_pool:
+        host = e["netdetect"]["pool"]["host"]  # type: ignore[index]
+        assert e["alert"]["metadata"]["pool_host"] == [host]  # type: ignore[index]
+        assert host not in e["alert"]["signature"]  # type: ignore[index]
+
+
+def test_unknown_dialect_signature_is_constant() -> None:
+    a = _suspect("10.0.0.1", 1, "192.0.2.1", 2, dialect="new-thing", pool="p1.example")
+    b = _suspect("10.0.0.1", 1, "192.0.2.1", 2, dialect="other-thing", pool="p2.example")
+    assert signature_text(a) == signature_text(b)
+
+
+def test_pcap_filename_names_the_file_each_alert_came_from(
+        all_pcaps: list[dict[str, object]]) -> None:
+    expected = json.loads((PCAPS / "expected.json").read_text(encoding="utf-8"))["files"]
+    want = {(x["client_ip"], x["client_port"], str(PCAPS / e["file"]))
+            for e in expected for x in e["alerts"]}
+    got = {(e["src_ip"], e["src_port"], e["pcap_filename"])
+           for e in all_pcaps if e["event_type"] != "flow"}
+    assert want <= got
+
+
+def test_community_id_matches_the_spec_vectors() -> None:
+    # Community ID v1, seed 0: vectors of the spec's baseline (corelight/community-id-spec).
+    assert community_id(_suspect("128.232.110.120", 34855, "66.35.250.204", 80)) == (
+        "1:LQU9qZlK+B5F3KDmev6m5PMibrg=")
+    assert community_id(_suspect("192.168.1.52", 54585, "8.8.8.8", 53, proto="UDP")) == (
+        "1:d/FP5EW3wiY1vCndhwleRRKHowQ=")
+    # Direction does not matter: the miner-side view equals the pool-side view.
+    assert community_id(_suspect("66.35.250.204", 80, "128.232.110.120", 34855)) == (
+        "1:LQU9qZlK+B5F3KDmev6m5PMibrg=")
+    assert community_id(_suspect("fd00::1", 1, "2001:db8::2", 3333)) is not None
+
+
+def test_live_context_fields_and_masked_flow_id() -> None:
+    s = _suspect("10.0.0.1", 40000, "192.0.2.1", 3333, pool="pool.example")
+    alert = Alert(suspect=s, verdict=Verdict.NETWORK_ONLY, severity=2)
+    buf = io.StringIO()
+    EveWriter(buf, host="sensor-1", in_iface="eth1").write(alert)
+    [record] = check_eve_text(buf.getvalue())
+    assert record["host"] == "sensor-1"
+    assert record["in_iface"] == "eth1"
+    assert record["flow_id"] == s.flow_id & FLOW_ID_MASK
+    assert "pcap_filename" not in record
+    assert record["alert"]["signature"] == "NETDETECT Stratum v1 mining session"
+
+
+def test_netdetect_schema_ships_in_the_package_and_rejects_strays() -> None:
+    schema = netdetect_schema()
+    assert schema["$schema"].endswith("2020-12/schema")
+    record = alert_to_eve(Alert(suspect=_suspect("10.0.0.1", 1, "192.0.2.1", 2),
+                                verdict=Verdict.NETWORK_ONLY, severity=2))
+    check_record(record)
+    record["netdetect"]["surprise"] = 1
+    with pytest.raises(AssertionError, match="surprise"):
+        check_record(record)

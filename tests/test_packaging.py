@@ -1,0 +1,61 @@
+"""What the package declares matches what it imports and ships."""
+
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import tomllib
+from importlib.metadata import packages_distributions
+from importlib.resources import files
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
+# Imported only inside a guarded optional path, and declared as an extra.
+OPTIONAL = {"pcapy": "live"}
+
+
+def _name(req: str) -> str:
+    return re.split(r"[<>=!~\[; ]", req, maxsplit=1)[0].lower().replace("_", "-")
+
+
+def _imports() -> set[str]:
+    found: set[str] = set()
+    for path in (REPO / "netdetect").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                found.add(node.module.split(".")[0])
+    return {m for m in found if m not in sys.stdlib_module_names and m != "netdetect"}
+
+
+def test_every_third_party_import_is_declared() -> None:
+    project = PYPROJECT["project"]
+    declared = {_name(r) for r in project["dependencies"]}
+    dists = packages_distributions()
+    missing = []
+    for module in sorted(_imports()):
+        if module in OPTIONAL:
+            extra = project["optional-dependencies"][OPTIONAL[module]]
+            assert any(_name(r).startswith("pcapy") for r in extra)
+            continue
+        names = {d.lower().replace("_", "-") for d in dists.get(module, [module])}
+        if not names & declared:
+            missing.append(f"{module} (from {sorted(names)})")
+    assert not missing, f"imported but not declared in [project] dependencies: {missing}"
+
+
+def test_license_is_an_spdx_expression_with_its_text() -> None:
+    assert PYPROJECT["project"]["license"] == "Apache-2.0"
+    assert PYPROJECT["project"]["license-files"] == ["LICENSE"]
+    text = (REPO / "LICENSE").read_text()
+    assert "Apache License" in text
+    assert "Version 2.0, January 2004" in text
+    assert "TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION" in text
+
+
+def test_eve_schema_is_package_data() -> None:
+    schema = files("netdetect").joinpath("schemas", "netdetect-eve.schema.json")
+    assert schema.is_file()
