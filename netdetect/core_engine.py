@@ -22,7 +22,13 @@ from netdetect.decoders.events import (
 )
 from netdetect.decoders.jsonrpc import parse_json_messages
 from netdetect.decoders.stratum import LineDecoder
-from netdetect.detect import DEFAULT_HOME_NET, TIMING_MIN_DURATION, TIMING_SMALL, Detector, Inspection
+from netdetect.detect import (
+    DEFAULT_HOME_NET,
+    TIMING_MIN_DURATION,
+    TIMING_SMALL,
+    Detector,
+    Inspection,
+)
 from netdetect.errors import CaptureError, DecodeError
 from netdetect.intel import Intel
 from netdetect.model import FlowEnd, HostLease, Suspect, ip_str
@@ -89,10 +95,13 @@ class _State:
         # Passive-DNS names of each end at the flow's first payload (only when one of them
         # is under a pool domain), for the remote check at the end of that packet.
         self.names = names
-        self.ins = Inspection()
+        self.ins: Inspection = Inspection()
         self.lines: list[LineDecoder | None] = [None, None]
-        self.gzip = False
-        self.marks = 0
+        self.gzip: bool = False
+        self.marks: int = 0
+
+    def names_of(self, ip: str) -> tuple[str, ...]:
+        return self.names.get(ip, ())
 
 
 def rpc_of_body(body: bytes) -> tuple[StratumMessage, ...]:
@@ -216,6 +225,17 @@ class CoreEngine:
             raise CaptureError(*err)
         return total
 
+    def run_ring(
+        self, ring: _core.Ring, timeout_ms: int, dns: _core.Ring | None = None
+    ) -> int:
+        """Read what a live ring holds (waiting up to `timeout_ms` when it is empty), plus
+        every DNS answer of the side-channel ring; returns frames read from `ring`."""
+        n, events = self.core.run_ring(ring, timeout_ms, dns)
+        self.frames += n
+        if events:
+            self._handle(events)
+        return int(n)
+
     def finish(self) -> None:
         """End of input: flush every flow (and with it any last evidence)."""
         self._handle(self.core.finish())
@@ -268,7 +288,7 @@ class CoreEngine:
         det = self.detector
         for kind, handle, d, ts, body in events:
             if kind == _core.K_OPEN:
-                self._open(handle, ts, body)
+                self._open(handle, body)
                 continue
             if handle == 0:
                 self._global(kind, ts, body)
@@ -287,26 +307,29 @@ class CoreEngine:
                 # The end of one packet's events: as the per-packet engine did, the remote
                 # check (first time) and then the alert decision.
                 if not ins.remote_checked:
-                    names = st.names
-                    det.check_remote(flow, ins, ts, lambda ip: names.get(ip, ()))
+                    det.check_remote(flow, ins, ts, st.names_of)
                 det.settle(flow, ins, ts)
                 self._sync_marks(st)
             elif kind == _core.K_STREAM:
                 data, midstream = body
                 self._lines(st, d, data, ts, midstream)
             elif kind == _core.K_CLIENT_HELLO:
-                ev = ClientHello(
+                hello = ClientHello(
                     body[0], tuple(body[1]), body[2], body[3], tuple(body[4]), body[5],
                     body[6], body[7], body[8], tuple(body[9]), tuple(body[10]),
                 )
-                det.on_event(flow, ins, d, ev, ts)
-                if ev.sni and not ins.kinds:
+                det.on_event(flow, ins, d, hello, ts)
+                if hello.sni and not ins.kinds:
                     # An ordinary site by name: the rest is encrypted and of no interest.
                     self._mark(st, _core.MARK_DONE)
             elif kind == _core.K_HTTP:
                 head, raw = body
                 msg = HttpMessage(
-                    *head[:11], rpc=rpc_of_body(raw) if raw else (), upgrade=head[11]
+                    is_request=head[0], method=head[1], path=head[2], status=head[3],
+                    host=head[4], user_agent=head[5], content_type=head[6],
+                    x_mining_extensions=head[7], x_stratum=head[8], x_long_polling=head[9],
+                    authorization_user=head[10], upgrade=head[11],
+                    rpc=rpc_of_body(raw) if raw else (),
                 )
                 self._event(st, d, msg, ts)
             elif kind == _core.K_SAMPLE:
@@ -339,7 +362,7 @@ class CoreEngine:
                 det.pool_answer(flow, ins, body[0], body[1], ts)
                 self._sync_marks(st)
 
-    def _open(self, handle: int, ts: float, body: Any) -> None:
+    def _open(self, handle: int, body: Any) -> None:
         proto, a_ip, a_port, b_ip, b_port, first_ts, midflow, vlan, names_a, names_b = body
         flow = CoreFlow(handle, proto, a_ip, a_port, b_ip, b_port, first_ts, midflow, vlan)
         names: dict[str, tuple[str, ...]] = {}

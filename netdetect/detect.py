@@ -266,7 +266,13 @@ class Detector:
             self._sv2(ins, d, ev, ts)
 
     def _stratum(
-        self, _flow: FlowView, ins: Inspection, d: int, ev: StratumMessage, ts: float, via_http: bool
+        self,
+        _flow: FlowView,
+        ins: Inspection,
+        d: int,
+        ev: StratumMessage,
+        ts: float,
+        via_http: bool,
     ) -> None:
         if not ev.mining:
             return

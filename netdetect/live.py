@@ -45,8 +45,8 @@ from netdetect.capture.afpacket import (
     interface_linktype,
     pid_fanout_group,
 )
-from netdetect.detect import DEFAULT_HOME_NET
 from netdetect.core_engine import CoreEngine
+from netdetect.detect import DEFAULT_HOME_NET
 from netdetect.errors import NetdetectError
 from netdetect.intel import Intel, load_intel
 from netdetect.metrics import SensorMetrics, stats_line
