@@ -289,10 +289,12 @@ pub struct Engine {
     pub cfg: Config,
     pub intel: Prefilter,
     pub packets: PacketDecoder,
+    side_packets: PacketDecoder,
     pub pdns: PassiveDns,
     pub counters: Counters,
     /// UDP DNS arrives through `feed_dns` (a live worker's side channel), not `feed`.
     pub dns_elsewhere: bool,
+    in_side: bool,
     flows: HashMap<Key, Flow>,
     handles: HashMap<u64, Key>,
     /// Creation order for eviction; stale handles are skipped lazily.
@@ -318,9 +320,11 @@ impl Engine {
             cfg,
             intel,
             packets: PacketDecoder::new(),
+            side_packets: PacketDecoder::new(),
             pdns,
             counters: Counters::default(),
             dns_elsewhere: false,
+            in_side: false,
             flows: HashMap::new(),
             handles: HashMap::new(),
             order: VecDeque::new(),
@@ -388,9 +392,6 @@ impl Engine {
         if pkt.proto != TCP && pkt.proto != UDP {
             return;
         }
-        if self.dns_elsewhere && pkt.proto == UDP && is_dns(&pkt) {
-            return;
-        }
         self.feed_packet(ts, &pkt);
     }
 
@@ -398,14 +399,17 @@ impl Engine {
     /// whichever worker the fanout hashed it to, so passive DNS does not depend on the
     /// worker a packet lands on. Only UDP DNS is taken from it.
     pub fn feed_dns(&mut self, ts: f64, linktype: u32, frame: &[u8]) {
-        let Some(pkt) = self.packets.decode(linktype, frame) else {
+        // Its own decoder: the side channel's packets are not the worker's packets.
+        let Some(pkt) = self.side_packets.decode(linktype, frame) else {
             return;
         };
         if pkt.proto == UDP && is_dns(&pkt) {
             if ts > self.last_ts {
                 self.last_ts = ts;
             }
+            self.in_side = true;
             self.udp(ts, &pkt);
+            self.in_side = false;
         }
     }
 
@@ -1015,6 +1019,10 @@ impl Engine {
         let (sp, dp) = (pkt.sport, pkt.dport);
         let payload = pkt.payload;
         if DNS_PORTS.contains(&sp) || DNS_PORTS.contains(&dp) {
+            if self.dns_elsewhere && !self.in_side {
+                // The side channel brings every answer; the flow was counted above.
+                return;
+            }
             // Only answers feed passive DNS; queries are skipped before any parsing.
             if payload.len() < 12 || payload[2] & 0x80 == 0 {
                 return;
@@ -1322,6 +1330,7 @@ impl Engine {
         let c = &self.counters;
         let mut v: Vec<(&'static str, u64)> = self.packets.counters.items().to_vec();
         v.extend([
+            ("dns_side_packets", self.side_packets.counters.packets),
             ("flows_active", self.flows.len() as u64),
             ("flows_created", c.flows_created),
             ("flows_expired", c.flows_expired),

@@ -183,3 +183,59 @@ def test_ambient_capabilities_are_dropped_after_opening(netns: NetnsFactory,
     assert s.stop() == 0
     assert sum(w["packets"] for w in s.final_counters().values()) == sent
     assert miners(s) == EXPECTED_MINERS
+
+
+def pool_dns_then_flows(path: Path, n: int) -> Path:
+    """One DNS answer naming a pool address, then `n` flows to it whose only evidence is
+    that answer: which worker gets the answer must not decide whether they alert."""
+    from scapy.layers.dns import DNS, DNSQR, DNSRR
+    from scapy.layers.inet import UDP
+
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    answer = (eth / IP(src="10.9.0.53", dst="10.9.1.1") / UDP(sport=53, dport=33333)
+              / DNS(id=7, qr=1, qd=DNSQR(qname="pool.supportxmr.com"),
+                    an=DNSRR(rrname="pool.supportxmr.com", ttl=600, rdata="198.51.100.23")))
+    answer.time = 1000.0
+    frames = [answer]
+    for i in range(n):
+        c = dict(src=f"10.9.1.{i + 2}", dst="198.51.100.23")
+        sport = 41000 + i
+        t = 1000.5 + i * 0.01
+        for k, (pkt, d) in enumerate((
+            (TCP(sport=sport, dport=7777, flags="S", seq=100), 0),
+            (TCP(sport=7777, dport=sport, flags="SA", seq=500, ack=101), 1),
+            (TCP(sport=sport, dport=7777, flags="PA", seq=101, ack=501) / b"hello\n", 0),
+        )):
+            ip = IP(**c) if d == 0 else IP(src=c["dst"], dst=c["src"])
+            frame = eth / ip / pkt
+            frame.time = t + k * 0.001
+            frames.append(frame)
+    wrpcap(str(path), frames)
+    return path
+
+
+def test_passive_dns_does_not_depend_on_the_worker(netns: NetnsFactory, tmp_path: Path,
+                                                   sniffs: list[Sniff]) -> None:
+    cap = pool_dns_then_flows(tmp_path / "pooldns.pcap", 16)
+    results = []
+    for workers in ("1", "2"):
+        ns = netns(f"pdns{workers}")
+        ns.veth("va", "vb")
+        (tmp_path / workers).mkdir()
+        s = start(ns, tmp_path / workers, sniffs, "--workers", workers)
+        tcpreplay(ns, "va", cap)
+        assert s.stop() == 0
+        alerts = [a for a in s.eve() if a["event_type"] == "alert"]
+        results.append(sorted(
+            (a["src_port"], a["netdetect"]["score"],
+             tuple(sorted(e["kind"] for e in a["netdetect"]["evidence"])))
+            for a in alerts
+        ))
+        if workers == "2":
+            # Both workers carried some of the flows: the answer reached only one of them
+            # through the fanout, the other through its DNS side channel.
+            per = s.final_counters()
+            assert all(w["flows_created"] > 0 for w in per.values())
+    assert results[0] == results[1]
+    assert len(results[1]) == 16
+    assert all("pool-dns" in kinds for _port, _score, kinds in results[1])
