@@ -198,7 +198,7 @@ def pool_dns_then_flows(path: Path, n: int) -> Path:
     answer.time = 1000.0
     frames = [answer]
     for i in range(n):
-        c = dict(src=f"10.9.1.{i + 2}", dst="198.51.100.23")
+        c = {"src": f"10.9.1.{i + 2}", "dst": "198.51.100.23"}
         sport = 41000 + i
         t = 1000.5 + i * 0.01
         for k, (pkt, d) in enumerate((
