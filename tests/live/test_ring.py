@@ -198,7 +198,7 @@ def pool_dns_then_flows(path: Path, n: int) -> Path:
     answer.time = 1000.0
     frames = [answer]
     for i in range(n):
-        c = {"src": f"10.9.1.{i + 2}", "dst": "198.51.100.23"}
+        client, pool = f"10.9.1.{i + 2}", "198.51.100.23"
         sport = 41000 + i
         t = 1000.5 + i * 0.01
         for k, (pkt, d) in enumerate((
@@ -206,7 +206,7 @@ def pool_dns_then_flows(path: Path, n: int) -> Path:
             (TCP(sport=7777, dport=sport, flags="SA", seq=500, ack=101), 1),
             (TCP(sport=sport, dport=7777, flags="PA", seq=101, ack=501) / b"hello\n", 0),
         )):
-            ip = IP(**c) if d == 0 else IP(src=c["dst"], dst=c["src"])
+            ip = IP(src=client, dst=pool) if d == 0 else IP(src=pool, dst=client)
             frame = eth / ip / pkt
             frame.time = t + k * 0.001
             frames.append(frame)
