@@ -7,7 +7,7 @@ import json
 import os
 import stat
 from datetime import UTC, datetime
-from functools import cache
+from functools import cache, lru_cache
 from typing import IO, Any
 
 from netdetect.errors import NetdetectError
@@ -75,13 +75,19 @@ def _community() -> Any:
 
 def community_id(s: Suspect) -> str | None:
     """Community ID v1 (seed 0) of the flow, as Zeek, Suricata and Arkime compute it."""
-    import communityid
-
     proto = _PROTO_NUMBERS.get(s.proto)
     if proto is None:
         return None
-    tpl = communityid.FlowTuple(proto, s.miner.ip, s.pool.ip, s.miner.port, s.pool.port)
-    result: str | None = _community().calc(tpl)
+    return _community_id(proto, s.miner.ip, s.pool.ip, s.miner.port, s.pool.port)
+
+
+@lru_cache(maxsize=4096)
+def _community_id(proto: int, src: str, dst: str, sport: int, dport: int) -> str | None:
+    # Cached: an alert and its flow record name the same flow, and the library parses the
+    # addresses on every call (~0.2 ms).
+    import communityid
+
+    result: str | None = _community().calc(communityid.FlowTuple(proto, src, dst, sport, dport))
     return result
 
 
