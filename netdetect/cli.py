@@ -148,7 +148,7 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("-v", "--verbose", action="store_true",
                     help="also list each file's entry count and every allowlist entry with "
                     "its reason")
-    from netdetect.intel.importers import FORMATS
+    from netdetect.intel.formats import FORMATS
 
     si = ssub.add_parser("import", help="convert a public list into the project's format")
     si.add_argument("format", choices=sorted(FORMATS))

@@ -15,7 +15,6 @@ from netdetect.capture.prefilter import HEAD_PACKETS, SMALL_PAYLOAD, Prefiltered
 from netdetect.core_engine import CoreEngine
 from netdetect.correlate import correlate
 from netdetect.detect import DEFAULT_HOME_NET
-from netdetect.engine import Engine
 from netdetect.errors import CaptureError
 from netdetect.intel import Intel
 from netdetect.model import Alert, FlowEnd, Suspect
@@ -293,6 +292,8 @@ def replay(
     if engine_kind == "core" and prefilter is None:
         return _replay_core(paths, intel=intel, sinks=sinks, home_net=home_net,
                             max_flows=max_flows, progress=progress, on_error=on_error)
+    from netdetect.engine import Engine  # the differential oracle only
+
     result = RunResult()
     engine = Engine(
         intel,
@@ -423,6 +424,8 @@ async def replay_confirmed(
         return await _replay_confirmed_core(
             paths, intel=intel, confirmer=confirmer, sinks=sinks, home_net=home_net,
             max_flows=max_flows, progress=progress)
+    from netdetect.engine import Engine  # the differential oracle only
+
     result = RunResult()
     engine = Engine(intel, home_net=home_net, max_flows=max_flows)
     files = _Files(expand_inputs(paths, result), result, progress,

@@ -16,6 +16,7 @@ from typing import TypeVar
 from urllib.parse import urlsplit
 
 from netdetect.asciinum import is_ascii_digits, parse_uint
+from netdetect.intel.formats import FORMATS
 from netdetect.intel.mmdb import Network
 from netdetect.intel.store import (
     ALLOW_DOMAINS,
@@ -31,21 +32,6 @@ from netdetect.intel.store import (
 )
 
 # fmt -> (what it holds, default category or "allow")
-FORMATS: dict[str, tuple[str, str]] = {
-    "maltrail": ("Maltrail trail file: IP:port, bare IPs, domains, URLs", "pool"),
-    "coinblocker-domains": ("one domain per line (CoinBlockerLists list*.txt)", "pool"),
-    "coinblocker-ips": ("one IPv4 address per line (CoinBlockerLists IP lists)", "pool"),
-    "hosts": ("hosts file: '0.0.0.0 domain' lines", "pool"),
-    "adblock": ("Adblock Plus filters: ||domain^ rules (NoCoin)", "browser-miner"),
-    "ndpi": ("nDPI category file: domain<TAB>category", "browser-miner"),
-    "smashed-csv": (
-        "sMaSheD CSV: pool_name,pool_url,server_fqdn,port,coin,resolved_ipv4_2018",
-        "pool",
-    ),
-    "ip-list": ("one address per line, [IPv6] allowed, # comments", "pool"),
-    "allow-domains": ("allowlist: one domain per line, # comments", "allow"),
-    "allow-ips": ("allowlist: one address per line, # comments", "allow"),
-}
 
 SMASHED_COLUMNS = ("pool_name", "pool_url", "server_fqdn", "port", "coin", "resolved_ipv4_2018")
 
