@@ -543,6 +543,10 @@ impl Engine {
         self.handles.insert(handle, key);
         self.order.push_back(handle);
         self.counters.flows_created += 1;
+        let mem = self.memory();
+        if mem > self.counters.memory_peak {
+            self.counters.memory_peak = mem;
+        }
     }
 
     fn index_addr(&mut self, addr: IpAddr, handle: u64) {
