@@ -17,10 +17,9 @@ from netdetect.decoders.events import (
     ClientHello,
     Event,
     HttpMessage,
-    StratumMessage,
     Sv2Message,
 )
-from netdetect.decoders.jsonrpc import parse_json_messages
+from netdetect.decoders.jsonrpc import messages_of_body, parse_json_messages
 from netdetect.decoders.stratum import LineDecoder
 from netdetect.detect import (
     DEFAULT_HOME_NET,
@@ -102,26 +101,6 @@ class _State:
 
     def names_of(self, ip: str) -> tuple[str, ...]:
         return self.names.get(ip, ())
-
-
-def rpc_of_body(body: bytes) -> tuple[StratumMessage, ...]:
-    """JSON-RPC messages of an HTTP body: the whole body, else one JSON value per line."""
-    text = body.strip()
-    if not text or text[:1] not in (b"{", b"["):
-        return ()
-    try:
-        return tuple(parse_json_messages(text))
-    except DecodeError:
-        pass
-    msgs: list[StratumMessage] = []
-    for raw in text.split(b"\n"):
-        line = raw.strip()
-        if line[:1] in (b"{", b"["):
-            try:
-                msgs.extend(parse_json_messages(line))
-            except DecodeError:
-                continue
-    return tuple(msgs)
 
 
 class CoreEngine:
@@ -329,7 +308,7 @@ class CoreEngine:
                     host=head[4], user_agent=head[5], content_type=head[6],
                     x_mining_extensions=head[7], x_stratum=head[8], x_long_polling=head[9],
                     authorization_user=head[10], upgrade=head[11],
-                    rpc=rpc_of_body(raw) if raw else (),
+                    rpc=messages_of_body(raw) if raw else (),
                 )
                 self._event(st, d, msg, ts)
             elif kind == _core.K_SAMPLE:

@@ -16,7 +16,7 @@ import zlib
 from typing import Final
 
 from netdetect.decoders.events import Event, HttpMessage, StratumMessage
-from netdetect.decoders.jsonrpc import parse_json_messages
+from netdetect.decoders.jsonrpc import messages_of_body
 from netdetect.errors import DecodeError
 
 __all__ = ["HttpDecoder"]
@@ -328,23 +328,7 @@ class HttpDecoder:
         coding = fields.get("content-encoding", "").strip().lower()
         if coding in ("gzip", "x-gzip", "deflate"):
             body = self._inflate(body, coding)
-        text = body.strip()
-        if not text or text[:1] not in (b"{", b"["):
-            return ()
-        try:
-            return tuple(parse_json_messages(text))
-        except DecodeError:
-            pass
-        # Some clients put one JSON value per line in a body (e.g. a trailing LF plus extra).
-        msgs: list[StratumMessage] = []
-        for raw in text.split(b"\n"):
-            line = raw.strip()
-            if line[:1] in (b"{", b"["):
-                try:
-                    msgs.extend(parse_json_messages(line))
-                except DecodeError:
-                    continue
-        return tuple(msgs)
+        return messages_of_body(body)
 
     def _inflate(self, body: bytes, coding: str) -> bytes:
         wbits = 31 if "gzip" in coding else 15

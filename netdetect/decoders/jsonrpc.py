@@ -552,3 +552,24 @@ def parse_json_messages(text: bytes | bytearray | memoryview) -> list[StratumMes
                 out.append(one)
         return out
     return []
+
+
+def messages_of_body(body: bytes) -> tuple[StratumMessage, ...]:
+    """JSON-RPC messages of an HTTP body: the whole body, else one JSON value per line (some
+    clients put a trailing LF plus extra values in a body). Anything else: none."""
+    text = body.strip()
+    if not text or text[:1] not in (b"{", b"["):
+        return ()
+    try:
+        return tuple(parse_json_messages(text))
+    except DecodeError:
+        pass
+    msgs: list[StratumMessage] = []
+    for raw in text.split(b"\n"):
+        line = raw.strip()
+        if line[:1] in (b"{", b"["):
+            try:
+                msgs.extend(parse_json_messages(line))
+            except DecodeError:
+                continue
+    return tuple(msgs)
