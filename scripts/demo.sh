@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs netdetect into .venv and replays the bundled demo capture: prints the alerts.
-# Installs only what replay needs (python3-venv when missing, the package and its runtime
-# dependencies); no test tools, and it starts, stops or reconfigures no system service.
+# Installs only what replay needs (python3-venv when missing, the package with its compiled
+# core and runtime dependencies); no test tools, and it starts, stops or reconfigures no system service.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -14,6 +14,14 @@ if ! "$PY" -c 'import venv, ensurepip' 2>/dev/null; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends python3-venv >/dev/null
+fi
+# The compiled core is built from source by maturin: it needs a Rust toolchain (rustup's).
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "demo: no Rust toolchain (cargo) found; install one with rustup (https://rustup.rs)" >&2
+  exit 2
 fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
