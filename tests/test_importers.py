@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 
 from netdetect.errors import SignatureError
 from netdetect.intel import check_signatures, load_intel
-from netdetect.intel.importers import _PARSERS, FORMATS, ImportResult, _Collector, import_list
+from netdetect.intel.formats import FORMATS
+from netdetect.intel.importers import _PARSERS, ImportResult, _Collector, import_list
 
 REPO_SIGS = Path(__file__).resolve().parents[1] / "signatures"
 LISTS = Path(__file__).resolve().parents[1].parent / "shared" / "lists"
