@@ -24,7 +24,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-TARGET_RATIO = 3.0  # netdetect packets/s over ndpiReader packets/s, full detection, one core (2x floor)
+TARGET_RATIO = 3.0  # netdetect over ndpiReader packets/s, full detection, one core (2x floor)
 TARGET_RSS_MB = 150.0
 
 Triple = tuple[str, str, int]
