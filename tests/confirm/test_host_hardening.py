@@ -6,14 +6,30 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from netdetect.agent.protocol import load_private_key, publish_properties, seal_query
+from netdetect.agent.schema import SCHEMA_VERSION, HostQuery
+from netdetect.agent.topics import query_topic, report_filter, report_topic
 from netdetect.model import Verdict
 
-from .conftest import AgentProcess, Broker, Miner, suspect
+from .conftest import (
+    SENSOR,
+    AgentProcess,
+    Broker,
+    Miner,
+    mqtt_as,
+    next_message,
+    suspect,
+    wait_status,
+)
 from .test_loop import _pool_port, open_confirmer, start_agent
 
 pytestmark = pytest.mark.broker
@@ -49,3 +65,44 @@ def test_non_utf8_argv_and_file_names_do_not_blind_the_report(
         assert not any("collector failed" in e for e in report.errors)
 
     asyncio.run(run())
+
+
+def _signed_query(broker: Broker, response: str) -> tuple[HostQuery, bytes]:
+    now = time.time()
+    query = msgspec.convert({
+        "v": SCHEMA_VERSION, "host_id": "web-01", "nonce": secrets.token_hex(16),
+        "issued_at": now, "expires_at": now + 50,
+        "flow": {"proto": "tcp", "remote_ip": "192.0.2.1", "remote_port": 3333},
+        "cpu_window": 0.0,
+    }, HostQuery)
+    return query, seal_query(query, response, load_private_key(broker.pki.signing_key))
+
+
+def test_answered_query_replayed_after_agent_restart_is_refused(
+    tmp_path: Path, broker: Broker, spawn_agent: Callable[..., AgentProcess],
+) -> None:
+    # No state_dir: the default, next to the agent's config, has to be enough.
+    first = start_agent(tmp_path, broker, spawn_agent)
+    response = report_topic(SENSOR, "web-01")
+    query, envelope = _signed_query(broker, response)
+    props = publish_properties(correlation=query.nonce.encode(), response_topic=response)
+
+    async def ask(expect_answer: bool) -> None:
+        async with mqtt_as(broker, SENSOR, f"sensor-1-probe-{time.monotonic_ns()}") as probe:
+            await probe.subscribe(report_filter(SENSOR), qos=1)
+            await probe.publish(query_topic("web-01"), envelope, qos=1, properties=props)
+            answer = await next_message(probe, 5 if expect_answer else 1.5)
+        assert (answer is not None) is expect_answer
+
+    asyncio.run(ask(expect_answer=True))
+    # Killed, not stopped: the nonce must already be on disk when the answer is out.
+    first.signal(signal.SIGKILL)
+    first.wait(10)
+    second = start_agent(tmp_path, broker, spawn_agent)
+    assert second.pid != first.pid
+    asyncio.run(ask(expect_answer=False))
+    status = asyncio.run(wait_status(broker, "web-01",
+                                     lambda s: s.pid == second.pid and "replayed" in s.counters))
+    assert status.counters["replayed"] == 1
+    assert "answered" not in status.counters
+    assert (tmp_path / "web-01.nonces.json").is_file()
