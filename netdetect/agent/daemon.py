@@ -2,7 +2,7 @@
 
 It runs nothing a message names. A query is answered only when it is signed by a trusted
 sensor key, fresh, meant for this host, not a replay, and asks for an answer inside
-``netdetect/v1/sensors/+/reports/<this host>``; every refusal is counted by reason, and the
+``netdetect/v1/sensors/+/+/reports/<this host>``; every refusal is counted by reason, and the
 counters travel in the retained status message so an operator (or a test) can read them.
 
 A query beyond `max_concurrent` reports in progress is not queued: it gets a small "busy"

@@ -22,6 +22,7 @@ from netdetect.model import Verdict
 
 from .conftest import (
     SENSOR,
+    TOKEN,
     AgentProcess,
     Broker,
     Miner,
@@ -83,13 +84,13 @@ def test_answered_query_replayed_after_agent_restart_is_refused(
 ) -> None:
     # No state_dir: the default, next to the agent's config, has to be enough.
     first = start_agent(tmp_path, broker, spawn_agent)
-    response = report_topic(SENSOR, "web-01")
+    response = report_topic(SENSOR, TOKEN, "web-01")
     query, envelope = _signed_query(broker, response)
     props = publish_properties(correlation=query.nonce.encode(), response_topic=response)
 
     async def ask(expect_answer: bool) -> None:
         async with mqtt_as(broker, SENSOR, f"sensor-1-probe-{time.monotonic_ns()}") as probe:
-            await probe.subscribe(report_filter(SENSOR), qos=1)
+            await probe.subscribe(report_filter(SENSOR, TOKEN), qos=1)
             await probe.publish(query_topic("web-01"), envelope, qos=1, properties=props)
             answer = await next_message(probe, 5 if expect_answer else 1.5)
         assert (answer is not None) is expect_answer
@@ -106,3 +107,35 @@ def test_answered_query_replayed_after_agent_restart_is_refused(
     assert status.counters["replayed"] == 1
     assert "answered" not in status.counters
     assert (tmp_path / "web-01.nonces.json").is_file()
+
+
+def test_sensor_processes_sharing_an_id_do_not_see_each_others_reports(
+    tmp_path: Path, broker: Broker, spawn_agent: Callable[..., AgentProcess],
+    miners: Callable[..., Miner],
+) -> None:
+    start_agent(tmp_path, broker, spawn_agent, max_concurrent=8)
+    busy = miners(True)
+    pool_port = _pool_port(busy)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+
+    async def run() -> None:
+        # Two Confirmers from one sensor.toml: what a `replay --confirm` beside a running
+        # `sniff` amounts to on the broker (same certificate, same sensor id).
+        async with (open_confirmer(tmp_path / "a", broker) as a,
+                    open_confirmer(tmp_path / "b", broker) as b):
+            alerts = await asyncio.gather(
+                a.confirm(suspect("127.0.0.1", busy.local_port, pool_port)),
+                b.confirm(suspect("127.0.0.1", busy.local_port, pool_port)),
+                a.confirm(suspect("127.0.0.1", busy.local_port, pool_port)),
+            )
+            await asyncio.sleep(0.5)  # a stray report would arrive by now
+            for alert in alerts:
+                assert alert.verdict is Verdict.CONFIRMED, alert.reasons
+            for c in (a, b):
+                rejected = {k: v for k, v in c.counters().items() if k.startswith("report-rej")}
+                assert rejected == {}
+            assert a.counters()["reports-accepted"] == 2
+            assert b.counters()["reports-accepted"] == 1
+
+    asyncio.run(run())

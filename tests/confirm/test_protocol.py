@@ -43,9 +43,11 @@ from netdetect.agent.topics import (
 from netdetect.config import AgentConfig
 from netdetect.errors import AgentError
 
+from .conftest import TOKEN
+
 KEY = Ed25519PrivateKey.generate()
 TRUSTED = {key_id(KEY.public_key()): KEY.public_key()}
-RT = report_topic("sensor-1", "web-01")
+RT = report_topic("sensor-1", TOKEN, "web-01")
 NOW = 1_700_000_000.0
 
 
@@ -75,7 +77,7 @@ def test_seal_open_round_trip() -> None:
 def test_signature_binds_the_response_topic() -> None:
     env = seal_query(make_query(), RT, KEY)
     with pytest.raises(Rejected) as err:
-        open_query(env, report_topic("sensor-2", "web-01"), TRUSTED)
+        open_query(env, report_topic("sensor-2", TOKEN, "web-01"), TRUSTED)
     assert err.value.reason == "bad-signature"
 
 
@@ -157,7 +159,7 @@ def admit(g: Gate, q: HostQuery, rt: str = RT, corr: bytes | None = None) -> Hos
         (make_query(expires_at=NOW + 1000), RT, "ttl-too-long"),
         (make_query(expires_at=NOW - 1), RT, "malformed"),
         (make_query(), "netdetect/v1/hosts/web-01/query", "bad-response-topic"),
-        (make_query(), report_topic("sensor-1", "db-01"), "bad-response-topic"),
+        (make_query(), report_topic("sensor-1", TOKEN, "db-01"), "bad-response-topic"),
         (make_query(nonce="NOT-HEX" + "0" * 25), RT, "malformed"),
     ],
 )
@@ -220,8 +222,8 @@ def test_topic_helpers() -> None:
     assert host_of_status_topic("netdetect/v1/hosts/web-01/status") == "web-01"
     assert host_of_status_topic("netdetect/v1/hosts/+/status") is None
     assert host_of_status_topic("netdetect/v1/hosts/web-01/query") is None
-    assert host_of_report_topic(RT, "sensor-1") == "web-01"
-    assert host_of_report_topic(RT, "sensor-2") is None
+    assert host_of_report_topic(RT, "sensor-1", TOKEN) == "web-01"
+    assert host_of_report_topic(RT, "sensor-2", TOKEN) is None
     assert response_topic_ok(RT, "web-01")
     assert not response_topic_ok(RT + "/x", "web-01")
     assert not response_topic_ok("netdetect/v1/sensors/#/reports/web-01", "web-01")
