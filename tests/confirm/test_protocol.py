@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -293,3 +294,34 @@ def test_refused_reads_reason_codes() -> None:
     assert refused(0x80)
     assert not refused(1)
     assert not refused(0)
+
+
+def _stateful_gate(path: Path, now: float) -> Gate:
+    cfg = AgentConfig(host_id="web-01", mqtt=None, trusted_keys=(),  # type: ignore[arg-type]
+                      clock_skew=5.0, max_query_ttl=120.0, nonce_cache=16)
+    return Gate(cfg, TRUSTED, clock=lambda: now, state=path)
+
+
+def test_gate_state_file_survives_restart_and_drops_expired(tmp_path: Path) -> None:
+    path = tmp_path / "web-01.nonces.json"
+    g = _stateful_gate(path, NOW + 1)
+    old = make_query(nonce="a" * 32, expires_at=NOW + 10)
+    live = make_query(nonce="b" * 32, expires_at=NOW + 100)
+    assert admit(g, old) == old
+    assert admit(g, live) == live
+    assert not list(tmp_path.glob(".*tmp"))  # replaced, not left behind
+    # A restart after `old` (plus the clock skew) expired: only `live` is still remembered.
+    later = _stateful_gate(path, NOW + 20)
+    assert dict(later._nonces) == {"b" * 32: NOW + 105}
+
+
+def test_gate_unreadable_state_refuses_queries_issued_before_start(tmp_path: Path) -> None:
+    path = tmp_path / "web-01.nonces.json"
+    path.write_bytes(b"{not json")
+    g = _stateful_gate(path, NOW + 1)
+    assert g.counters["nonce-state-unreadable"] == 1
+    with pytest.raises(Rejected) as err:
+        admit(g, make_query())
+    assert err.value.reason == "issued-before-start"
+    fresh = make_query(nonce="e" * 32, issued_at=NOW + 2, expires_at=NOW + 30)
+    assert admit(g, fresh) == fresh
