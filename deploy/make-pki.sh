@@ -109,7 +109,7 @@ for s in $sensors; do
 # add to the broker ACL file for sensor $s:
 user $s
 topic write netdetect/v1/hosts/+/query
-topic read netdetect/v1/sensors/$s/reports/+
+topic read netdetect/v1/sensors/$s/+/reports/+
 topic read netdetect/v1/hosts/+/status
 topic write netdetect/v1/alerts
 ACL

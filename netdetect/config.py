@@ -452,6 +452,7 @@ class AgentConfig:
     max_query_ttl: float = 300.0  # queries valid longer than this are refused
     nonce_cache: int = 4096  # nonces remembered for replay detection
     status_interval: float = 60.0  # seconds between status refreshes (counters, liveness)
+    state_dir: Path | None = None  # where answered nonces survive a restart
     source: Path | None = None
 
 
@@ -474,6 +475,11 @@ def load_agent_config(path: Path) -> AgentConfig:
     max_query_ttl = agent.number("max_query_ttl", 300.0, lo=1, hi=86400)
     nonce_cache = agent.integer("nonce_cache", 4096, lo=16, hi=10_000_000)
     status_interval = agent.number("status_interval", 60.0, lo=0.05, hi=86400)
+    # Without a state directory a restart would forget which queries were answered; next to
+    # the config is the fallback so that a replay cache exists even in a minimal deployment.
+    state_dir = agent.path("state_dir", None)
+    if isinstance(state_dir, Path) and state_dir.exists() and not state_dir.is_dir():
+        doc.error(("agent", "state_dir"), f"{state_dir} is not a directory")
     agent.done()
     mqtt_sec = root.section("mqtt", required=True)
     mqtt = _mqtt(mqtt_sec) if mqtt_sec.table else None
@@ -492,5 +498,6 @@ def load_agent_config(path: Path) -> AgentConfig:
         max_query_ttl=max_query_ttl,
         nonce_cache=nonce_cache,
         status_interval=status_interval,
+        state_dir=state_dir if isinstance(state_dir, Path) else path.resolve().parent,
         source=path,
     )

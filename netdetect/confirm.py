@@ -39,6 +39,7 @@ from netdetect.agent.schema import (
 from netdetect.agent.topics import (
     host_of_report_topic,
     host_of_status_topic,
+    new_process_token,
     query_topic,
     report_filter,
     report_topic,
@@ -99,6 +100,8 @@ class Confirmer:
         self.clock = clock
         self._key = signing_key or load_private_key(config.confirm.signing_key)
         self._counters: Counter[str] = Counter()
+        # Reports come back on topics only this Confirmer subscribes to; see agent.topics.
+        self.token = new_process_token()
         self._pending: dict[str, _Pending] = {}
         self._statuses: dict[str, Status] = {}
         self._client: aiomqtt.Client | None = None
@@ -160,7 +163,7 @@ class Confirmer:
         # its id, so a `replay --confirm` next to a running `sniff` with the same sensor.toml
         # would have the two knock each other off forever. Nothing needs a stable id: the
         # session is clean and reports arrive by topic, not by client.
-        identifier = f"{self.config.sensor_id}-confirm-{secrets.token_hex(4)}"
+        identifier = f"{self.config.sensor_id}-confirm-{self.token}"
         while True:
             try:
                 client = aiomqtt.Client(
@@ -193,7 +196,7 @@ class Confirmer:
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
         codes = await client.subscribe(
-            [(report_filter(self.config.sensor_id), 1), (status_filter(), 1)]
+            [(report_filter(self.config.sensor_id, self.token), 1), (status_filter(), 1)]
         )
         if any(refused(c) for c in codes):
             raise AgentError(f"broker refused the sensor subscriptions: {codes}")
@@ -212,7 +215,7 @@ class Confirmer:
         if status_host is not None:
             self._on_status(status_host, payload)
             return
-        report_host = host_of_report_topic(topic, self.config.sensor_id)
+        report_host = host_of_report_topic(topic, self.config.sensor_id, self.token)
         if report_host is None:
             self._reject("bad-topic", topic)
             return
@@ -356,7 +359,7 @@ class Confirmer:
             pool_host=suspect.pool_facts.host,
             wallet=wallet_of(suspect.miner_facts.login),
         )
-        response = report_topic(self.config.sensor_id, host_id)
+        response = report_topic(self.config.sensor_id, self.token, host_id)
         payload = seal_query(query, response, self._key)
         future: asyncio.Future[HostReport] = loop.create_future()
         self._pending[nonce] = _Pending(host_id, future)

@@ -2,7 +2,7 @@
 
 It runs nothing a message names. A query is answered only when it is signed by a trusted
 sensor key, fresh, meant for this host, not a replay, and asks for an answer inside
-``netdetect/v1/sensors/+/reports/<this host>``; every refusal is counted by reason, and the
+``netdetect/v1/sensors/+/+/reports/<this host>``; every refusal is counted by reason, and the
 counters travel in the retained status message so an operator (or a test) can read them.
 
 A query beyond `max_concurrent` reports in progress is not queued: it gets a small "busy"
@@ -44,7 +44,7 @@ from netdetect.agent.protocol import (
     tls_context,
 )
 from netdetect.agent.schema import BUSY_PREFIX, SCHEMA_VERSION, HostQuery, HostReport
-from netdetect.agent.topics import query_topic, response_topic_ok, status_topic
+from netdetect.agent.topics import query_topic, response_topic_ok, status_topic, valid_nonce
 from netdetect.config import AgentConfig, load_agent_config
 from netdetect.errors import AgentError, ConfigError
 
@@ -89,20 +89,89 @@ def busy_report(query: HostQuery, host_id: str, in_flight: int) -> HostReport:
                           f"{BUSY_PREFIX} agent at capacity ({in_flight} reports in progress)")
 
 
+_nonce_file_decoder = msgspec.json.Decoder(list[tuple[str, float]])
+
+
+def nonce_state_path(config: AgentConfig) -> Path | None:
+    """Where this agent keeps its answered nonces; per host id, as agents may share a dir."""
+    if config.state_dir is None:
+        return None
+    return config.state_dir / f"{config.host_id}.nonces.json"
+
+
 class Gate:
-    """Decides which queries to answer; owns the replay cache and the refusal counters."""
+    """Decides which queries to answer; owns the replay cache and the refusal counters.
+
+    With a `state` path the replay cache outlives the process: an answered query replayed
+    after a restart (within its expiry) is still refused. The file is rewritten, atomically,
+    before the answer goes out, so a crash cannot lose a nonce that was answered.
+    """
 
     def __init__(
         self,
         config: AgentConfig,
         trusted: dict[str, Ed25519PublicKey],
         clock: Callable[[], float] = time.time,
+        state: Path | None = None,
     ) -> None:
         self.config = config
         self.trusted = trusted
         self.clock = clock
         self.counters: Counter[str] = Counter()
         self._nonces: OrderedDict[str, float] = OrderedDict()  # nonce -> when to forget it
+        self._state = state
+        # Set when the remembered nonces could not be read: any query issued before this
+        # moment might have been answered already, so none of them is.
+        self._not_before: float | None = None
+        if state is not None:
+            self._load(state)
+
+    def _load(self, path: Path) -> None:
+        now = self.clock()
+        limit = self.config.nonce_cache * 64 + 4096  # ~50 bytes an entry; more is not ours
+        try:
+            with path.open("rb") as f:
+                raw = f.read(limit + 1)
+            entries = _nonce_file_decoder.decode(raw) if len(raw) <= limit else None
+        except FileNotFoundError:
+            return
+        except (OSError, msgspec.DecodeError) as exc:
+            self._unreadable(path, str(exc), now)
+            return
+        if entries is None:
+            self._unreadable(path, f"over {limit} bytes", now)
+            return
+        live = sorted((when, n) for n, when in entries if when >= now and valid_nonce(n))
+        for when, nonce in live[-self.config.nonce_cache:]:
+            self._nonces[nonce] = when
+
+    def _unreadable(self, path: Path, why: str, now: float) -> None:
+        self._not_before = now
+        self.counters["nonce-state-unreadable"] += 1
+        log.warning("answered nonces in %s unreadable (%s): refusing queries issued before now",
+                    path, why)
+
+    def _save(self) -> None:
+        path = self._state
+        if path is None:
+            return
+        raw = msgspec.json.encode(list(self._nonces.items()))
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        try:
+            fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+            try:
+                os.write(fd, raw)
+                os.fsync(fd)
+            finally:
+                os.close(fd)
+            tmp.replace(path)
+        except OSError as exc:
+            # Answering anyway: refusing every query on a full disk would let a miner blind
+            # its own confirmation; the cost is a replay window after a restart.
+            self.counters["nonce-state-failed"] += 1
+            log.warning("answered nonces not saved to %s: %s", path, exc)
+            with contextlib.suppress(OSError):
+                tmp.unlink()
 
     def admit(self, payload: bytes, response_topic: str | None,
               correlation: bytes | None) -> HostQuery:
@@ -135,7 +204,10 @@ class Gate:
             raise Rejected("bad-response-topic", response_topic[:200])
         if correlation != query.nonce.encode():
             raise Rejected("bad-correlation")
+        if self._not_before is not None and query.issued_at <= self._not_before:
+            raise Rejected("issued-before-start")
         self._remember(query.nonce, query.expires_at + cfg.clock_skew, now)
+        self._save()
         return query
 
     def _remember(self, nonce: str, forget_at: float, now: float) -> None:
@@ -192,7 +264,7 @@ class Agent:
                  trusted: dict[str, Ed25519PublicKey]) -> None:
         self.config = config
         self.collector = collector
-        self.gate = Gate(config, trusted)
+        self.gate = Gate(config, trusted, state=nonce_state_path(config))
         self.stop = asyncio.Event()
         # A blocking collector sleeps through its window in a thread, so it needs one per
         # report; a phased one only needs threads for the work.

@@ -7,6 +7,7 @@ without them.
 from __future__ import annotations
 
 import re
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,12 +42,22 @@ def status_filter() -> str:
     return f"{PREFIX}/hosts/+/status"
 
 
-def report_topic(sensor_id: str, host_id: str) -> str:
-    return f"{PREFIX}/sensors/{sensor_id}/reports/{host_id}"
+# Reports go to ``sensors/<sensor id>/<process token>/reports/<host id>``. The token is
+# random per sensor process: processes that share a sensor id (a `replay --confirm` beside a
+# running `sniff`) would otherwise each receive the other's reports and count them as forged.
 
 
-def report_filter(sensor_id: str) -> str:
-    return f"{PREFIX}/sensors/{sensor_id}/reports/+"
+def new_process_token() -> str:
+    """A fresh random token naming one sensor process's report topics."""
+    return secrets.token_hex(8)
+
+
+def report_topic(sensor_id: str, token: str, host_id: str) -> str:
+    return f"{PREFIX}/sensors/{sensor_id}/{token}/reports/{host_id}"
+
+
+def report_filter(sensor_id: str, token: str) -> str:
+    return f"{PREFIX}/sensors/{sensor_id}/{token}/reports/+"
 
 
 def host_of_status_topic(topic: str) -> str | None:
@@ -57,28 +68,30 @@ def host_of_status_topic(topic: str) -> str | None:
     return None
 
 
-def host_of_report_topic(topic: str, sensor_id: str) -> str | None:
-    """The host id in this sensor's report topic, or None when the topic is not one."""
+def host_of_report_topic(topic: str, sensor_id: str, token: str) -> str | None:
+    """The host id in this sensor process's report topic, or None when the topic is not one."""
     parts = topic.split("/")
     if (
-        len(parts) == 6
+        len(parts) == 7
         and parts[:3] == ["netdetect", "v1", "sensors"]
         and parts[3] == sensor_id
-        and parts[4] == "reports"
+        and parts[4] == token
+        and parts[5] == "reports"
     ):
-        return parts[5] if valid_id(parts[5]) else None
+        return parts[6] if valid_id(parts[6]) else None
     return None
 
 
 def response_topic_ok(topic: str, host_id: str) -> bool:
-    """True when `topic` is ``netdetect/v1/sensors/<one valid id>/reports/<host_id>``."""
+    """True when `topic` is ``netdetect/v1/sensors/<valid id>/<valid token>/reports/<host_id>``."""
     parts = topic.split("/")
     return (
-        len(parts) == 6
+        len(parts) == 7
         and parts[:3] == ["netdetect", "v1", "sensors"]
         and valid_id(parts[3])
-        and parts[4] == "reports"
-        and parts[5] == host_id
+        and valid_id(parts[4])
+        and parts[5] == "reports"
+        and parts[6] == host_id
     )
 
 

@@ -123,14 +123,37 @@ class MqttAlertSink:
             await asyncio.sleep(backoff.next())
 
     async def _drain(self, client: aiomqtt.Client) -> None:
-        while True:
-            while self._backlog:
-                payload = self._backlog[0]
-                await client.publish(self.topic, payload, qos=1,
-                                     timeout=self.settings.connect_timeout)
-                # Only now is it the broker's: a failed publish leaves it queued for the retry.
-                if self._backlog and self._backlog[0] is payload:
-                    self._backlog.popleft()
-                self.published += 1
-            self._wake.clear()
-            await self._wake.wait()
+        # Waiting only for new alerts, an idle sink would never learn that the broker went
+        # away: it would look connected until the next alert failed. The watcher ends (with
+        # MqttError) as soon as the client sees the connection drop or keepalive run out.
+        watcher = asyncio.create_task(self._watch(client))
+        waker: asyncio.Task[bool] | None = None
+        try:
+            while True:
+                while self._backlog:
+                    payload = self._backlog[0]
+                    await client.publish(self.topic, payload, qos=1,
+                                         timeout=self.settings.connect_timeout)
+                    # Only now is it the broker's: a failed publish leaves it queued.
+                    if self._backlog and self._backlog[0] is payload:
+                        self._backlog.popleft()
+                    self.published += 1
+                self._wake.clear()
+                waker = asyncio.create_task(self._wake.wait())
+                await asyncio.wait({waker, watcher}, return_when=asyncio.FIRST_COMPLETED)
+                if watcher.done():
+                    watcher.result()
+                    raise aiomqtt.MqttError("connection closed")
+                waker = None
+        finally:
+            for task in (watcher, waker):
+                if task is not None and not task.done():
+                    task.cancel()
+            if watcher.done() and not watcher.cancelled():
+                watcher.exception()  # seen: a publish failure may have ended the session first
+
+    @staticmethod
+    async def _watch(client: aiomqtt.Client) -> None:
+        # Nothing is subscribed, so no message arrives; the iterator exists to raise on loss.
+        async for _ in client.messages:
+            pass

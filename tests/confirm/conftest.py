@@ -29,6 +29,7 @@ REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 SENSOR = "sensor-1"
+TOKEN = "0123456789abcdef"  # a sensor process's report-topic token, for hand-made queries
 HOSTS = ("web-01", "db-01", "siem-forwarder")
 
 

@@ -18,7 +18,7 @@ from netdetect.agent.topics import (
     status_topic,
 )
 
-from .conftest import DEPLOY, SENSOR, Broker, mqtt_as, next_message
+from .conftest import DEPLOY, SENSOR, TOKEN, Broker, mqtt_as, next_message
 
 pytestmark = pytest.mark.broker
 
@@ -59,13 +59,13 @@ def test_host_cannot_publish_queries_or_speak_for_others(broker: Broker) -> None
             await db.subscribe(query_topic("db-01"), qos=1)
             await web.subscribe(query_topic("web-01"), qos=1)
             await sensor.subscribe(status_filter(), qos=1)
-            await sensor.subscribe(report_filter(SENSOR), qos=1)
+            await sensor.subscribe(report_filter(SENSOR, TOKEN), qos=1)
 
             await web.publish(query_topic("db-01"), b"forged query", qos=1)
             await web.publish(query_topic("web-01"), b"to itself", qos=1)
             fake = Status(state="offline", host_id="db-01", ts=0.0)
             await web.publish(status_topic("db-01"), encode_status(fake), qos=1, retain=True)
-            await web.publish(report_topic(SENSOR, "db-01"), b"forged report", qos=1)
+            await web.publish(report_topic(SENSOR, TOKEN, "db-01"), b"forged report", qos=1)
             await web.publish("netdetect/v1/alerts", b"forged alert", qos=1)
             assert await _received(db) == []
             assert await _received(web) == []
@@ -74,9 +74,9 @@ def test_host_cannot_publish_queries_or_speak_for_others(broker: Broker) -> None
             # The controls: what web-01 may do does arrive.
             own = Status(state="online", host_id="web-01", ts=0.0)
             await web.publish(status_topic("web-01"), encode_status(own), qos=1)
-            await web.publish(report_topic(SENSOR, "web-01"), b"own report", qos=1)
+            await web.publish(report_topic(SENSOR, TOKEN, "web-01"), b"own report", qos=1)
             assert sorted(await _received(sensor)) == sorted(
-                [status_topic("web-01"), report_topic(SENSOR, "web-01")])
+                [status_topic("web-01"), report_topic(SENSOR, TOKEN, "web-01")])
 
     asyncio.run(run())
 
@@ -89,13 +89,13 @@ def test_hosts_cannot_read_statuses_reports_or_alerts(broker: Broker) -> None:
             mqtt_as(broker, SENSOR, "sensor-1") as sensor,
             mqtt_as(broker, "siem-forwarder", "siem") as siem,
         ):
-            for topic in (status_filter(), report_filter(SENSOR), "netdetect/v1/alerts"):
+            for topic in (status_filter(), report_filter(SENSOR, TOKEN), "netdetect/v1/alerts"):
                 await web.subscribe(topic, qos=1)
             await siem.subscribe("netdetect/v1/alerts", qos=1)
             await db.publish(status_topic("db-01"),
                              encode_status(Status(state="online", host_id="db-01", ts=0.0)),
                              qos=1)
-            await db.publish(report_topic(SENSOR, "db-01"), b"report", qos=1)
+            await db.publish(report_topic(SENSOR, TOKEN, "db-01"), b"report", qos=1)
             await sensor.publish("netdetect/v1/alerts", b"{}", qos=1)
             assert await _received(siem) == ["netdetect/v1/alerts"]
             assert await _received(web) == []
@@ -109,8 +109,8 @@ def test_sensor_reads_only_its_own_reports(broker: Broker) -> None:
             mqtt_as(broker, "web-01", "web-01") as web,
             mqtt_as(broker, SENSOR, "sensor-1") as sensor,
         ):
-            await sensor.subscribe(report_filter("sensor-2"), qos=1)
-            await web.publish(report_topic("sensor-2", "web-01"), b"for sensor-2", qos=1)
+            await sensor.subscribe(report_filter("sensor-2", TOKEN), qos=1)
+            await web.publish(report_topic("sensor-2", TOKEN, "web-01"), b"for sensor-2", qos=1)
             assert await _received(sensor) == []
 
     asyncio.run(run())

@@ -6,14 +6,31 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import secrets
+import signal
+import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 
+from netdetect.agent.protocol import load_private_key, publish_properties, seal_query
+from netdetect.agent.schema import SCHEMA_VERSION, HostQuery
+from netdetect.agent.topics import query_topic, report_filter, report_topic
 from netdetect.model import Verdict
 
-from .conftest import AgentProcess, Broker, Miner, suspect
+from .conftest import (
+    SENSOR,
+    TOKEN,
+    AgentProcess,
+    Broker,
+    Miner,
+    mqtt_as,
+    next_message,
+    suspect,
+    wait_status,
+)
 from .test_loop import _pool_port, open_confirmer, start_agent
 
 pytestmark = pytest.mark.broker
@@ -47,5 +64,78 @@ def test_non_utf8_argv_and_file_names_do_not_blind_the_report(
         assert entry.path.endswith("/x\\xff.service")
         assert "/opt/m\\xffner/xmrig --donate-level 1 \\xfe" in entry.text
         assert not any("collector failed" in e for e in report.errors)
+
+    asyncio.run(run())
+
+
+def _signed_query(broker: Broker, response: str) -> tuple[HostQuery, bytes]:
+    now = time.time()
+    query = msgspec.convert({
+        "v": SCHEMA_VERSION, "host_id": "web-01", "nonce": secrets.token_hex(16),
+        "issued_at": now, "expires_at": now + 50,
+        "flow": {"proto": "tcp", "remote_ip": "192.0.2.1", "remote_port": 3333},
+        "cpu_window": 0.0,
+    }, HostQuery)
+    return query, seal_query(query, response, load_private_key(broker.pki.signing_key))
+
+
+def test_answered_query_replayed_after_agent_restart_is_refused(
+    tmp_path: Path, broker: Broker, spawn_agent: Callable[..., AgentProcess],
+) -> None:
+    # No state_dir: the default, next to the agent's config, has to be enough.
+    first = start_agent(tmp_path, broker, spawn_agent)
+    response = report_topic(SENSOR, TOKEN, "web-01")
+    query, envelope = _signed_query(broker, response)
+    props = publish_properties(correlation=query.nonce.encode(), response_topic=response)
+
+    async def ask(expect_answer: bool) -> None:
+        async with mqtt_as(broker, SENSOR, f"sensor-1-probe-{time.monotonic_ns()}") as probe:
+            await probe.subscribe(report_filter(SENSOR, TOKEN), qos=1)
+            await probe.publish(query_topic("web-01"), envelope, qos=1, properties=props)
+            answer = await next_message(probe, 5 if expect_answer else 1.5)
+        assert (answer is not None) is expect_answer
+
+    asyncio.run(ask(expect_answer=True))
+    # Killed, not stopped: the nonce must already be on disk when the answer is out.
+    first.signal(signal.SIGKILL)
+    first.wait(10)
+    second = start_agent(tmp_path, broker, spawn_agent)
+    assert second.pid != first.pid
+    asyncio.run(ask(expect_answer=False))
+    status = asyncio.run(wait_status(broker, "web-01",
+                                     lambda s: s.pid == second.pid and "replayed" in s.counters))
+    assert status.counters["replayed"] == 1
+    assert "answered" not in status.counters
+    assert (tmp_path / "web-01.nonces.json").is_file()
+
+
+def test_sensor_processes_sharing_an_id_do_not_see_each_others_reports(
+    tmp_path: Path, broker: Broker, spawn_agent: Callable[..., AgentProcess],
+    miners: Callable[..., Miner],
+) -> None:
+    start_agent(tmp_path, broker, spawn_agent, max_concurrent=8)
+    busy = miners(True)
+    pool_port = _pool_port(busy)
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+
+    async def run() -> None:
+        # Two Confirmers from one sensor.toml: what a `replay --confirm` beside a running
+        # `sniff` amounts to on the broker (same certificate, same sensor id).
+        async with (open_confirmer(tmp_path / "a", broker) as a,
+                    open_confirmer(tmp_path / "b", broker) as b):
+            alerts = await asyncio.gather(
+                a.confirm(suspect("127.0.0.1", busy.local_port, pool_port)),
+                b.confirm(suspect("127.0.0.1", busy.local_port, pool_port)),
+                a.confirm(suspect("127.0.0.1", busy.local_port, pool_port)),
+            )
+            await asyncio.sleep(0.5)  # a stray report would arrive by now
+            for alert in alerts:
+                assert alert.verdict is Verdict.CONFIRMED, alert.reasons
+            for c in (a, b):
+                rejected = {k: v for k, v in c.counters().items() if k.startswith("report-rej")}
+                assert rejected == {}
+            assert a.counters()["reports-accepted"] == 2
+            assert b.counters()["reports-accepted"] == 1
 
     asyncio.run(run())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+from pathlib import Path
 
 import msgspec
 import pytest
@@ -43,9 +44,11 @@ from netdetect.agent.topics import (
 from netdetect.config import AgentConfig
 from netdetect.errors import AgentError
 
+from .conftest import TOKEN
+
 KEY = Ed25519PrivateKey.generate()
 TRUSTED = {key_id(KEY.public_key()): KEY.public_key()}
-RT = report_topic("sensor-1", "web-01")
+RT = report_topic("sensor-1", TOKEN, "web-01")
 NOW = 1_700_000_000.0
 
 
@@ -75,7 +78,7 @@ def test_seal_open_round_trip() -> None:
 def test_signature_binds_the_response_topic() -> None:
     env = seal_query(make_query(), RT, KEY)
     with pytest.raises(Rejected) as err:
-        open_query(env, report_topic("sensor-2", "web-01"), TRUSTED)
+        open_query(env, report_topic("sensor-2", TOKEN, "web-01"), TRUSTED)
     assert err.value.reason == "bad-signature"
 
 
@@ -157,7 +160,7 @@ def admit(g: Gate, q: HostQuery, rt: str = RT, corr: bytes | None = None) -> Hos
         (make_query(expires_at=NOW + 1000), RT, "ttl-too-long"),
         (make_query(expires_at=NOW - 1), RT, "malformed"),
         (make_query(), "netdetect/v1/hosts/web-01/query", "bad-response-topic"),
-        (make_query(), report_topic("sensor-1", "db-01"), "bad-response-topic"),
+        (make_query(), report_topic("sensor-1", TOKEN, "db-01"), "bad-response-topic"),
         (make_query(nonce="NOT-HEX" + "0" * 25), RT, "malformed"),
     ],
 )
@@ -220,8 +223,8 @@ def test_topic_helpers() -> None:
     assert host_of_status_topic("netdetect/v1/hosts/web-01/status") == "web-01"
     assert host_of_status_topic("netdetect/v1/hosts/+/status") is None
     assert host_of_status_topic("netdetect/v1/hosts/web-01/query") is None
-    assert host_of_report_topic(RT, "sensor-1") == "web-01"
-    assert host_of_report_topic(RT, "sensor-2") is None
+    assert host_of_report_topic(RT, "sensor-1", TOKEN) == "web-01"
+    assert host_of_report_topic(RT, "sensor-2", TOKEN) is None
     assert response_topic_ok(RT, "web-01")
     assert not response_topic_ok(RT + "/x", "web-01")
     assert not response_topic_ok("netdetect/v1/sensors/#/reports/web-01", "web-01")
@@ -291,3 +294,34 @@ def test_refused_reads_reason_codes() -> None:
     assert refused(0x80)
     assert not refused(1)
     assert not refused(0)
+
+
+def _stateful_gate(path: Path, now: float) -> Gate:
+    cfg = AgentConfig(host_id="web-01", mqtt=None, trusted_keys=(),  # type: ignore[arg-type]
+                      clock_skew=5.0, max_query_ttl=120.0, nonce_cache=16)
+    return Gate(cfg, TRUSTED, clock=lambda: now, state=path)
+
+
+def test_gate_state_file_survives_restart_and_drops_expired(tmp_path: Path) -> None:
+    path = tmp_path / "web-01.nonces.json"
+    g = _stateful_gate(path, NOW + 1)
+    old = make_query(nonce="a" * 32, expires_at=NOW + 10)
+    live = make_query(nonce="b" * 32, expires_at=NOW + 100)
+    assert admit(g, old) == old
+    assert admit(g, live) == live
+    assert not list(tmp_path.glob(".*tmp"))  # replaced, not left behind
+    # A restart after `old` (plus the clock skew) expired: only `live` is still remembered.
+    later = _stateful_gate(path, NOW + 20)
+    assert dict(later._nonces) == {"b" * 32: NOW + 105}
+
+
+def test_gate_unreadable_state_refuses_queries_issued_before_start(tmp_path: Path) -> None:
+    path = tmp_path / "web-01.nonces.json"
+    path.write_bytes(b"{not json")
+    g = _stateful_gate(path, NOW + 1)
+    assert g.counters["nonce-state-unreadable"] == 1
+    with pytest.raises(Rejected) as err:
+        admit(g, make_query())
+    assert err.value.reason == "issued-before-start"
+    fresh = make_query(nonce="e" * 32, issued_at=NOW + 2, expires_at=NOW + 30)
+    assert admit(g, fresh) == fresh

@@ -135,6 +135,39 @@ def test_alert_sink_buffers_while_broker_is_down(broker: Broker) -> None:
     asyncio.run(run())
 
 
+@pytest.mark.broker
+def test_alert_sink_notices_a_broker_lost_while_idle(broker: Broker) -> None:
+    async def run() -> None:
+        async with mqtt_as(broker, "siem-forwarder", "siem", session=True) as siem:
+            await siem.subscribe("netdetect/v1/alerts", qos=1)
+        settings = broker.settings("sensor-1")
+        async with MqttAlertSink(settings, client_id="sensor-1-alerts") as sink:
+            await _until(lambda: sink.connected, 10)
+            sink.submit({"alert": "before"})
+            await _until(lambda: sink.published == 1, 10)
+            # Idle from here on: nothing to publish that could fail and reveal the loss.
+            broker.stop()
+            await _until(lambda: not sink.connected, 5)
+            sink.submit({"alert": "while down"})
+            await asyncio.sleep(0.3)
+            assert sink.backlog == 1
+            broker.start()
+            await _until(lambda: sink.connected and sink.backlog == 0, 10)
+            assert sink.published == 2
+            sink.submit({"alert": "after"})
+            await _until(lambda: sink.published == 3, 10)
+        async with mqtt_as(broker, "siem-forwarder", "siem", session=True) as siem:
+            got: list[object] = []
+            for _ in range(3):
+                msg = await next_message(siem, 10)
+                assert msg is not None
+                assert isinstance(msg.payload, bytes)
+                got.append(json.loads(msg.payload)["alert"])
+        assert got == ["before", "while down", "after"]
+
+    asyncio.run(run())
+
+
 async def _until(pred: Callable[[], bool], timeout: float) -> None:
     end = time.monotonic() + timeout
     while not pred():
