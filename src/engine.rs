@@ -1052,7 +1052,12 @@ impl Engine {
             self.counters.pdns_expired += self.pdns.expire(ts);
         }
         self.pdns.learn(msg, ts);
-        for (name, addr, ttl) in answer_addresses(msg) {
+        let watched = if self.intel.watching() {
+            answer_addresses(msg)
+        } else {
+            Vec::new()
+        };
+        for (name, addr, ttl) in watched {
             if self.intel.is_watched(&name) {
                 self.out.push(Event {
                     handle: 0,

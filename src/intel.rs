@@ -62,6 +62,11 @@ impl Prefilter {
         self.watched = std::mem::take(&mut other.watched);
     }
 
+    /// Whether any name is watched (DNS answers are then walked for host addresses).
+    pub fn watching(&self) -> bool {
+        !self.watched.is_empty()
+    }
+
     pub fn is_watched(&self, name: &str) -> bool {
         !self.watched.is_empty() && self.watched.contains(name)
     }
