@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 from netdetect.capture.files import FrameReader, capture_size, expand_paths
+from netdetect.campaign import CampaignBook
 from netdetect.capture.prefilter import HEAD_PACKETS, SMALL_PAYLOAD, PrefilteredFile, PrefilterStats
 from netdetect.core_engine import CoreEngine
 from netdetect.correlate import correlate
@@ -55,6 +56,8 @@ class RunResult:
     counters: dict[str, int] = field(default_factory=dict)
     sink_error: str | None = None  # an output failed: the run stopped there
     interrupted: bool = False  # Ctrl-C: what was read so far was flushed
+    # Every alert is placed in a campaign (netdetect.campaign) before the sinks see it.
+    campaigns: CampaignBook = field(default_factory=CampaignBook)
 
     @property
     def incomplete(self) -> bool:
@@ -294,7 +297,7 @@ def replay(
                             max_flows=max_flows, progress=progress, on_error=on_error)
     from netdetect.engine import Engine  # the differential oracle only
 
-    result = RunResult()
+    result = RunResult(campaigns=CampaignBook(home_net))
     engine = Engine(
         intel,
         home_net=home_net,
@@ -348,7 +351,7 @@ def _replay_core(
     progress: Progress | None,
     on_error: Callable[[str], None] | None,
 ) -> RunResult:
-    result = RunResult()
+    result = RunResult(campaigns=CampaignBook(home_net))
     engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
     files = _Files(expand_inputs(paths, result), result, progress)
 
@@ -380,6 +383,7 @@ def _replay_core(
 
 
 def _emit(alert: Alert, sinks: Sequence[AlertSink], result: RunResult, files: _Files) -> None:
+    alert = result.campaigns.tag(alert)
     if files.current is not None:
         alert = dataclasses.replace(alert, pcap_filename=files.current)
         files.alert_file.setdefault(alert.suspect.flow_id, collections.deque()).append(
@@ -426,7 +430,7 @@ async def replay_confirmed(
             max_flows=max_flows, progress=progress)
     from netdetect.engine import Engine  # the differential oracle only
 
-    result = RunResult()
+    result = RunResult(campaigns=CampaignBook(home_net))
     engine = Engine(intel, home_net=home_net, max_flows=max_flows)
     files = _Files(expand_inputs(paths, result), result, progress,
                    decoded=lambda: engine.counters().get("decoded", 0))
@@ -483,7 +487,7 @@ async def _replay_confirmed_core(
     max_flows: int,
     progress: Progress | None,
 ) -> RunResult:
-    result = RunResult()
+    result = RunResult(campaigns=CampaignBook(home_net))
     engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
     files = _Files(expand_inputs(paths, result), result, progress)
     from netdetect.hosts import dns_learner  # only the confirmed path learns hosts
