@@ -350,7 +350,8 @@ def _graph_svg(g: Mapping[str, Any]) -> str:
     parts = [f'<svg role="img" aria-label="hosts, proxies, pools and wallets" width="{width}" '
              f'height="{h}" viewBox="0 0 {width} {h}" xmlns="http://www.w3.org/2000/svg">']
     for ci, c in enumerate(cols):
-        parts.append(f'<text x="{ci * col_w + 8}" y="12" font-weight="600">{e(c)}s</text>')
+        title = {"proxy": "proxies", "wallet": "wallets / accounts"}.get(c, c + "s")
+        parts.append(f'<text x="{ci * col_w + 8}" y="12" font-weight="600">{e(title)}</text>')
         for ri, n in enumerate(per_col[c]):
             x, y = ci * col_w + 8, 22 + ri * node_h
             pos[n["id"]] = (x, y)
@@ -370,6 +371,12 @@ def _graph_svg(g: Mapping[str, Any]) -> str:
                      f'({n["alerts"]})<title>{e(n["label"])}</title></text>')
     parts.append("</svg>")
     return "".join(parts)
+
+
+def _sources(sources: Sequence[str]) -> str:
+    if len(sources) <= 4:
+        return ", ".join(sources)
+    return ", ".join(sources[:3]) + f" and {len(sources) - 3} more"
 
 
 def _clip(text: str, n: int) -> str:
@@ -452,7 +459,7 @@ Techniques: {e(', '.join(c['techniques']))}.
 {('Absorbed: ' + e(', '.join(c['merged'])) + '.') if c['merged'] else ''}</p>
 <table><tr><th>hosts</th><td>{_kv_list(c['hosts'])}</td></tr>
 <tr><th>pools</th><td class=mono>{_kv_list(c['pools'])}</td></tr>
-<tr><th>wallets</th><td class=mono>{_kv_list(c['wallets'])}</td></tr>
+<tr><th>wallets / accounts</th><td class=mono>{_kv_list(c['wallets'])}</td></tr>
 <tr><th>miners</th><td class=mono>{_kv_list(c['agents'])}</td></tr>
 <tr><th>TLS</th><td class=mono>{_kv_list(c['tls_fingerprints'])}</td></tr>
 <tr><th>executables</th><td class=mono>{_kv_list(c['exe_sha256'])}</td></tr></table>
@@ -498,7 +505,7 @@ def render_html(doc: Mapping[str, Any]) -> str:
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>netdetect incident report</title><style>{CSS}</style></head>
 <body><header><h1>netdetect incident report: {s['campaigns']} campaign(s) on {s['hosts']}
-host(s)</h1><p>{e(s['first_seen'])} → {e(s['last_seen'])} · from {e(', '.join(doc['sources']))}
+host(s)</h1><p>{e(s['first_seen'])} → {e(s['last_seen'])} · from {e(_sources(doc['sources']))}
 · techniques {e(', '.join(s['techniques']))}</p></header>
 <main id="summary"><div class="cards">{cards}</div>
 {f'<ul>{errors}</ul>' if errors else ''}

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv mosquitto mosquitto-clients tshark tcpreplay libndpi-bin libpcap0.8 tcpdump iproute2 openssl procps logrotate)
+APT_PACKAGES=(python3-venv mosquitto mosquitto-clients tshark tcpreplay libndpi-bin libpcap0.8 tcpdump iproute2 openssl procps logrotate chromium fonts-dejavu-core)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do

@@ -2885,6 +2885,8 @@ def sc_demo(cap: Capture) -> Result:
 # -- an internal mining proxy ------------------------------------------------------------------
 
 PROXY_AGENT = "xmrig-proxy/6.21.0 (Linux x86_64) libuv/1.44.2 gcc/11.2.0"
+PROXY_WALLET = ("48ASi45ub7Qe4ZE36UT5G6cU4ud8Fhhe4deS4F3cw9KTAb8dLcukC7edhDQ7cn5d4gEYkbUrMWe"
+                "WQLGsCmrG6dLaYyNoVKf")
 PROXY_MINERS = 20
 
 
@@ -2912,7 +2914,8 @@ def mining_proxy(cap: Capture, *, upstream_tls: bool) -> Result:
                                ja3_hash=ja3_hash, ja4=ja4_of(hello)))
     else:
         up = cap.tcp(proxy, pool, 3333, rtt=0.094)
-        t, methods = xmrig_session(up, start, 90, agent=PROXY_AGENT, rigid="mine-proxy")
+        t, methods = xmrig_session(up, start, 90, agent=PROXY_AGENT, rigid="mine-proxy",
+                                   login=PROXY_WALLET)
         up.close(t + 0.4)
         alerts.append(up.alert("cryptonote", methods=_methods(methods)))
     for n in range(PROXY_MINERS):
