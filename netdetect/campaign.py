@@ -12,7 +12,8 @@ strong, merge on their own
     ``persistence``  the text of a cron / systemd / rc entry that relaunches it
     ``url``          a download URL in that entry or in the command line
     ``proxy``        an internal stratum endpoint: its clients, and its own upstream session
-    ``session``      one host talking to one pool (reconnects, failover A records)
+    ``session``      one host talking to one pool, by name or address (reconnects, its
+                     other ports, failover A records)
     ``host-miner``   one host running one miner agent or TLS client fingerprint
     ``pool-set``     the same set of three or more pools used by several hosts
 
@@ -233,7 +234,8 @@ class Observation:
         out += [Tie("url", u) for u in self.urls]
         if self.pool_internal:
             out.append(Tie("proxy", self.pool_ip))
-        out.append(Tie("session", f"{self.host}|{self.pool_ip}:{self.pool_port}"))
+        # By address, not port: pools offer one port per difficulty, and TLS on another.
+        out.append(Tie("session", f"{self.host}|{self.pool_ip}"))
         if self.pool_name:
             out.append(Tie("session", f"{self.host}|{self.pool_name}"))
         if self.agent:

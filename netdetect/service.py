@@ -383,11 +383,11 @@ def _replay_core(
 
 
 def _emit(alert: Alert, sinks: Sequence[AlertSink], result: RunResult, files: _Files) -> None:
-    alert = result.campaigns.tag(alert)
     if files.current is not None:
         alert = dataclasses.replace(alert, pcap_filename=files.current)
         files.alert_file.setdefault(alert.suspect.flow_id, collections.deque()).append(
             files.current)
+    alert = result.campaigns.tag(alert)
     result.alerts.append(alert)
     for sink in sinks:
         sink.write(alert)
