@@ -203,8 +203,9 @@ class Observation:
             agent=miner.get("agent"),
             ja3=ja3.get("hash") if isinstance(ja3, Mapping) else None,
             ja4=tls.get("ja4"),
-            techniques=tuple(
-                (alert.get("metadata") or {}).get("mitre_technique_id") or ("T1496",)),
+            techniques=tuple(dict.fromkeys([
+                *((alert.get("metadata") or {}).get("mitre_technique_id") or ("T1496",)),
+                *(p.technique for p in persistence if p.technique)])),
             process=process,
             persistence=persistence,
             urls=urls,

@@ -132,6 +132,9 @@ def build_parser() -> argparse.ArgumentParser:
                     help="seconds between counter log lines")
     sp.add_argument("--user", default=None, help="drop privileges to this user after opening")
     sp.add_argument("--duration", type=float, default=None, help="stop after N seconds")
+    sp.add_argument("--campaigns", metavar="FILE", default=None,
+                    help="append a JSON line to FILE each time a campaign changes (new, "
+                    "merged, a new host, pool, wallet, executable, persistence or severity)")
     detector_opts(sp)
 
     ap = sub.add_parser("agent", help="the host reporter: answers sensor queries over MQTT")

@@ -35,6 +35,7 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from netdetect.campaign import CampaignBook
 from netdetect.capture.afpacket import (
     DEFAULT_BPF,
     Insn,
@@ -109,6 +110,7 @@ class SniffOptions:
     user: str | None = None
     duration: float | None = None
     eve: str | None = None
+    campaigns: str | None = None  # campaign updates, JSON lines (netdetect.sinks.campaigns)
     syslog: str | None = None
     syslog_facility: str = "local5"
     home_net: tuple[str, ...] = tuple(DEFAULT_HOME_NET)
@@ -141,6 +143,7 @@ class SniffOptions:
             user=args.user,
             duration=args.duration,
             eve=args.eve,
+            campaigns=getattr(args, "campaigns", None),
             syslog=getattr(args, "syslog", None),
             syslog_facility=getattr(args, "syslog_facility", None) or "local5",
             home_net=tuple(args.home_net or DEFAULT_HOME_NET),
@@ -429,6 +432,13 @@ class Sensor:
         self._stopping = False
         self._reload_requested = False
         self._prev: tuple[float, int, int] = (0.0, 0, 0)
+        # Campaigns kept current as alerts arrive; their updates go to the campaign sinks.
+        from netdetect.sinks.campaigns import CampaignPublisher
+
+        self.publisher = CampaignPublisher(
+            on_error=lambda sink, exc: self._sink_failed(sink, "campaign", exc))
+        self.campaigns = CampaignBook(opts.home_net, on_update=self.publisher.update)
+        self._campaign_file: Any = None
 
     # --- setup (privileged) -------------------------------------------------------------------
 
@@ -468,6 +478,17 @@ class Sensor:
             except OSError as exc:
                 self._close_rings()
                 raise LiveCaptureError(f"--eve {o.eve}: {exc.strerror or exc}") from exc
+        if o.campaigns is not None:
+            from netdetect.sinks.campaigns import CampaignFile
+
+            try:
+                self._campaign_file = CampaignFile(o.campaigns)
+            except OSError as exc:
+                self._close_rings()
+                raise LiveCaptureError(f"--campaigns {o.campaigns}: {exc.strerror or exc}"
+                                       ) from exc
+            self.publisher.sinks.append(self._campaign_file)
+        self.publisher.context = {"host": self._host_name(), "in_iface": o.interface}
         if o.user:
             _preload(confirm=o.confirm)
             drop_privileges(o.user)
@@ -535,6 +556,8 @@ class Sensor:
             self.metrics.close()
             if self._eve is not None:
                 self._eve.close()
+            if self._campaign_file is not None:
+                self._campaign_file.close()
         return self._exit_code()
 
     def _exit_code(self) -> int:
@@ -626,6 +649,12 @@ class Sensor:
             sink = MqttAlertSink(cfg.mqtt, client_id=f"{cfg.sensor_id}-alerts-{os.getpid()}",
                                  topic=cfg.alerts.topic, buffer=cfg.alerts.buffer)
             self.sinks.append(await stack.enter_async_context(sink))
+            from netdetect.sinks.campaigns import CAMPAIGN_TOPIC, CampaignMqtt
+
+            updates = MqttAlertSink(cfg.mqtt,
+                                    client_id=f"{cfg.sensor_id}-campaigns-{os.getpid()}",
+                                    topic=CAMPAIGN_TOPIC, buffer=cfg.alerts.buffer)
+            self.publisher.sinks.append(CampaignMqtt(await stack.enter_async_context(updates)))
 
     async def _loop(self, inbox: asyncio.Queue[tuple[Any, ...]], tg: asyncio.TaskGroup) -> None:
         o = self.opts
@@ -703,6 +732,7 @@ class Sensor:
         tg.create_task(one())
 
     def _emit(self, alert: Alert) -> None:
+        alert = self.campaigns.tag(alert)
         self.alerts.append(alert)
         self.metrics.count_alert(alert.verdict.value)
         s = alert.suspect
@@ -764,6 +794,11 @@ class Sensor:
                 log.info("SIGHUP: reopened %s", self._eve.name)
             except SinkError as exc:
                 log.error("SIGHUP: %s; alerts keep going to the old file", exc)  # noqa: TRY400
+        if self._campaign_file is not None:
+            try:
+                self._campaign_file.reopen()
+            except OSError as exc:
+                log.error("SIGHUP: %s: %s", self._campaign_file.name, exc)  # noqa: TRY400
         if self._syslog is not None:
             self._syslog.reopen()  # a collector that moved (DNS) is found again
         try:

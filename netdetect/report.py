@@ -8,8 +8,9 @@ leaks nothing. Every string from the wire or a host (pool names, logins, command
 lines) is escaped where it is written.
 
 Thousands of alerts stay readable: each campaign shows its alerts aggregated per (host, pool,
-dialect) and at most `ALERT_ROWS` individual alerts, newest first; the JSON form keeps every
-alert. Campaigns past the first `OPEN_CAMPAIGNS` are collapsed.
+dialect) and at most `ALERT_ROWS` individual alerts, newest first (`ALERT_ROWS_COLLAPSED` for
+campaigns past the first `OPEN_CAMPAIGNS`, which are collapsed); the JSON form keeps every
+alert.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ from netdetect.campaign import Campaign, CampaignBook, Observation, group
 from netdetect.detect import DEFAULT_HOME_NET
 
 REPORT_VERSION = 1
-ALERT_ROWS = 50  # individual alerts per campaign in the HTML (all of them in the JSON)
+ALERT_ROWS = 50  # individual alerts of an expanded campaign in the HTML (all in the JSON)
+ALERT_ROWS_COLLAPSED = 10  # ... of a collapsed one
 GROUP_ROWS = 200  # aggregated (host, pool, dialect) rows per campaign in the HTML
 OPEN_CAMPAIGNS = 5  # campaigns shown expanded; the others are collapsed
 LANES = 12  # timeline lanes (hosts) per campaign before the rest are folded into one
@@ -45,13 +47,13 @@ def read_eve(paths: Sequence[str]) -> tuple[list[dict[str, Any]], list[str]]:
     errors: list[str] = []
     for path in paths:
         try:
-            with open(path, encoding="utf-8", errors="surrogateescape") as fh:
+            with Path(path).open(encoding="utf-8", errors="surrogateescape") as fh:
                 for n, line in enumerate(fh, 1):
                     if not line.strip():
                         continue
                     try:
                         rec = json.loads(line)
-                    except ValueError as exc:
+                    except json.JSONDecodeError as exc:
                         errors.append(f"{path}:{n}: not a JSON line ({exc.msg})")
                         continue
                     if not isinstance(rec, dict):
@@ -67,7 +69,7 @@ def read_eve(paths: Sequence[str]) -> tuple[list[dict[str, Any]], list[str]]:
 def looks_like_eve(path: str) -> bool:
     """An EVE file starts with a JSON object; a capture starts with its magic number."""
     try:
-        with open(path, "rb") as fh:
+        with Path(path).open("rb") as fh:
             head = fh.read(64).lstrip()
     except OSError:
         return False
@@ -148,7 +150,7 @@ def _timeline(c: Campaign) -> dict[str, Any]:
         name = o.host if o.host in shown else str(other)
         row = lanes.setdefault(name, [0] * BINS)
         row[min(int((o.ts - start) / span * BINS), BINS - 1)] += 1
-    names = [h for h in order[:LANES]] + ([other] if other else [])
+    names = list(order[:LANES]) + ([other] if other else [])
     return {"start": _iso(start), "end": _iso(end), "start_ts": start, "end_ts": end,
             "bins": BINS, "lanes": [{"host": n, "counts": lanes[n]} for n in names]}
 
@@ -314,8 +316,8 @@ def _timeline_svg(t: Mapping[str, Any]) -> str:
     h = lane_h * len(lanes) + 24
     bin_w = (width - label_w) / t["bins"]
     peak = max((max(lane["counts"]) for lane in lanes), default=1) or 1
-    parts = [f'<svg role="img" aria-label="timeline" width="{width}" height="{h}" '
-             f'viewBox="0 0 {width} {h}" xmlns="http://www.w3.org/2000/svg">']
+    parts = [(f'<svg role="img" aria-label="timeline" width="{width}" height="{h}" '
+              f'viewBox="0 0 {width} {h}" xmlns="http://www.w3.org/2000/svg">')]
     for i, lane in enumerate(lanes):
         y = i * lane_h
         parts.append(f'<text x="0" y="{y + 13}">{e(_clip(lane["host"], 30))}</text>')
@@ -347,8 +349,8 @@ def _graph_svg(g: Mapping[str, Any]) -> str:
         per_col[n["kind"]].append(n)
     rows = max((len(v) for v in per_col.values()), default=1) or 1
     h = rows * node_h + 30
-    parts = [f'<svg role="img" aria-label="hosts, proxies, pools and wallets" width="{width}" '
-             f'height="{h}" viewBox="0 0 {width} {h}" xmlns="http://www.w3.org/2000/svg">']
+    parts = [(f'<svg role="img" aria-label="hosts, proxies, pools and wallets" width="{width}" '
+              f'height="{h}" viewBox="0 0 {width} {h}" xmlns="http://www.w3.org/2000/svg">')]
     for ci, c in enumerate(cols):
         title = {"proxy": "proxies", "wallet": "wallets / accounts"}.get(c, c + "s")
         parts.append(f'<text x="{ci * col_w + 8}" y="12" font-weight="600">{e(title)}</text>')
@@ -363,11 +365,11 @@ def _graph_svg(g: Mapping[str, Any]) -> str:
                          f'y2="{y2 + 9}" stroke="#8c959f" stroke-width="{sw:.1f}" '
                          f'stroke-opacity="0.6"><title>{edge["alerts"]} alert(s)</title></line>')
     for n in g["nodes"]:
-        x, y = pos[n["id"]]
+        nx, ny = pos[n["id"]]
         color = _COLORS.get(n["kind"], "#555")
-        parts.append(f'<rect x="{x:.0f}" y="{y}" width="{col_w - 48:.0f}" height="18" rx="4" '
+        parts.append(f'<rect x="{nx:.0f}" y="{ny}" width="{col_w - 48:.0f}" height="18" rx="4" '
                      f'fill="#fff" stroke="{color}"/>'
-                     f'<text x="{x + 6:.0f}" y="{y + 13}">{e(_clip(n["label"], 38))} '
+                     f'<text x="{nx + 6:.0f}" y="{ny + 13}">{e(_clip(n["label"], 38))} '
                      f'({n["alerts"]})<title>{e(n["label"])}</title></text>')
     parts.append("</svg>")
     return "".join(parts)
@@ -396,9 +398,9 @@ def _host_proof(a: Mapping[str, Any]) -> str:
             out.append(f"<div>sha256 <code>{e(p.get('exe_sha256'))}</code></div>")
         if p.get("cmdline"):
             out.append(f"<div>cmdline <code>{e(' '.join(map(str, p['cmdline'])))}</code></div>")
-    for pe in a.get("persistence") or ():
-        out.append(f"<div>{e(pe['kind'])} <code>{e(pe['where'])}</code>"
-                   f" {e(pe.get('technique') or '')}: <code>{e(pe['text'])}</code></div>")
+    out += [f"<div>{e(pe['kind'])} <code>{e(pe['where'])}</code>"
+            f" {e(pe.get('technique') or '')}: <code>{e(pe['text'])}</code></div>"
+            for pe in a.get("persistence") or ()]
     if not out:
         why = "; ".join(a.get("reasons") or ()) or "no host report"
         out.append(f"<div class=muted>{e(why)}</div>")
@@ -406,8 +408,8 @@ def _host_proof(a: Mapping[str, Any]) -> str:
 
 
 def _alert_html(a: Mapping[str, Any]) -> str:
-    net = [f"<div>{e(a['time'])} <code>{e(a['src'])}</code> → <code>{e(a['dest'])}</code>"
-           f" {e(a['dialect'])}, score {e(a['score'])}, {e(a['verdict'])}</div>",
+    net = [(f"<div>{e(a['time'])} <code>{e(a['src'])}</code> → <code>{e(a['dest'])}</code>"
+            f" {e(a['dialect'])}, score {e(a['score'])}, {e(a['verdict'])}</div>"),
            f"<div>pool <code>{e(a['pool'])}</code></div>"]
     if a.get("login"):
         net.append(f"<div>login <code>{e(a['login'])}</code></div>")
@@ -442,9 +444,10 @@ def _campaign_html(c: Mapping[str, Any], n: int) -> str:
     more_groups = (f"<p class=muted>{len(groups) - GROUP_ROWS} more rows in the JSON form</p>"
                    if len(groups) > GROUP_ROWS else "")
     rows = c["alert_rows"]
-    alerts = "".join(_alert_html(a) for a in rows[:ALERT_ROWS])
-    more = (f"<p class=muted>showing the newest {ALERT_ROWS} of {len(rows)} alerts; every "
-            "alert is in the JSON form</p>" if len(rows) > ALERT_ROWS else "")
+    cap = ALERT_ROWS if n < OPEN_CAMPAIGNS else ALERT_ROWS_COLLAPSED
+    alerts = "".join(_alert_html(a) for a in rows[:cap])
+    more = (f"<p class=muted>showing the newest {cap} of {len(rows)} alerts; every "
+            "alert is in the JSON form</p>" if len(rows) > cap else "")
     related = "".join(
         f"<li><a href=\"#{e(r['campaign'])}\">{e(r['campaign'])}</a> shares {e(r['kind'])} "
         f"<code>{e(_clip(r['value'], 80))}</code> (a weak tie: shown, not merged)</li>"

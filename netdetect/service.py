@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
-from netdetect.capture.files import FrameReader, capture_size, expand_paths
 from netdetect.campaign import CampaignBook
+from netdetect.capture.files import FrameReader, capture_size, expand_paths
 from netdetect.capture.prefilter import HEAD_PACKETS, SMALL_PAYLOAD, PrefilteredFile, PrefilterStats
 from netdetect.core_engine import CoreEngine
 from netdetect.correlate import correlate

@@ -242,7 +242,10 @@ def test_the_same_pool_set_on_two_hosts_is_one_campaign() -> None:
                      for n, p in enumerate(pools)]
               + [alert(10 + n, "10.0.0.2", f"198.51.100.{n}", pool_host=p, agent=XMRIG)
                  for n, p in enumerate(pools)])
-    assert len(set(got[:3])) == 1 and len(set(got[3:5])) == 1 and got[0] != got[3]
+    assert len(set(got[:3])) == 1
+    assert len(set(got[3:5])) == 1
+    assert got[0] != got[3]
     (c,) = book.campaigns()  # the third pool completes the set: the hosts join
-    assert got[5] == got[0] and c.merged == [got[3]]
+    assert got[5] == got[0]
+    assert c.merged == [got[3]]
     assert ("pool-set", "|".join(pools)) in c.links

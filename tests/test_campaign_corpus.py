@@ -75,7 +75,8 @@ def test_no_two_unrelated_captures_merge(corpus_run: tuple[RunResult, str]) -> N
     for c in book.campaigns():
         zeek = {f for f in _files(c) if f.startswith("zeekcm__")}
         if len(zeek) > 1:
-            assert set(c.pools()) == {"coinhive.com"} and c.alerts == 2
+            assert set(c.pools()) == {"coinhive.com"}
+            assert c.alerts == 2
     # Benign captures raise nothing, so they are in no campaign.
     assert not any(a.pcap_filename and "/benign/" in a.pcap_filename for a in result.alerts)
 
@@ -134,7 +135,8 @@ def test_campaign_ids_on_corpus_eve_are_schema_valid(corpus_run: tuple[RunResult
     _, text = corpus_run
     records = check_eve_text(text)
     alerts = [r for r in records if r["event_type"] == "alert"]
-    assert alerts and all("campaign" in r["netdetect"] for r in alerts)
+    assert alerts
+    assert all("campaign" in r["netdetect"] for r in alerts)
 
 
 @pytest.mark.parametrize("capture", ["proxy_stratum.pcap", "proxy_stratum_tls.pcap"])
@@ -149,10 +151,12 @@ def test_internal_proxy_is_one_campaign_with_its_upstream(capture: str, intel: I
     assert set(hub.members) == {f"10.30.1.{n}" for n in range(11, 31)}
     assert dict(hub.upstream) == {"pool.supportxmr.com": 1}
     level, _, why = c.severity()
-    assert level == "critical" and "an internal mining proxy relays it" in why
+    assert level == "critical"
+    assert "an internal mining proxy relays it" in why
     records = check_eve_text(buf.getvalue())
     ids = {r["netdetect"]["campaign"]["id"] for r in records if r["event_type"] == "alert"}
     assert ids == {c.id}
     upstream = [r for r in records if r["event_type"] == "alert" and r["src_ip"] == hub.ip]
-    assert len(upstream) == 1 and upstream[0]["netdetect"]["pool"]["host"] == (
+    assert len(upstream) == 1
+    assert upstream[0]["netdetect"]["pool"]["host"] == (
         "pool.supportxmr.com")

@@ -19,7 +19,13 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from netdetect.agent.schema import SCHEMA_VERSION, HostFacts, HostReport, PersistenceEntry, ProcessFacts
+from netdetect.agent.schema import (
+    SCHEMA_VERSION,
+    HostFacts,
+    HostReport,
+    PersistenceEntry,
+    ProcessFacts,
+)
 from netdetect.campaign import CampaignBook
 from netdetect.config import Allowlist
 from netdetect.correlate import correlate
