@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import json
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from eve_schema import check_eve_text, check_record
+from hypothesis import given
+from hypothesis import strategies as st
 
 from netdetect.intel import Intel
 from netdetect.model import Alert, Endpoint, Evidence, PoolFacts, Suspect, Verdict
@@ -18,6 +21,7 @@ from netdetect.sinks.eve import (
     EveWriter,
     alert_to_eve,
     community_id,
+    eve_timestamp,
     netdetect_schema,
     signature_text,
 )
@@ -135,3 +139,15 @@ def test_netdetect_schema_ships_in_the_package_and_rejects_strays() -> None:
     record["netdetect"]["surprise"] = 1
     with pytest.raises(AssertionError, match="surprise"):
         check_record(record)
+
+
+@given(st.floats(min_value=0.0, max_value=253402300799.0, allow_nan=False))
+def test_eve_timestamp_matches_datetime(ts: float) -> None:
+    expected = datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+    assert eve_timestamp(ts) == expected
+
+
+def test_eve_timestamp_out_of_range_is_a_value_error() -> None:
+    for ts in (-1.0, 253402300800.0, 1e300):
+        with pytest.raises(ValueError, match="out of range"):
+            eve_timestamp(ts)

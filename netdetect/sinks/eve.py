@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 import os
 import stat
-from datetime import UTC, datetime
+import time
 from functools import cache, lru_cache
 from typing import IO, Any
 
@@ -50,10 +51,30 @@ _DIALECT_TEXT = {
 }
 
 
+_LAST_YEAR_END = 253402300800  # 10000-01-01T00:00:00Z: datetime's range ends before it
+
+
+@lru_cache(maxsize=1024)
+def _eve_second(sec: int) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+
+
 def eve_timestamp(ts: float) -> str:
-    """Suricata's timestamp form: ISO 8601, microseconds, numeric UTC offset."""
-    dt = datetime.fromtimestamp(ts, tz=UTC)
-    return dt.strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+    """Suricata's timestamp form: ISO 8601, microseconds, numeric UTC offset.
+
+    Same text as datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+    (microseconds rounded half to even), at a fraction of its cost: a replay writes
+    several per alert."""
+    frac, whole = math.modf(ts)
+    sec = int(whole)
+    us = round(frac * 1e6)
+    if us >= 1_000_000:
+        sec, us = sec + 1, us - 1_000_000
+    elif us < 0:
+        sec, us = sec - 1, us + 1_000_000
+    if not 0 <= sec < _LAST_YEAR_END:
+        raise ValueError(f"timestamp {ts!r} is out of range")
+    return f"{_eve_second(sec)}.{us:06d}+0000"
 
 
 def signature_text(s: Suspect) -> str:
