@@ -117,6 +117,29 @@ def test_community_id_matches_the_spec_vectors() -> None:
     assert community_id(_suspect("fd00::1", 1, "2001:db8::2", 3333)) is not None
 
 
+_ADDR4 = st.ip_addresses(v=4).map(str)
+_ADDR6 = st.ip_addresses(v=6).map(str)
+_PORT = st.integers(min_value=0, max_value=65535)
+
+
+@given(
+    st.one_of(st.tuples(_ADDR4, _ADDR4), st.tuples(_ADDR6, _ADDR6)),
+    _PORT,
+    _PORT,
+    st.sampled_from(["TCP", "UDP"]),
+)
+def test_community_id_agrees_with_the_reference_library(
+    addrs: tuple[str, str], sport: int, dport: int, proto: str
+) -> None:
+    import communityid
+
+    src, dst = addrs
+    want = communityid.CommunityID(seed=0).calc(
+        communityid.FlowTuple(6 if proto == "TCP" else 17, src, dst, sport, dport)
+    )
+    assert community_id(_suspect(src, sport, dst, dport, proto=proto)) == want
+
+
 def test_live_context_fields_and_masked_flow_id() -> None:
     s = _suspect("10.0.0.1", 40000, "192.0.2.1", 3333, pool="pool.example")
     alert = Alert(suspect=s, verdict=Verdict.NETWORK_ONLY, severity=2)

@@ -171,11 +171,12 @@ class Intel:
         self._pool_ports = pool_ports
         self._web_ports = web_ports
         self._agents = agents
-        self._agents_nocase = tuple(
-            (re.compile(p.pattern, re.IGNORECASE), name) for p, name in agents
-        )
         self._agents_any = _any_of(agents, 0)
-        self._agents_any_nocase = _any_of(agents, re.IGNORECASE)
+        # Case-insensitive forms, for non-ASCII agents only: compiled when first needed
+        # (compiling 50-odd patterns twice is a good part of every start).
+        self._nocase: (
+            tuple[tuple[tuple[re.Pattern[str], str], ...], re.Pattern[str] | None] | None
+        ) = None
         # Lookup memos: the same few names and user agents recur all day. Bounded by
         # clearing when full (one C call, safe between threads, no eviction order to keep).
         self._domain_memo: dict[str, DomainMatch | None] = {}
@@ -270,7 +271,11 @@ class Intel:
             # make up most misses. ASCII lower() keeps offsets, so spans index `text` too.
             subject, agents, any_of = text.lower(), self._agents, self._agents_any
         else:
-            subject, agents, any_of = text, self._agents_nocase, self._agents_any_nocase
+            if self._nocase is None:
+                nocase = tuple((re.compile(p.pattern, re.IGNORECASE), n) for p, n in self._agents)
+                self._nocase = (nocase, _any_of(self._agents, re.IGNORECASE))
+            subject = text
+            agents, any_of = self._nocase
         if any_of is not None and any_of.search(subject) is None:
             # No signature matches anywhere in the text, so none matches at a boundary.
             return None
