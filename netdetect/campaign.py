@@ -163,55 +163,60 @@ class Observation:
                  home_net: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
                  ) -> Observation:
         """An alert record as the EVE sink wrote it (event_type alert or allowed)."""
-        nd: Mapping[str, Any] = record.get("netdetect") or {}
-        pool: Mapping[str, Any] = nd.get("pool") or {}
-        miner: Mapping[str, Any] = nd.get("miner") or {}
-        tls: Mapping[str, Any] = record.get("tls") or {}
-        alert: Mapping[str, Any] = record.get("alert") or {}
-        host: Mapping[str, Any] = nd.get("host") or {}
-        report: Mapping[str, Any] = host.get("report") or {}
-        process = report.get("process") or None
+        nd = _obj(record, "netdetect")
+        pool, miner = _obj(nd, "pool"), _obj(nd, "miner")
+        tls, alert = _obj(record, "tls"), _obj(record, "alert")
+        host = _obj(nd, "host")
+        report = _obj(host, "report")
+        process = _obj(report, "process") or None
+        if process is not None:
+            _text(process, "exe_sha256")
+            if not all(isinstance(a, str) for a in _list(process, "cmdline")):
+                raise TypeError("process.cmdline holds a non-string")
+            cpu = process.get("cpu_percent")
+            if cpu is not None and (isinstance(cpu, bool) or not isinstance(cpu, int | float)):
+                raise TypeError("process.cpu_percent is not a number")
         persistence = tuple(
             Persistence(str(p.get("kind", "")), str(p.get("path", "")), int(p.get("line", 0)),
-                        str(p.get("text", "")), p.get("technique"),
+                        str(p.get("text", "")), _text(p, "technique"),
                         bool(p.get("download_exec")))
-            for p in report.get("persistence") or () if p.get("references_process", True))
+            for p in _objs(report, "persistence") if p.get("references_process", True))
         texts = [p.text for p in persistence]
         if process:
             texts.append(" ".join(map(str, process.get("cmdline") or ())))
         urls = tuple(dict.fromkeys(u.rstrip(".,") for t in texts for u in _URL.findall(t)))
         src, dst = str(record.get("src_ip", "")), str(record.get("dest_ip", ""))
         ts = _epoch(str(record.get("timestamp", "")))
-        ja3 = tls.get("ja3")
+        ja3 = _obj(tls, "ja3")
         return cls(
             ref=f"{record.get('flow_id', 0)}@{record.get('timestamp', '')}",
             ts=ts,
-            host=str(host.get("id") or src),
+            host=_text(host, "id") or src,
             host_ip=src,
             host_port=int(record.get("src_port") or 0),
             pool_ip=dst,
             pool_port=int(record.get("dest_port") or 0),
-            pool_name=pool.get("host"),
+            pool_name=_text(pool, "host"),
             pool_listed=bool(pool.get("list_match")),
             pool_internal=_inside(dst, home_net),
             dialect=str(nd.get("dialect", "")),
             verdict=str(nd.get("verdict", "")),
             severity=int(alert.get("severity") or 3),
             score=int(nd.get("score") or 0),
-            login=miner.get("login"),
-            worker=miner.get("worker"),
-            agent=miner.get("agent"),
-            ja3=ja3.get("hash") if isinstance(ja3, Mapping) else None,
-            ja4=tls.get("ja4"),
+            login=_text(miner, "login"),
+            worker=_text(miner, "worker"),
+            agent=_text(miner, "agent"),
+            ja3=_text(ja3, "hash"),
+            ja4=_text(tls, "ja4"),
             techniques=tuple(dict.fromkeys([
-                *((alert.get("metadata") or {}).get("mitre_technique_id") or ("T1496",)),
+                *map(str, _list(_obj(alert, "metadata"), "mitre_technique_id") or ("T1496",)),
                 *(p.technique for p in persistence if p.technique)])),
             process=process,
             persistence=persistence,
             urls=urls,
-            evidence=tuple(nd.get("evidence") or ()),
-            reasons=tuple(nd.get("reasons") or ()),
-            pcap=record.get("pcap_filename"),
+            evidence=tuple(_objs(nd, "evidence")),
+            reasons=tuple(map(str, _list(nd, "reasons"))),
+            pcap=_text(record, "pcap_filename"),
             record=record,
         )
 
@@ -250,6 +255,39 @@ class Observation:
             out.append(Tie("tls", str(self.ja4 or self.ja3)))
         out.append(Tie("host", self.host))
         return out
+
+
+def _obj(parent: Mapping[str, Any], key: str) -> Mapping[str, Any]:
+    """A nested object of an EVE record; absent is empty, anything else is an error."""
+    value = parent.get(key)
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise TypeError(f"{key} is not an object")
+    return value
+
+
+def _objs(parent: Mapping[str, Any], key: str) -> list[Mapping[str, Any]]:
+    items = _list(parent, key)
+    if not all(isinstance(i, Mapping) for i in items):
+        raise TypeError(f"{key} holds a non-object")
+    return items
+
+
+def _list(parent: Mapping[str, Any], key: str) -> list[Any]:
+    value = parent.get(key)
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise TypeError(f"{key} is not a list")
+    return value
+
+
+def _text(parent: Mapping[str, Any], key: str) -> str | None:
+    value = parent.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise TypeError(f"{key} is not a string")
 
 
 def _epoch(text: str) -> float:

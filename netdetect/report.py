@@ -41,8 +41,9 @@ class ReportInputError(Exception):
 
 
 def read_eve(paths: Sequence[str]) -> tuple[list[dict[str, Any]], list[str]]:
-    """Alert records of EVE files, and one message per unreadable file or broken line
-    (``path:line: why``). Other event types (flow, allowed, stats) are skipped."""
+    """Alert records of EVE files, and one message per unreadable file, broken line or
+    alert record that is not netdetect's (``path:line: why``). Other event types (flow,
+    allowed, stats) are skipped."""
     records: list[dict[str, Any]] = []
     errors: list[str] = []
     for path in paths:
@@ -59,8 +60,14 @@ def read_eve(paths: Sequence[str]) -> tuple[list[dict[str, Any]], list[str]]:
                     if not isinstance(rec, dict):
                         errors.append(f"{path}:{n}: not a JSON object")
                         continue
-                    if rec.get("event_type") == "alert":
-                        records.append(rec)
+                    if rec.get("event_type") != "alert":
+                        continue
+                    try:  # fields of the wrong type (an edited or foreign file)
+                        Observation.from_eve(rec)
+                    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+                        errors.append(f"{path}:{n}: not a netdetect alert record ({exc})")
+                        continue
+                    records.append(rec)
         except OSError as exc:
             errors.append(f"{path}: {exc.strerror or exc}")
     return records, errors
@@ -118,8 +125,15 @@ def _alert_row(o: Observation) -> dict[str, Any]:
         "techniques": list(o.techniques),
         "pcap": o.pcap,
         "flow_id": o.record.get("flow_id"),
-        "campaign_at_alert": (o.record.get("netdetect") or {}).get("campaign", {}).get("id"),
+        "campaign_at_alert": _campaign_at_alert(o),
     }
+
+
+def _campaign_at_alert(o: Observation) -> str | None:
+    nd = o.record.get("netdetect")
+    tag = nd.get("campaign") if isinstance(nd, Mapping) else None
+    cid = tag.get("id") if isinstance(tag, Mapping) else None
+    return cid if isinstance(cid, str) else None
 
 
 def _groups(c: Campaign) -> list[dict[str, Any]]:

@@ -10,6 +10,9 @@ from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from test_campaign import WALLET_A, alert, host_report
 
 from netdetect.campaign import CampaignBook
@@ -163,3 +166,47 @@ def test_cli_unwritable_output_is_a_clear_error(tmp_path: Path) -> None:
     assert proc.returncode == 2
     assert "cannot write the report" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+JSONISH = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner,
+                                                                max_size=3),
+    max_leaves=8)
+
+
+def _paths(node: Any, prefix: tuple[str | int, ...] = ()) -> list[tuple[str | int, ...]]:
+    out = [prefix] if prefix else []
+    if isinstance(node, dict):
+        for k, v in node.items():
+            out += _paths(v, (*prefix, k))
+    elif isinstance(node, list):
+        for n, v in enumerate(node):
+            out += _paths(v, (*prefix, n))
+    return out
+
+
+HOSTILE_RECORD = records(eve_lines(hostile_alerts()))[0]
+FIELD_PATHS = [p for p in _paths(HOSTILE_RECORD) if p != ("event_type",)]  # else: skipped
+
+
+@settings(max_examples=400, deadline=None)
+@given(path=st.sampled_from(FIELD_PATHS), value=JSONISH)
+def test_damaged_alert_records_are_named_or_reported_never_a_crash(
+        tmp_path_factory: pytest.TempPathFactory, path: tuple[str | int, ...],
+        value: Any) -> None:
+    """Any field of a real alert record (with a host report) replaced by any JSON value:
+    the record is either reported on or named as broken (`path:line`), never a crash."""
+    rec = json.loads(json.dumps(HOSTILE_RECORD))
+    node: Any = rec
+    for key in path[:-1]:
+        node = node[key]
+    node[path[-1]] = value
+    f = tmp_path_factory.mktemp("fuzz") / "eve.json"
+    f.write_text(json.dumps(rec) + "\n", encoding="utf-8")
+    recs, errors = read_eve([str(f)])
+    assert len(recs) + len(errors) == 1
+    assert all(e.startswith(f"{f}:1: ") for e in errors)
+    doc = build(recs)
+    assert doc["summary"]["alerts"] == len(recs)
+    assert "<!DOCTYPE html>" in render_html(doc)
