@@ -1446,7 +1446,7 @@ fn dec_buffered(decs: &[Option<Vec<Dec>>; 2]) -> usize {
             Dec::Tls(t) => t.buffered(),
             Dec::Http(h) => h.buffered(),
             Dec::Json(f) => f.buffered(),
-            Dec::DnsTcp(_) => 0,
+            Dec::DnsTcp(f) => f.buffered(),
         })
         .sum()
 }
