@@ -317,6 +317,10 @@ pub struct Engine {
     dhcp_names: HashMap<(u32, String), (String, f64)>,
     dhcp_order: VecDeque<(u32, String)>,
     out: Vec<Event>,
+    /// Scratch for the in-order chunks one packet delivers (reused, never shrunk beyond
+    /// one stream's budget plus its pending bytes).
+    chunk_buf: Vec<u8>,
+    chunk_ends: Vec<usize>,
 }
 
 impl Engine {
@@ -344,6 +348,8 @@ impl Engine {
             dhcp_names: HashMap::new(),
             dhcp_order: VecDeque::new(),
             out: Vec::new(),
+            chunk_buf: Vec::new(),
+            chunk_ends: Vec::new(),
         }
     }
 
@@ -626,7 +632,12 @@ impl Engine {
 
     fn deep(&mut self, key: &Key, d: usize, ts: f64, seq: u32, payload: &[u8]) {
         let (budget, pending_cap) = (self.cfg.stream_budget, self.cfg.stream_pending);
-        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        // In-order chunks go to one scratch buffer the engine keeps (no allocation per
+        // packet); `ends` marks where each chunk ends.
+        let mut buf = std::mem::take(&mut self.chunk_buf);
+        let mut ends = std::mem::take(&mut self.chunk_ends);
+        buf.clear();
+        ends.clear();
         let gap;
         {
             let flow = self.flows.get_mut(key).expect("flow");
@@ -646,7 +657,10 @@ impl Engine {
                 r
             });
             let before = s.pending_bytes;
-            gap = s.feed(seq, payload, &mut |c| chunks.push(c.to_vec()));
+            gap = s.feed(seq, payload, &mut |c| {
+                buf.extend_from_slice(c);
+                ends.push(buf.len());
+            });
             let after = s.pending_bytes;
             // Reassembly holds out-of-order bytes: they count against the budget.
             ins.pending_bytes = (ins.pending_bytes + after).saturating_sub(before);
@@ -656,13 +670,17 @@ impl Engine {
         if gap {
             self.gap(key, d, ts);
         }
-        for chunk in chunks {
-            self.decode(key, d, &chunk, ts);
+        let mut start = 0;
+        for &end in &ends {
+            self.decode(key, d, &buf[start..end], ts);
+            start = end;
             let mode = self.flows[key].ins.as_ref().map_or(Mode::Done, |i| i.mode);
             if mode != Mode::Deep {
                 break;
             }
         }
+        self.chunk_buf = buf;
+        self.chunk_ends = ends;
         self.maybe_leave_deep(key, d);
     }
 
@@ -739,9 +757,10 @@ impl Engine {
                 .expect("ins");
             ins.decs[d].take().unwrap_or_default()
         };
-        let mut keep: Vec<Dec> = Vec::with_capacity(decs.len());
-        for mut dec in decs.drain(..) {
-            let ok = match &mut dec {
+        // Which decoders stay (bit i: decs[i]); the vector is kept, not rebuilt, per packet.
+        let mut alive: u64 = 0;
+        for (i, dec) in decs.iter_mut().enumerate() {
+            let ok = match dec {
                 Dec::Tls(t) => {
                     let mut evs = Vec::new();
                     let r = t.feed(chunk, &mut evs);
@@ -787,14 +806,20 @@ impl Engine {
                 }
             };
             if ok {
-                keep.push(dec);
+                alive |= 1 << i;
             } else if !matches!(dec, Dec::Json(_)) {
                 self.counters.decode_errors += 1;
             }
         }
+        let mut i = 0;
+        decs.retain(|_| {
+            let keep = alive & (1 << i) != 0;
+            i += 1;
+            keep
+        });
         if let Some(ins) = self.flows.get_mut(key).and_then(|f| f.ins.as_mut()) {
             if ins.decs[d].is_none() && ins.mode != Mode::Done {
-                ins.decs[d] = Some(keep);
+                ins.decs[d] = Some(decs);
             }
             let held = dec_buffered(&ins.decs);
             self.mem_inspect = (self.mem_inspect + held).saturating_sub(ins.dec_bytes);
@@ -1425,7 +1450,7 @@ fn dec_buffered(decs: &[Option<Vec<Dec>>; 2]) -> usize {
             Dec::Tls(t) => t.buffered(),
             Dec::Http(h) => h.buffered(),
             Dec::Json(f) => f.buffered(),
-            Dec::DnsTcp(_) => 0,
+            Dec::DnsTcp(f) => f.buffered(),
         })
         .sum()
 }

@@ -73,6 +73,19 @@ def test_half_open_tls_and_long_lines_stay_within_the_budget() -> None:
     assert c["core_panics"] == 0
 
 
+def test_half_open_dns_over_tcp_counts_against_the_budget() -> None:
+    budget = 16 * MiB
+    core = _core_with(budget)
+    _feed(core, list(adv.half_open_dns_tcp(24_000)))
+    c = core.counters()
+    # 12 k flows cost ~12 MiB as entries; each also holds the first 1.4 KiB of a 64 KiB
+    # message. Counted, those buffers push the total past the budget and the oldest flows
+    # are evicted; uncounted, nothing would be.
+    assert c["memory_peak_bytes"] <= budget
+    assert c["flows_budget_evicted"] > 0
+    assert c["core_panics"] == 0
+
+
 def test_dns_answer_with_hundreds_of_pool_questions_reaches_only_matching_flows() -> None:
     core = _core_with(64 * MiB)
     events = _feed(core, list(adv.dns_pool_bomb(50_100, flows=50_000)))
