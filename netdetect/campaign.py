@@ -14,8 +14,9 @@ strong, merge on their own
     ``proxy``        an internal stratum endpoint: its clients, and its own upstream session
     ``session``      one host talking to one pool, by name or address (reconnects, its
                      other ports, failover A records)
-    ``host-miner``   one host running one miner agent or TLS client fingerprint
-    ``pool-set``     the same set of three or more pools used by several hosts
+    ``host-miner``   one host running one miner agent, TLS client fingerprint or account
+    ``pool-set``     the same set of three to sixteen pools used by several hosts (more
+                     pools than that is a prober, whose pool set ties nothing)
 
 weak, never merge (shown as links between campaigns)
     ``pool``, ``agent``, ``tls``, ``host``: a popular public pool, a stock miner version, a
@@ -37,7 +38,7 @@ import hashlib
 import ipaddress
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -291,8 +292,10 @@ def _text(parent: Mapping[str, Any], key: str) -> str | None:
 
 
 def _epoch(text: str) -> float:
+    # fromisoformat, not strptime: strptime imports a module on first use, which a sensor
+    # that has dropped its privileges may no longer be able to read.
     try:
-        return datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%f%z").timestamp()
+        return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return 0.0
 
@@ -709,7 +712,3 @@ def group(records: Iterable[Mapping[str, Any]],
     return book
 
 
-def iter_members(book: CampaignBook) -> Iterator[tuple[Campaign, Observation]]:
-    for c in book.campaigns():
-        for o in c.members:
-            yield c, o
