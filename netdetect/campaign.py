@@ -502,7 +502,9 @@ class Campaign:
                 {"kind": lk.kind, "value": lk.value, "alerts": lk.alerts,
                  "hosts": sorted(lk.hosts)}
                 for lk in sorted(self.links.values(), key=lambda x: (-x.alerts, x.kind, x.value))
-                if lk.alerts > 1 and lk.kind in STRONG],
+                # A pool set ties hosts: on one host alone it explains nothing.
+                if lk.alerts > 1 and lk.kind in STRONG
+                and (lk.kind != "pool-set" or len(lk.hosts) > 1)],
         }
 
 

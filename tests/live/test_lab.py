@@ -203,4 +203,4 @@ def test_lab_miner_confirmed_persistent_and_background_silent(
     assert update["campaign"]["severity_why"][:2] == ["a host confirmed the miner process",
                                                       "persistence relaunches it"]
     (entry,) = update["campaign"]["persistence"]
-    assert (entry["path"], entry["line"]) == (str(cron), 2)
+    assert (entry["path"], entry["line"]) == ("/etc/cron.d/kworker", 2)  # as the host sees it
