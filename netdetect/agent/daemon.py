@@ -189,6 +189,7 @@ class Gate:
         self.trusted = trusted
         self.clock = clock
         self.counters: Counter[str] = Counter()
+        self.note = RateLimitedLog(log, config.log_interval)
         self._nonces: OrderedDict[str, float] = OrderedDict()  # nonce -> when to forget it
         self._state = state
         # Set when the remembered nonces could not be read: any query issued before this
@@ -237,10 +238,15 @@ class Gate:
                 os.close(fd)
             tmp.replace(path)
         except OSError as exc:
-            # Answering anyway: refusing every query on a full disk would let a miner blind
-            # its own confirmation; the cost is a replay window after a restart.
+            # Answering anyway: refusing every query on a full disk would let a miner (any
+            # user who can fill the filesystem) blind its own confirmation. The cost is a
+            # replay window after a restart, for queries answered while saving failed and
+            # only until they expire (max_query_ttl); the in-memory cache still refuses
+            # replays meanwhile, and the next successful save writes every live nonce.
             self.counters["nonce-state-failed"] += 1
-            log.warning("answered nonces not saved to %s: %s", path, exc)
+            self.note("answered nonces not saved", type(exc).__name__,
+                      "answered nonces not saved to %s: %s (queries are still answered; a "
+                      "restart before the next successful save forgets them)", path, exc)
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
@@ -346,7 +352,7 @@ class Agent:
         self._in_flight = 0
         self._busy_replies = 0
         self._tasks: set[asyncio.Task[None]] = set()
-        self.note = RateLimitedLog(log, config.log_interval)
+        self.note = self.gate.note
 
     def _status(self, state: str, reason: str = "") -> bytes:
         return encode_status(Status(

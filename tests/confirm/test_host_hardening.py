@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import os
 import re
 import secrets
 import signal
+import subprocess
+import sys
 import time
 import urllib.request
 from collections.abc import Callable
@@ -24,7 +27,9 @@ from netdetect.agent.topics import query_topic, report_filter, report_topic
 from netdetect.model import Verdict
 
 from .conftest import (
+    REPO,
     SENSOR,
+    STUB,
     TOKEN,
     AgentProcess,
     Broker,
@@ -243,3 +248,64 @@ def test_query_flood_is_shed_counted_and_logged_once_per_interval(
     m = re.search(r'netdetect_agent_queries_total\{outcome="bad-signature"\} (\d+)', metrics)
     assert m is not None
     assert int(m.group(1)) >= refused
+
+
+def test_nonce_state_on_a_full_disk_is_counted_logged_and_the_query_still_answered(
+    tmp_path: Path, broker: Broker,
+) -> None:
+    """The agent's state_dir is a full tmpfs (mounted in a private mount namespace that only
+    the agent process sees). Answering is what an operator wants: refusing would let anyone
+    who can fill that filesystem blind confirmation of their own miner, while the cost of
+    answering is only a replay window across a restart, until those queries expire. So the
+    failure is counted and logged, the query answered, a replay is still refused from memory,
+    and once space is back the next save writes every live nonce, closing the window."""
+    if os.geteuid() != 0:
+        raise RuntimeError("this test mounts a tmpfs in a private mount namespace: run as root")
+    state = tmp_path / "state"
+    state.mkdir()
+    config = write_agent_toml(tmp_path / "agent.toml", broker, "web-01",
+                              state_dir=json.dumps(str(state)))
+    mount = (f"mount -t tmpfs -o size=64k,mode=700 netdetect-full {state} && "
+             f"{{ cat /dev/zero > {state}/filler 2>/dev/null; true; }} && exec \"$@\"")
+    log = tmp_path / "agent.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", mount, "sh",
+             sys.executable, str(STUB), "--config", str(config), "--log-level", "DEBUG"],
+            stdout=out, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(REPO)})
+    inside = Path(f"/proc/{proc.pid}/root") / str(state).lstrip("/")  # the agent's view
+    try:
+        asyncio.run(wait_status(broker, "web-01",
+                                lambda s: s.state == "online" and s.pid == proc.pid))
+        assert sorted(p.name for p in inside.iterdir()) == ["filler"]
+        response = report_topic(SENSOR, TOKEN, "web-01")
+
+        async def ask(envelope: bytes, query: HostQuery) -> bool:
+            props = publish_properties(correlation=query.nonce.encode(), response_topic=response)
+            async with mqtt_as(broker, SENSOR, f"sensor-1-probe-{time.monotonic_ns()}") as p:
+                await p.subscribe(report_filter(SENSOR, TOKEN), qos=1)
+                await p.publish(query_topic("web-01"), envelope, qos=1, properties=props)
+                return await next_message(p, 5) is not None
+
+        first, first_env = _signed_query(broker, response)
+        assert asyncio.run(ask(first_env, first))  # answered although the save failed
+        status = asyncio.run(wait_status(broker, "web-01",
+                                         lambda s: s.counters.get("answered", 0) == 1))
+        assert status.counters["nonce-state-failed"] == 1
+        assert not asyncio.run(ask(first_env, first))  # the replay: refused from memory
+        asyncio.run(wait_status(broker, "web-01", lambda s: s.counters.get("replayed") == 1))
+        text = log.read_text(errors="replace")
+        assert (f"answered nonces not saved to {state}/web-01.nonces.json: [Errno 28] No space "
+                "left on device (queries are still answered") in text
+        assert sorted(p.name for p in inside.iterdir()) == ["filler"]  # no temp file left
+
+        (inside / "filler").unlink()  # space is back
+        second, second_env = _signed_query(broker, response)
+        assert asyncio.run(ask(second_env, second))
+        saved = json.loads((inside / "web-01.nonces.json").read_text())
+        assert {n for n, _ in saved} == {first.nonce, second.nonce}
+        assert list(state.iterdir()) == []  # nothing was written outside the agent's mount
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(10)
