@@ -148,10 +148,15 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("-v", "--verbose", action="store_true",
                     help="also list each file's entry count and every allowlist entry with "
                     "its reason")
-    from netdetect.intel.formats import FORMATS
+    try:
+        from netdetect.intel.formats import FORMATS
+
+        formats: list[str] | None = sorted(FORMATS)
+    except ModuleNotFoundError:  # an agent-only install; the command itself says what to add
+        formats = None
 
     si = ssub.add_parser("import", help="convert a public list into the project's format")
-    si.add_argument("format", choices=sorted(FORMATS))
+    si.add_argument("format", choices=formats)
     si.add_argument("file")
     si.add_argument("--dir", default=None, help="signature directory to import into")
     si.add_argument("--name", default=None, help="name of the imported list (default: file)")
@@ -164,6 +169,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--root", required=True)
     ev.add_argument("--home-net", type=_home_net, default=None)
     return p
+
+
+# Top-level modules of the `sensor` extra (pyproject.toml), missing on an agent-only host.
+SENSOR_MODULES = frozenset({"maxminddb", "mmdb_writer", "rich", "communityid", "netaddr"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -210,6 +219,13 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("netdetect: interrupted\n")
         return EXIT_INTERRUPTED
+    except ModuleNotFoundError as exc:
+        # An agent-only install (`netdetect[agent]`) lacks what the sensor commands import.
+        if (exc.name or "").split(".")[0] not in SENSOR_MODULES:
+            raise
+        sys.stderr.write(f"netdetect: {args.command} needs the sensor's dependencies ({exc.name} "
+                         "is not installed): pip install 'netdetect[sensor]'\n")
+        return EXIT_USAGE
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE  # pragma: no cover - parser.error exits
 
