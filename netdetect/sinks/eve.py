@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import logging
 import os
 import stat
 from datetime import UTC, datetime
@@ -70,6 +71,9 @@ _PROTO_NUMBERS = {"TCP": 6, "UDP": 17}
 def _community() -> Any:
     import communityid
 
+    # The library explains every hash it computes at INFO (eight lines per flow), which
+    # would flood a sensor's journal: only its warnings are worth keeping.
+    logging.getLogger(communityid.LOG.name).setLevel(logging.WARNING)
     return communityid.CommunityID(seed=0)
 
 
