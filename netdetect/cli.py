@@ -435,6 +435,7 @@ def _describe_signatures(directory: Path) -> None:
 
     files = sorted(directory.glob("*.txt")) + sorted((directory / "imported").glob("*.txt"))
     allow: list[str] = []
+    sanctioned: list[str] = []
     for path in files:
         entries = 0
         with path.open(encoding="utf-8", errors="replace") as fh:
@@ -448,10 +449,18 @@ def _describe_signatures(directory: Path) -> None:
                     reason = cols[-1] if len(cols) > 1 else "(no reason given)"
                     allow.append(f"  {path.name}:{number}: {clean(cols[0])} "
                                  f"({' '.join(cols[1:-1]) or 'entry'}): {clean(reason)}")
+                elif path.name == "sanctioned.txt":
+                    cols = [*line.split("\t"), "", "", ""][:4]
+                    ports = "" if cols[2] in ("", "-") else f" port {cols[2]}"
+                    sanctioned.append(f"  {path.name}:{number}: {clean(cols[0])} "
+                                      f"{clean(cols[1])}{clean(ports)}: {clean(cols[3])}")
         sys.stdout.write(f"{path.relative_to(directory)}: {entries} entries\n")
     if allow:
         sys.stdout.write("allowlisted (never counted as mining evidence):\n")
         sys.stdout.write("".join(a + "\n" for a in allow))
+    if sanctioned:
+        sys.stdout.write("sanctioned (verdict allowed: recorded, never raised):\n")
+        sys.stdout.write("".join(a + "\n" for a in sanctioned))
 
 
 def cmd_agent(args: argparse.Namespace) -> int:

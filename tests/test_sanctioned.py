@@ -119,3 +119,16 @@ def test_sanctioned_errors_name_the_line(tmp_path: Path, line: str, why: str) ->
     assert check_signatures(sigs) == [f"{sigs / 'sanctioned.txt'}:3: {why}"]
     with pytest.raises(SignatureLoadError):
         load_intel(sigs)
+
+
+def test_signatures_check_verbose_lists_sanctioned_entries_with_reasons(tmp_path: Path) -> None:
+    sigs = make_sigs(tmp_path, sanctioned_txt=HEADER
+                     + "pool\tpool.research.example\t3333,443\tGPU cluster, SEC-1234\n"
+                     + "wallet\tW1\t-\tresearch wallet\n")
+    done = subprocess.run([sys.executable, "-m", "netdetect", "signatures", "check", "-v",
+                           str(sigs)], capture_output=True, text=True, timeout=120, check=False,
+                          cwd=REPO, env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert done.returncode == 0, done.stderr
+    assert ("sanctioned (verdict allowed: recorded, never raised):\n"
+            "  sanctioned.txt:2: pool pool.research.example port 3333,443: GPU cluster, SEC-1234\n"
+            "  sanctioned.txt:3: wallet W1: research wallet\n") in done.stdout
