@@ -172,7 +172,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # Top-level modules of the `sensor` extra (pyproject.toml), missing on an agent-only host.
-SENSOR_MODULES = frozenset({"maxminddb", "mmdb_writer", "rich", "communityid", "netaddr"})
+SENSOR_MODULES = frozenset({"maxminddb", "mmdb_writer", "rich", "netaddr"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -61,3 +61,16 @@ def test_license_is_an_spdx_expression_with_its_text() -> None:
 def test_eve_schema_is_package_data() -> None:
     schema = files("netdetect").joinpath("schemas", "netdetect-eve.schema.json")
     assert schema.is_file()
+
+
+def test_cli_names_every_module_of_the_sensor_extra() -> None:
+    """On an agent-only install the CLI turns a missing sensor module into one line naming the
+    extra; it must know every top-level module that extra provides."""
+    from netdetect.cli import SENSOR_MODULES
+
+    wanted = {_name(r) for r in PYPROJECT["project"]["optional-dependencies"]["sensor"]}
+    provided = {module for module, dists in packages_distributions().items()
+                if {d.lower().replace("_", "-") for d in dists} & wanted
+                and not module.startswith("_")}
+    assert provided
+    assert provided == SENSOR_MODULES

@@ -88,7 +88,7 @@ def _python(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
 
 
 def test_the_agent_environment_lacks_the_sensor_dependencies(agent_env: dict[str, str]) -> None:
-    for module in ("rich", "maxminddb", "mmdb_writer", "communityid", "netaddr"):
+    for module in ("rich", "maxminddb", "mmdb_writer", "netaddr"):
         done = _python(agent_env, "-c", f"import {module}")
         assert "ModuleNotFoundError" in done.stderr, (module, done.stderr)
     # The control: the agent's own imports (collectors, metrics) all resolve.
