@@ -25,6 +25,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eve_schema import check_eve_text
 
 pytestmark = [pytest.mark.broker, pytest.mark.netns]
 
@@ -177,6 +178,7 @@ def test_deploy_readme_walkthrough_runs_as_written(netns: str, tmp_path: Path) -
                                      "stat -c '%U:%G %a' /var/log/netdetect/eve.json && "
                                      "cat /var/log/netdetect/eve.json")
                 assert eve.startswith("netdetect:netdetect 640\n"), eve  # as documented
+                check_eve_text(eve.split("\n", 1)[1])
                 assert "host unmanaged: 10.20.4.17 is not in the inventory" in eve
                 # The journal gets one line per alert, not a library's chatter.
                 journal = admin.ok("cat $SANDBOX_STATE/netdetect-sensor.service.log")
