@@ -843,13 +843,10 @@ def _open_ip_db(loader: _Loader) -> tuple[IpSetDb | None, bool]:
         # A per-user cache keyed by the lists' digest: compiled once, not on every start.
         mine = user_cache / f"pool_ips-{digest[:32]}.mmdb"
         try:
-            # is_file() raises on a directory this user may not enter (a cache made by
-            # root for a sensor that then runs as its service user): compile below instead.
-            hit = mine.is_file() and IpSetDb.digest_of(mine) == digest
-        except OSError:
-            hit = False
-        if hit:
-            return IpSetDb.open(mine), False
+            if mine.is_file() and IpSetDb.digest_of(mine) == digest:
+                return IpSetDb.open(mine), False
+        except (OSError, SignatureError):
+            pass  # unreadable (another user's cache, e.g. after a privilege drop): recompile
         try:
             user_cache.mkdir(parents=True, exist_ok=True, mode=0o700)
             with tempfile.NamedTemporaryFile(dir=user_cache, suffix=".tmp", delete=False) as f:
