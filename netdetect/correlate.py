@@ -54,8 +54,11 @@ def wallet_of(login: str | None) -> str | None:
 def allow_network(suspect: Suspect, host: HostIdentity | None, allowlist: Allowlist) -> str | None:
     """The allowlist entry matching what the network and the inventory know, if any.
 
-    Checked before a host is queried: an allowed flow costs the host nothing.
+    Checked before a host is queried: an allowed flow costs the host nothing. The signatures'
+    sanctioned.txt applies with or without a sensor config (replay without --confirm too).
     """
+    if suspect.pool_facts.sanctioned:
+        return suspect.pool_facts.sanctioned
     if host is not None:
         if host.host_id in allowlist.hosts:
             return f"host {host.host_id}"

@@ -453,6 +453,7 @@ class Detector:
         b = Endpoint(ip_str(flow.b_ip), flow.b_port)
         miner, pool = (a, b) if side == 0 else (b, a)
         geo = self.intel.enrich(pool.ip)
+        sanctioned = self.intel.sanctioned.match(pool.ip, pool.port, ins.pool_host, ins.login)
         return Suspect(
             flow_id=flow_id(flow),
             ts=ts,
@@ -477,6 +478,7 @@ class Detector:
                 as_org=geo.as_org if geo else None,
                 country=geo.country if geo else None,
                 encoding="gzip" if ins.gzip else None,
+                sanctioned=sanctioned.describe() if sanctioned else None,
             ),
             miner_facts=MinerFacts(
                 agent=ins.agent,

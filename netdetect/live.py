@@ -23,6 +23,7 @@ import multiprocessing as mp
 import os
 import pwd
 import queue
+import secrets
 import signal
 import socket
 import sys
@@ -623,7 +624,9 @@ class Sensor:
         if cfg.alerts.mqtt and cfg.mqtt is not None:
             from netdetect.sinks.mqtt import MqttAlertSink
 
-            sink = MqttAlertSink(cfg.mqtt, client_id=f"{cfg.sensor_id}-alerts-{os.getpid()}",
+            # Unguessable: Mosquitto lets any client take over a connected client id.
+            sink = MqttAlertSink(cfg.mqtt,
+                                 client_id=f"{cfg.sensor_id}-alerts-{secrets.token_hex(4)}",
                                  topic=cfg.alerts.topic, buffer=cfg.alerts.buffer)
             self.sinks.append(await stack.enter_async_context(sink))
 

@@ -103,6 +103,8 @@ class PoolFacts:
     as_org: str | None = None
     country: str | None = None
     encoding: str | None = None  # "gzip" once an EthereumStratum/2.0.0 pool switched to it
+    # The signatures' sanctioned.txt entry covering this pool (verdict `allowed`), described.
+    sanctioned: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

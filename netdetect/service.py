@@ -17,7 +17,7 @@ from netdetect.correlate import correlate
 from netdetect.detect import DEFAULT_HOME_NET
 from netdetect.errors import CaptureError
 from netdetect.intel import Intel
-from netdetect.model import Alert, FlowEnd, Suspect
+from netdetect.model import Alert, FlowEnd, Suspect, Verdict
 from netdetect.sinks.eve import EveWriter, SinkError
 
 if TYPE_CHECKING:
@@ -66,6 +66,8 @@ def network_only(suspect: Suspect) -> Alert:
     from netdetect.config import Allowlist
 
     alert = correlate(suspect, host=None, report=None, reason=None, allowlist=Allowlist())
+    if alert.verdict is Verdict.ALLOWED:  # sanctioned.txt: decided from the network side
+        return alert
     return dataclasses.replace(alert, reasons=("host confirmation not requested",))
 
 
