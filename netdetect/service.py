@@ -234,10 +234,12 @@ class _Files:
             n = 0
             while k := engine.run(src, BATCH_CORE):
                 n += k
+                # Counted as read: a run stopped mid-file (a sink that fails, Ctrl-C)
+                # still reports the frames it analysed.
+                result.frames += k
                 if progress is not None:
                     progress(done + src.stats()[3], total, path)
                 yield path
-            result.frames += n
             err = src.error()
             if err is not None:
                 result.errors.append(str(CaptureError(*err)))
