@@ -34,7 +34,8 @@ class Confirms(Protocol):
 
     inventory: Inventory  # what the traffic teaches (DHCP, DNS) is learned into it
 
-    async def confirm(self, suspect: Suspect) -> Alert: ...
+    # None: a suspect asked early (below the alert threshold) that the host did not confirm.
+    async def confirm(self, suspect: Suspect) -> Alert | None: ...
 
 
 class AlertSink(Protocol):
@@ -428,6 +429,7 @@ async def replay_confirmed(
 
     result = RunResult()
     engine = Engine(intel, home_net=home_net, max_flows=max_flows)
+    engine.detector.ask_threshold = getattr(confirmer, "ask_threshold", 0)
     files = _Files(expand_inputs(paths, result), result, progress,
                    decoded=lambda: engine.counters().get("decoded", 0))
     from netdetect.hosts import dns_learner  # only the confirmed path learns hosts
@@ -438,6 +440,8 @@ async def replay_confirmed(
 
     async def one(s: Suspect, path: str | None) -> None:
         alert = await confirmer.confirm(s)
+        if alert is None:
+            return
         saved, files.current = files.current, path
         try:
             _emit(alert, sinks, result, files)
@@ -485,6 +489,7 @@ async def _replay_confirmed_core(
 ) -> RunResult:
     result = RunResult()
     engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
+    engine.detector.ask_threshold = getattr(confirmer, "ask_threshold", 0)
     files = _Files(expand_inputs(paths, result), result, progress)
     from netdetect.hosts import dns_learner  # only the confirmed path learns hosts
 
@@ -495,6 +500,8 @@ async def _replay_confirmed_core(
 
     async def one(s: Suspect, path: str | None) -> None:
         alert = await confirmer.confirm(s)
+        if alert is None:
+            return
         saved, files.current = files.current, path
         try:
             _emit(alert, sinks, result, files)
