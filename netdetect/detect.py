@@ -176,7 +176,7 @@ class Detector:
             ins.reported = True
             self.suspects.append(self.suspect(flow, ins, ts))
         elif (self.ask_threshold and not ins.alerted and not ins.asked
-              and ins.score >= self.ask_threshold):
+              and ins.score >= self.ask_threshold and not _browsing(ins)):
             ins.asked = True
             self.asks += 1
             self.suspects.append(dataclasses.replace(self.suspect(flow, ins, ts), asked=True))
@@ -513,6 +513,11 @@ class Detector:
             ),
             vlan=flow.vlan,
         )
+
+
+def _browsing(ins: Inspection) -> bool:
+    """A visit to a pool's web site and nothing else: not worth a host's ask budget."""
+    return "pool-website" in ins.kinds and ins.score <= ins.name_weight
 
 
 def _is_website(name: str) -> bool:

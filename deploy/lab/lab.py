@@ -41,7 +41,10 @@ WEB_NAME = "www.lab.example"
 SPAN_IF = "span0"
 HOME_NET = "10.77.0.0/25"  # the victim side; the pool and web servers count as "outside"
 POOL_PORTS = (3333, 4444)
-POOL_TLS_PORTS = (3334, 4443)
+POOL_TLS_PORTS = (3334, 4443, 443)  # 443: XMRig's TLS to a literal IP on the web port
+# A real pool's web site name, answered by the lab DNS with the lab's web server: browsing a
+# pool's site must not be mistaken for mining.
+POOL_SITE = "supportxmr.com"
 
 
 def ns_name(prefix: str, role: str) -> str:
@@ -150,7 +153,7 @@ def start_services(prefix: str, state: Path) -> None:
     pcrt, pkey = make_cert(state, POOL_NAME)
     wcrt, wkey = make_cert(state, WEB_NAME)
     spawn(prefix, "pool", state, "dnsd", str(HERE / "dnsd.py"), "--bind", POOL_IP,
-          "--name", f"{POOL_NAME}={POOL_IP}")
+          "--name", f"{POOL_NAME}={POOL_IP}", "--name", f"{POOL_SITE}={WEB_IP}")
     pool_args = [str(HERE / "pool.py"), "--bind", POOL_IP, "--cert", str(pcrt), "--key",
                  str(pkey), "--job-interval", "2"]
     for p in POOL_PORTS:
@@ -229,6 +232,7 @@ def up(prefix: str, state: Path, *, services: bool) -> None:
         raise
     info = {"prefix": prefix, "state": str(state), "victim": VICTIM_IP, "pool": POOL_IP,
             "web": WEB_IP, "dns": POOL_IP, "pool_name": POOL_NAME, "web_name": WEB_NAME,
+            "pool_site": POOL_SITE,
             "span": SPAN_IF, "home_net": HOME_NET,
             "namespaces": {r: ns_name(prefix, r) for r in ROLES}}
     (state / "lab.json").write_text(json.dumps(info, indent=2) + "\n")

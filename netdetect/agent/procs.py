@@ -514,9 +514,14 @@ MAX_CONF_BYTES = 256 * 1024
 MAX_CONF_POOLS = 8
 
 
-def _conf_endpoints(path: str) -> list[str]:
+def _conf_endpoints(path: str, *, held: bool) -> list[str]:
+    # /proc/<pid>/fd/N (`held`) is a link to the very file the process holds open, followed
+    # on purpose; a name in a directory is never followed if it is a symlink.
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    if not held:
+        flags |= os.O_NOFOLLOW
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOFOLLOW)
+        fd = os.open(path, flags)
     except OSError:
         return []
     try:
@@ -541,7 +546,7 @@ def config_pools(pid: int, exe: str | None, proc: str = PROC) -> list[str]:
     beside it (its working directory, its executable's directory), where XMRig and its
     clones read config.json from. Only those places: the agent follows no path it is given."""
     base = f"{proc}/{pid}"
-    candidates: list[tuple[str, str]] = []  # (path to open, name to show)
+    candidates: list[tuple[str, str, bool]] = []  # (path to open, name to show, held open)
     try:
         for fd in os.listdir(f"{base}/fd")[:1024]:
             try:
@@ -549,7 +554,7 @@ def config_pools(pid: int, exe: str | None, proc: str = PROC) -> list[str]:
             except OSError:
                 continue
             if not target.startswith(_CONF_NOT_FILES) and target.endswith(_CONF_SUFFIXES):
-                candidates.append((f"{base}/fd/{fd}", target))
+                candidates.append((f"{base}/fd/{fd}", target, True))
     except OSError:
         pass
     dirs = [(f"{base}/cwd", _safe_link(f"{base}/cwd"))]
@@ -565,18 +570,18 @@ def config_pools(pid: int, exe: str | None, proc: str = PROC) -> list[str]:
                     if (entry.name.endswith(_CONF_SUFFIXES) or entry.name.startswith("config")) \
                             and entry.is_file(follow_symlinks=False):
                         candidates.append((f"{real}/{entry.name}", f"{shown.rstrip('/')}/"
-                                           f"{entry.name}"))
+                                           f"{entry.name}", False))
                     if len(candidates) >= MAX_CONF_FILES:
                         break
         except OSError:
             continue
     out: list[str] = []
     seen: set[str] = set()
-    for path, shown in candidates[:MAX_CONF_FILES]:
+    for path, shown, held in candidates[:MAX_CONF_FILES]:
         if shown in seen:
             continue
         seen.add(shown)
-        for ep in _conf_endpoints(path):
+        for ep in _conf_endpoints(path, held=held):
             out.append(f"{shown}: {ep}")
             if len(out) >= MAX_CONF_POOLS:
                 return out
