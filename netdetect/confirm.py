@@ -428,7 +428,9 @@ class Confirmer:
                 local_port=suspect.miner.port,
             ),
             cpu_window=cfg.cpu_window,
-            top_n=cfg.top_n,
+            # An early ask is settled by the flow's owner alone (no owner: nothing is raised),
+            # so the agent is spared ranking and string-scanning the busiest processes.
+            top_n=0 if suspect.asked else cfg.top_n,
             pool_host=suspect.pool_facts.host,
             wallet=wallet_of(suspect.miner_facts.login),
         )
