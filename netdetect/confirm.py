@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
-import dataclasses
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
@@ -297,17 +297,19 @@ class Confirmer:
 
     # --- confirm ------------------------------------------------------------------------------
 
-    async def confirm(self, suspect: Suspect) -> Alert | None:
-        """The alert for `suspect`: confirmed by its host when it answers, network-only if not.
-
-        A suspect asked early (`suspect.asked`: its score is below the alert threshold) gives
-        an alert only when the host confirms it; otherwise None, counted by why.
-        """
+    async def settle(self, suspect: Suspect) -> Alert | None:
+        """What the pipeline raises for `suspect`: its alert, or None for a suspect asked early
+        (`suspect.asked`: its score is below the alert threshold) that its host did not
+        confirm, and for the full-score suspect of a flow an early ask already raised."""
         if suspect.asked:
             return await self._confirm_early(suspect)
         if suspect.flow_id in self._confirmed_early:
             self._counters["asks-already-confirmed"] += 1
             return None
+        return await self.confirm(suspect)
+
+    async def confirm(self, suspect: Suspect) -> Alert:
+        """The alert for `suspect`: confirmed by its host when it answers, network-only if not."""
         host = self.inventory.lookup(suspect.miner.ip, suspect.ts)
         report: HostReport | None = None
         reason: str | None = None
@@ -376,9 +378,9 @@ class Confirmer:
         self._confirmed_early[suspect.flow_id] = None
         while len(self._confirmed_early) > 65536:
             self._confirmed_early.popitem(last=False)
-        return dataclasses.replace(alert, reasons=(
-            *alert.reasons, f"asked at network score {suspect.score}, below the alert "
-            "threshold: the host's answer raised it"))
+        why = (f"asked at network score {suspect.score}, below the alert threshold: the host's "
+               "answer raised it")
+        return dataclasses.replace(alert, reasons=(*alert.reasons, why))
 
     async def _ask(self, host: HostIdentity, suspect: Suspect) -> tuple[HostReport | None, str]:
         host_id = host.host_id

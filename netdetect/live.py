@@ -699,7 +699,7 @@ class Sensor:
         async def one() -> None:
             started = time.monotonic()
             try:
-                alert = await confirmer.confirm(s)
+                alert = await confirmer.settle(s)
             finally:
                 self.pending -= 1
                 self.metrics.set_gauge("confirmations_pending", self.pending)

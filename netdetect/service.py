@@ -35,7 +35,7 @@ class Confirms(Protocol):
     inventory: Inventory  # what the traffic teaches (DHCP, DNS) is learned into it
 
     # None: a suspect asked early (below the alert threshold) that the host did not confirm.
-    async def confirm(self, suspect: Suspect) -> Alert | None: ...
+    async def settle(self, suspect: Suspect) -> Alert | None: ...
 
 
 class AlertSink(Protocol):
@@ -439,7 +439,7 @@ async def replay_confirmed(
         engine.on_dns_answer = dns_learner(names, engine.add_lease)
 
     async def one(s: Suspect, path: str | None) -> None:
-        alert = await confirmer.confirm(s)
+        alert = await confirmer.settle(s)
         if alert is None:
             return
         saved, files.current = files.current, path
@@ -499,7 +499,7 @@ async def _replay_confirmed_core(
         engine.watch_names(names)
 
     async def one(s: Suspect, path: str | None) -> None:
-        alert = await confirmer.confirm(s)
+        alert = await confirmer.settle(s)
         if alert is None:
             return
         saved, files.current = files.current, path

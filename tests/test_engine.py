@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import pytest
-
 import os
 from collections.abc import Iterator
 
+import pytest
 from scapy.layers.dns import DNS, DNSQR, DNSRR
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether

@@ -116,9 +116,7 @@ def preloaded_libraries(proc: str = "/proc") -> tuple[str, ...]:
     """Libraries the dynamic loader preloaded into this very process (LD_PRELOAD or
     /etc/ld.so.preload) and that are mapped now: a hook that hides processes from the agent
     is, by construction, loaded into the agent."""
-    wanted: list[str] = []
-    for entry in os.environ.get("LD_PRELOAD", "").replace(":", " ").split():
-        wanted.append(entry)
+    wanted = os.environ.get("LD_PRELOAD", "").replace(":", " ").split()
     try:
         with open("/etc/ld.so.preload", "rb") as fh:  # noqa: PTH123 -- the live loader's file
             text = fh.read(1 << 16).decode("utf-8", "surrogateescape")
@@ -142,3 +140,8 @@ def preloaded_libraries(proc: str = "/proc") -> tuple[str, ...]:
         if hit is not None and hit not in out:
             out.append(hit)
     return tuple(out)
+
+
+def preloaded_hooks() -> tuple[str, ...]:
+    """`preloaded_libraries` of this process under the live /proc."""
+    return preloaded_libraries()

@@ -472,7 +472,7 @@ def cpu_profile(pid: int, proc: str = PROC) -> CpuProfile:
     try:
         tids = [t for t in hidden.getdents_names(task_dir) if t.isdigit()]
     except (OSError, NotImplementedError):
-        tids = [t for t in os.listdir(task_dir) if t.isdigit()]
+        tids = [t for t in os.listdir(task_dir) if t.isdigit()]  # noqa: PTH208 -- hot, str only
     for tid in tids[:MAX_TASKS]:
         try:
             t = read_stat(int(tid), task_dir)
@@ -548,7 +548,7 @@ def config_pools(pid: int, exe: str | None, proc: str = PROC) -> list[str]:
     base = f"{proc}/{pid}"
     candidates: list[tuple[str, str, bool]] = []  # (path to open, name to show, held open)
     try:
-        for fd in os.listdir(f"{base}/fd")[:1024]:
+        for fd in os.listdir(f"{base}/fd")[:1024]:  # noqa: PTH208 -- names only, per query
             try:
                 target = _readlink(f"{base}/fd/{fd}")
             except OSError:
@@ -569,8 +569,8 @@ def config_pools(pid: int, exe: str | None, proc: str = PROC) -> list[str]:
                 for entry in it:
                     if (entry.name.endswith(_CONF_SUFFIXES) or entry.name.startswith("config")) \
                             and entry.is_file(follow_symlinks=False):
-                        candidates.append((f"{real}/{entry.name}", f"{shown.rstrip('/')}/"
-                                           f"{entry.name}", False))
+                        shown_path = f"{shown.rstrip('/')}/{entry.name}"
+                        candidates.append((f"{real}/{entry.name}", shown_path, False))
                     if len(candidates) >= MAX_CONF_FILES:
                         break
         except OSError:

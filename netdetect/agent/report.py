@@ -288,7 +288,8 @@ class PendingReport:
     def _host_facts(self, errors: list[str]) -> HostFacts | None:
         if self._host is None:
             return None
-        hooks = list(_guard(errors, "preload", hidden.preloaded_libraries, ()))
+        none: tuple[str, ...] = ()
+        hooks = list(_guard(errors, "preload", hidden.preloaded_hooks, none))
         return msgspec.structs.replace(self._host, hidden_pids=self._hidden[:64],
                                        preload_hooks=hooks[:16])
 

@@ -17,13 +17,12 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import lab_kit
 import pytest
 
 from netdetect.agent import hidden, procs
 
 REPO = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(REPO / "deploy" / "lab"))
-import disguise  # noqa: E402
 
 # Run in a child with LD_PRELOAD: what libc's readdir shows, what the agent's report says.
 PROBE = r"""
@@ -49,7 +48,7 @@ print(json.dumps({
 
 @pytest.fixture(scope="module")
 def kit(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
-    return disguise.build(tmp_path_factory.mktemp("kit"))
+    return lab_kit.build(tmp_path_factory.mktemp("kit"))
 
 
 class Pool:
@@ -81,7 +80,7 @@ def miner(kit: dict[str, Path], tmp_path: Path) -> Iterator[tuple[subprocess.Pop
     exe = home / "kworker"
     exe.write_bytes(kit["miner"].read_bytes())
     exe.chmod(0o755)
-    disguise.write_config(home, f"127.0.0.1:{pool.port}", threads_hint=50, scratch_mb=64)
+    lab_kit.write_config(home, f"127.0.0.1:{pool.port}", threads_hint=50, scratch_mb=64)
     p = subprocess.Popen([str(exe)], cwd=home, stdout=subprocess.PIPE, text=True,
                          start_new_session=True)
     try:
@@ -110,6 +109,7 @@ def probe(pid: int, rport: int, lport: int, preload: Path | None) -> dict[str, o
 def test_hidden_owner_is_found_and_reported(kit: dict[str, Path],
                                             miner: tuple[subprocess.Popen[str], int, int]) -> None:
     p, rport, lport = miner
+    home = Path(f"/proc/{p.pid}/cwd").readlink()
     got = probe(p.pid, rport, lport, kit["hider"])
     # The hook works: libc's readdir in that process no longer lists the miner ...
     assert got["readdir_sees"] is False
@@ -122,7 +122,7 @@ def test_hidden_owner_is_found_and_reported(kit: dict[str, Path],
     # The disguise's other traits, read from the running process.
     assert got["nice"] == 19
     assert got["anon_max_kb"] >= 64 * 1024  # type: ignore[operator]
-    assert got["config_pools"] == [f"{Path(p.args[0]).parent}/config.json: 127.0.0.1:{rport}"]
+    assert got["config_pools"] == [f"{home}/config.json: 127.0.0.1:{rport}"]
     assert "name:kthread-disguise" in got["traits"]  # type: ignore[operator]
     assert "exe-strings:upx-packed" in got["traits"]  # type: ignore[operator]
     assert got["exe_suspicious_dir"] is True
@@ -168,7 +168,8 @@ def test_cpu_profile_sees_sched_idle_and_lifetime() -> None:
             "print('ok', flush=True)\nwhile True: pass\n")
     p = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
     try:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ok"
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == "ok"
         time.sleep(0.5)
         prof = procs.cpu_profile(p.pid)
         assert prof.policy == "idle"
@@ -191,7 +192,8 @@ def test_config_pools_only_from_open_files_and_its_own_dirs(tmp_path: Path) -> N
     p = subprocess.Popen([sys.executable, "-c", code, str(other / "miner.conf")], cwd=work,
                          stdout=subprocess.PIPE, stdin=subprocess.PIPE, text=True)
     try:
-        assert p.stdout is not None and p.stdout.readline().strip() == "ok"
+        assert p.stdout is not None
+        assert p.stdout.readline().strip() == "ok"
         found = procs.config_pools(p.pid, None)
     finally:
         p.kill()

@@ -16,8 +16,8 @@ from netdetect.agent.schema import HostFacts, PersistenceEntry
 from netdetect.agent.topics import MqttSettings
 from netdetect.config import Allowlist, ConfirmConfig, CorrelateConfig, SensorConfig
 from netdetect.confirm import Confirmer
-from netdetect.correlate import CPU_CAP, correlate, host_evidence
 from netdetect.core_engine import CoreEngine
+from netdetect.correlate import CPU_CAP, correlate, host_evidence
 from netdetect.hosts import HostIdentity, Inventory
 from netdetect.intel import Intel
 from netdetect.model import Verdict
@@ -143,8 +143,9 @@ def test_dataset_mapping_and_huge_pages_survive_renaming() -> None:
 def _confirmer(tmp_path: Path, **ask: object) -> Confirmer:
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-    cfg = SensorConfig(sensor_id="s1", mqtt=MqttSettings(host="127.0.0.1", port=1, ca=tmp_path / "ca",
-                                                         cert=tmp_path / "c", key=tmp_path / "k"),
+    mqtt = MqttSettings(host="127.0.0.1", port=1, ca=tmp_path / "ca", cert=tmp_path / "c",
+                        key=tmp_path / "k")
+    cfg = SensorConfig(sensor_id="s1", mqtt=mqtt,
                        confirm=ConfirmConfig(signing_key=tmp_path / "k", timeout=0.2,
                                              **ask),  # type: ignore[arg-type]
                        dhcp_servers=("10.0.0.1",))
@@ -159,7 +160,7 @@ def test_early_asks_are_rate_limited_per_host_and_overall(tmp_path: Path) -> Non
 
     async def run() -> list[object]:
         # No broker here: every ask that is sent goes unanswered, and raises nothing.
-        return [await c.confirm(s) for s in (ASKED, ASKED, ASKED, other, other, stranger)]
+        return [await c.settle(s) for s in (ASKED, ASKED, ASKED, other, other, stranger)]
 
     assert asyncio.run(run()) == [None] * 6
     n = c.counters()
@@ -169,7 +170,7 @@ def test_early_asks_are_rate_limited_per_host_and_overall(tmp_path: Path) -> Non
     assert n["asks-over-budget"] == 1  # the second about 10.0.0.6: 3 asks already this period
     assert n["asks-unmanaged"] == 1
     # A full-score suspect is never held back by the ask limits: it still gets its verdict.
-    alert = asyncio.run(c.confirm(STRONG))
+    alert = asyncio.run(c.settle(STRONG))
     assert alert is not None
     assert alert.verdict is Verdict.NETWORK_ONLY
 

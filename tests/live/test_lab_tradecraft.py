@@ -23,6 +23,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import lab_kit
 import pytest
 from confirm.conftest import Broker, write_agent_toml, write_sensor_toml
 from eve_schema import check_record
@@ -32,21 +33,19 @@ from .test_lab import HOST_ID, LAB, Procs, lab, make_pki, procs  # noqa: F401 --
 
 pytestmark = pytest.mark.netns
 
-sys.path.insert(0, str(LAB))
-import disguise  # noqa: E402
 
 ASK_DEADLINE = 5.0
 
 
-def start(procs: Procs, ns: str, name: str, argv: list[str], *, cwd: Path | None = None,
+def start(owner: Procs, ns: str, name: str, argv: list[str], *, cwd: Path | None = None,
           env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
     """Like Procs.start, in its own session (as cron starts jobs), with extra environment."""
     full = {**os.environ, "PYTHONPATH": str(REPO), "PYTHONUNBUFFERED": "1", **(env or {})}
-    with (procs.workdir / f"{name}.log").open("wb") as log:
+    with (owner.workdir / f"{name}.log").open("wb") as log:
         p = subprocess.Popen(["ip", "netns", "exec", ns, *argv], stdout=log,
                              stderr=subprocess.STDOUT, env=full, cwd=cwd or REPO,
                              start_new_session=True)
-    procs.procs.append(p)
+    owner.procs.append(p)
     return p
 
 
@@ -112,7 +111,7 @@ time.sleep(120)
 
 def test_lab_tradecraft(lab: dict[str, Any], procs: Procs, tmp_path: Path) -> None:  # noqa: F811
     require_root_tools()
-    kit = disguise.build(tmp_path / "kit")
+    kit = lab_kit.build(tmp_path / "kit")
     sensor_ns, victim_ns = lab["namespaces"]["sensor"], lab["namespaces"]["victim"]
     pki = make_pki(tmp_path / "pki")
     bdir = tmp_path / "broker"
@@ -132,7 +131,7 @@ def test_lab_tradecraft(lab: dict[str, Any], procs: Procs, tmp_path: Path) -> No
     home.mkdir(parents=True)
     miner_exe = home / "kworker"
     shutil.copy(kit["miner"], miner_exe)
-    disguise.write_config(home, f"{lab['pool']}:4444", threads_hint=50, scratch_mb=256)
+    lab_kit.write_config(home, f"{lab['pool']}:4444", threads_hint=50, scratch_mb=256)
     root = tmp_path / "victim-root"
     (root / "etc" / "cron.d").mkdir(parents=True)
     (root / "etc" / "cron.d" / "sysupdate").write_text(
@@ -229,8 +228,8 @@ def test_lab_tradecraft(lab: dict[str, Any], procs: Procs, tmp_path: Path) -> No
     assert proc["config_pools"] == [f"{home}/config.json: {lab['pool']}:4444"]
     reasons = nd["reasons"]
     assert any("hidden from readdir" in r for r in reasons), reasons
-    assert any(r.startswith("cron entry /etc/cron.d/sysupdate:2 relaunches it") for r in reasons), \
-        reasons
+    cron = "cron entry /etc/cron.d/sysupdate:2 relaunches it"
+    assert any(r.startswith(cron) for r in reasons), reasons
     assert any(f"/etc/ld.so.preload:1 preloads {kit['hider']}" in r for r in reasons), reasons
     mitre = ev["alert"]["metadata"]["mitre_technique_id"]
     assert {"T1496", "T1014", "T1574.006", "T1053.003"} <= set(mitre), mitre
