@@ -27,6 +27,7 @@ _SYS_GETDENTS64 = {"x86_64": 217, "amd64": 217, "aarch64": 61, "arm64": 61, "ris
                    "ppc64": 202, "s390x": 220, "loongarch64": 61}
 _DIRENT = struct.Struct("=QqHB")  # d_ino, d_off, d_reclen, d_type; the name follows
 _BUF = 1 << 16
+CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 
 class _Libc:
@@ -93,21 +94,44 @@ class ProcView(NamedTuple):
     error: str | None  # why the kernel listing was unavailable (pids then come from readdir)
 
 
+def _uptime(proc: str) -> float:
+    with open(f"{proc}/uptime", "rb") as fh:  # noqa: PTH123 -- twice per listing
+        return float(fh.read(64).split()[0])
+
+
+def _started(pid: int, proc: str) -> float | None:
+    """Seconds after boot the process started, or None if it is gone."""
+    try:
+        with open(f"{proc}/{pid}/stat", "rb") as fh:  # noqa: PTH123
+            data = fh.read(4096)
+    except OSError:
+        return None
+    fields = data[data.rfind(b")") + 2 :].split()
+    return int(fields[19]) / CLK_TCK if len(fields) > 19 else None
+
+
 def proc_view(proc: str = "/proc") -> ProcView:
     """All pids, and those a readdir hook hides.
 
-    Two readdir passes bracket the kernel listing, so a process born or gone between passes
-    is not mistaken for a hidden one: a pid counts as hidden only if the kernel lists it,
-    neither pass shows it and it still exists afterwards.
+    One readdir pass, then the kernel's listing: a pid only the kernel lists is hidden if it
+    started before the readdir pass began (the kernel walks /proc in pid order, so readdir
+    cannot miss a process that lived throughout); one born in between is not. Start times
+    have clock-tick resolution, so a process born in the tick the pass began is given the
+    benefit of the doubt.
     """
+    began = _uptime(proc)
     before = visible_pids(proc)
     try:
         pids = kernel_pids(proc)
     except (OSError, NotImplementedError) as exc:
         return ProcView(sorted(before), [], f"kernel /proc listing unavailable: {exc}")
-    after = visible_pids(proc)
-    seen = before | after
-    hidden = [p for p in pids if p not in seen and os.path.exists(f"{proc}/{p}/stat")]  # noqa: PTH110
+    hidden: list[int] = []
+    for pid in pids:
+        if pid in before:
+            continue
+        started = _started(pid, proc)
+        if started is not None and started < began - 2.0 / CLK_TCK:
+            hidden.append(pid)
     return ProcView(pids, hidden, None)
 
 
