@@ -14,7 +14,7 @@ with its real collectors), reusing bench.confirm_bench's set-up:
     readdir hider (deploy/lab/processhider.c) preloaded into it, first on the host as it is
     (baseline), then with --procs extra processes (sleepers, one of them named kworker and
     so hidden from readdir): every query's socket lookup lists /proc from the kernel and
-    compares it with two readdir passes. Reported as a ratio to the baseline of the same run,
+    compares it with a readdir pass. Reported as a ratio to the baseline of the same run,
     plus the cost of one /proc view in this process with and without the extra processes.
 
 Prints the numbers (and writes --json); it never fails on speed. Exit 1 if a part cannot run.

@@ -8,8 +8,9 @@ still runs it and still lists it to anyone who asks without going through that f
 `kernel_pids` reads the directory with the getdents64 system call itself (through libc's
 generic `syscall` entry, which such libraries leave alone because hooking it breaks every
 program), so the agent sees every process; `visible_pids` is what libc's readdir shows.
-A pid the kernel lists that two readdir passes around it both miss is hidden: that
-discrepancy is itself strong evidence of a rootkit (T1014, T1574.006).
+A pid the kernel lists, that a readdir pass just before missed although the process was
+already running, is hidden: that discrepancy is itself strong evidence of a rootkit (T1014,
+T1574.006).
 """
 
 from __future__ import annotations
