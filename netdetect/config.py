@@ -354,6 +354,13 @@ class ConfirmConfig:
     top_n: int = 5
     max_outstanding: int = 64  # queries in flight at once
     query_ttl: float = 30.0  # how long the query stays valid for the agent
+    # Asking early: a flow whose score reaches ask_threshold (below the alert threshold) is
+    # put to its host, at most ask_per_host times per ask_period seconds per host and
+    # ask_budget times per ask_period overall; 0 turns early asking off.
+    ask_threshold: int = 25
+    ask_per_host: int = 4
+    ask_budget: int = 60
+    ask_period: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,6 +369,10 @@ class CorrelateConfig:
     rss_threshold_mb: int = 2048
     hugepages_threshold_mb: int = 256  # RandomX datasets live in huge pages
     high_score: int = 80  # network-only alerts at or above this score get severity 2
+    # Host evidence (netdetect.correlate.host_evidence) needed to confirm: a flow whose
+    # network score reached the alert threshold, and one asked about early (below it).
+    confirm_score: int = 30
+    ask_confirm_score: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -410,6 +421,10 @@ def load_sensor_config(path: Path) -> SensorConfig:
             top_n=confirm_sec.integer("top_n", 5, lo=0, hi=50),
             max_outstanding=confirm_sec.integer("max_outstanding", 64, lo=1, hi=100_000),
             query_ttl=confirm_sec.number("query_ttl", 30.0, lo=1, hi=3600),
+            ask_threshold=confirm_sec.integer("ask_threshold", 25, lo=0, hi=100),
+            ask_per_host=confirm_sec.integer("ask_per_host", 4, lo=1, hi=100_000),
+            ask_budget=confirm_sec.integer("ask_budget", 60, lo=1, hi=10_000_000),
+            ask_period=confirm_sec.number("ask_period", 60.0, lo=1, hi=86_400),
         )
         if confirm.cpu_window >= confirm.timeout:
             doc.error(("confirm", "cpu_window"), "must be shorter than confirm.timeout")
@@ -421,6 +436,8 @@ def load_sensor_config(path: Path) -> SensorConfig:
         rss_threshold_mb=corr.integer("rss_threshold_mb", 2048, lo=1),
         hugepages_threshold_mb=corr.integer("hugepages_threshold_mb", 256, lo=1),
         high_score=corr.integer("high_score", 80, lo=0, hi=100),
+        confirm_score=corr.integer("confirm_score", 30, lo=1, hi=1000),
+        ask_confirm_score=corr.integer("ask_confirm_score", 50, lo=1, hi=1000),
     )
     corr.done()
 

@@ -138,6 +138,9 @@ class Suspect:
     pool_facts: PoolFacts = field(default_factory=PoolFacts)
     miner_facts: MinerFacts = field(default_factory=MinerFacts)
     vlan: int = 0
+    # Below the alert threshold, put to the host early: only a host that confirms it raises
+    # an alert (netdetect.confirm); without confirmation it is counted, never raised.
+    asked: bool = False
 
 
 @dataclass(frozen=True, slots=True)

@@ -34,7 +34,8 @@ class Confirms(Protocol):
 
     inventory: Inventory  # what the traffic teaches (DHCP, DNS) is learned into it
 
-    async def confirm(self, suspect: Suspect) -> Alert: ...
+    # None: a suspect asked early (below the alert threshold) that the host did not confirm.
+    async def settle(self, suspect: Suspect) -> Alert | None: ...
 
 
 class AlertSink(Protocol):
@@ -432,6 +433,7 @@ async def replay_confirmed(
 
     result = RunResult()
     engine = Engine(intel, home_net=home_net, max_flows=max_flows)
+    engine.detector.ask_threshold = getattr(confirmer, "ask_threshold", 0)
     files = _Files(expand_inputs(paths, result), result, progress,
                    decoded=lambda: engine.counters().get("decoded", 0))
     from netdetect.hosts import dns_learner  # only the confirmed path learns hosts
@@ -441,7 +443,9 @@ async def replay_confirmed(
         engine.on_dns_answer = dns_learner(names, engine.add_lease)
 
     async def one(s: Suspect, path: str | None) -> None:
-        alert = await confirmer.confirm(s)
+        alert = await confirmer.settle(s)
+        if alert is None:
+            return
         saved, files.current = files.current, path
         try:
             _emit(alert, sinks, result, files)
@@ -489,6 +493,7 @@ async def _replay_confirmed_core(
 ) -> RunResult:
     result = RunResult()
     engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
+    engine.detector.ask_threshold = getattr(confirmer, "ask_threshold", 0)
     files = _Files(expand_inputs(paths, result), result, progress)
     from netdetect.hosts import dns_learner  # only the confirmed path learns hosts
 
@@ -498,7 +503,9 @@ async def _replay_confirmed_core(
         engine.watch_names(names)
 
     async def one(s: Suspect, path: str | None) -> None:
-        alert = await confirmer.confirm(s)
+        alert = await confirmer.settle(s)
+        if alert is None:
+            return
         saved, files.current = files.current, path
         try:
             _emit(alert, sinks, result, files)

@@ -486,6 +486,7 @@ class Agent:
 
     async def _answer(self, client: aiomqtt.Client, query: HostQuery, response: str) -> None:
         cfg = self.config
+        started = time.monotonic()
         try:
             bounded = self.gate.bounded(query)
             try:
@@ -500,6 +501,9 @@ class Agent:
                 report = _failed_report(query, cfg.host_id, "collector answered another query")
             if await self._publish(client, query, response, report):
                 self.gate.counters["answered"] += 1
+                log.debug("answered %s in %.2fs (owner %s)", query.nonce,
+                          time.monotonic() - started, report.process.pid if report.process
+                          else None)
         finally:
             self._in_flight -= 1
 

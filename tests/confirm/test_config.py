@@ -153,6 +153,19 @@ pool_domains = [".Pool.Example."]
     assert cfg.allowlist.sha256 == frozenset({"ab" * 32})
     assert cfg.allowlist.pool_domains == ("pool.example",)
     assert cfg.correlate.cpu_threshold == 50.0
+    assert (cfg.confirm.ask_threshold, cfg.confirm.ask_per_host, cfg.confirm.ask_budget,
+            cfg.confirm.ask_period) == (25, 4, 60, 60.0)
+    assert (cfg.correlate.confirm_score, cfg.correlate.ask_confirm_score) == (30, 50)
+    path.write_text(path.read_text().replace("timeout = 4\n", "timeout = 4\nask_threshold = 0\n"
+                                             "ask_per_host = 1\n[correlate]\n"
+                                             "ask_confirm_score = 80\n"))
+    cfg = load_sensor_config(path)
+    assert cfg.confirm is not None
+    assert (cfg.confirm.ask_threshold, cfg.confirm.ask_per_host) == (0, 1)
+    assert cfg.correlate.ask_confirm_score == 80
+    path.write_text(path.read_text().replace("ask_threshold = 0", "ask_threshold = 101"))
+    with pytest.raises(ConfigError, match=r"confirm\.ask_threshold"):
+        load_sensor_config(path)
 
 
 def test_sensor_config_cross_checks(files: Path) -> None:
