@@ -6,6 +6,7 @@ import hashlib
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from netdetect.decoders.events import (
     Certificate,
@@ -51,6 +52,8 @@ W_TLS_BARE = 25  # ClientHello without SNI and without ALPN
 W_TLS_POOL_PORT = 35  # ... to a well-known pool port
 W_TLS_NONWEB_PORT = 15  # ... to another non-web port
 W_TLS_TIMING = 35  # ... with stratum-like timing: long-lived, small periodic records both ways
+W_TLS_SHAPE = 35  # ... with a stratum session's record shape (login answered by a job, pushes)
+W_POOL_PROXY = 70  # a proxy handshake (SOCKS4a/5 domain, HTTP CONNECT) names a pool
 ALERT_THRESHOLD = 60
 
 # Stratum-like timing, judged from packet sizes and times of a bare-TLS flow.
@@ -61,10 +64,38 @@ TIMING_MIN_CLIENT = 2
 TIMING_SMALL = 1200  # bytes of TCP payload
 TIMING_MAX_BYTES = 512 * 1024  # a bulk transfer is not stratum
 
+# The record shape of a TLS stratum session (tls/shape.rs counts, this judges), learned from
+# XMRig sessions recorded in the lab: the miner speaks first (login, subscribe); the answer to
+# it is a job-bearing record, not a bare acknowledgement (MQTT's CONNACK, a WebSocket 101 is
+# bigger but then the client rarely submits); the pool then pushes job-sized records nobody
+# asked for, and the miner sends share-sized records. HTTP/1.1 never pushes; IMAP and SMTP
+# servers speak first.
+SHAPE_MIN_LOGIN = 80  # bytes of the client's first record
+SHAPE_MIN_ANSWER = 100  # bytes of the record answering it
+SHAPE_MIN_PUSHES = 2  # job-sized records the pool sent unprompted ...
+SHAPE_MIN_CLIENT = 1  # ... and share-sized records from the miner
+SHAPE_ALONE_PUSHES = 3  # or this many pushes with no share yet
+SHAPE_MAX_RECORD = 4096  # a record larger than this after the handshake: not stratum
+
 _SHARE_METHODS = frozenset(
     {"mining.submit", "submit", "eth_submitWork", "submitblock", "eth_submitHashrate"}
 )
 _JOB_METHODS = frozenset({"mining.notify", "job", "mining.set"})
+
+
+class TlsShape(NamedTuple):
+    """The core's record-shape counts of a bare-TLS session (src/tls/shape.rs)."""
+
+    client_first: bool
+    first_client: int
+    first_answer: int
+    pushes: int
+    pushes_small: int
+    client_small: int
+    records: tuple[int, int]
+    max_record: int
+    bytes: int
+    first_ts: float
 
 
 @dataclass(slots=True)
@@ -103,6 +134,8 @@ class Inspection:
     bare_tls: bool = False  # ClientHello without SNI and ALPN seen
     remote_checked: bool = False
     gzip: bool = False
+    proxy: str | None = None  # "socks5", "socks4a", "socks4", "http-connect"
+    proxy_port: int | None = None  # the port the miner asked the proxy for
 
 
 class Detector:
@@ -273,6 +306,7 @@ class Detector:
         ev: StratumMessage,
         ts: float,
         via_http: bool,
+        websocket: bool = False,
     ) -> None:
         if not ev.mining:
             return
@@ -282,14 +316,17 @@ class Detector:
                 "getwork": "getwork-http",
                 "getblocktemplate": "getblocktemplate-http",
                 "eth-proxy": "eth-getwork-http",
+                "monero-daemon": "monero-daemon-rpc",
             }.get(dialect, f"{dialect}-http")
+        elif websocket and not dialect.endswith("-ws"):
+            dialect = f"{dialect}-ws"
         if ins.dialect is None or ins.dialect in ("tls", "browser-tls") or (
             # The first method the client sent decides getwork vs getblocktemplate.
             ins.dialect == "stratum-v1" and dialect.startswith("ethereumstratum")
         ):
             ins.dialect = dialect
-        if ins.app_proto is None:
-            ins.app_proto = "http" if via_http else "stratum"
+        if ins.app_proto is None or (websocket and ins.app_proto == "http"):
+            ins.app_proto = "websocket" if websocket else "http" if via_http else "stratum"
         method = ev.method
         if method:
             ins.methods.add(method)
@@ -324,6 +361,64 @@ class Detector:
             self._pool_host(ins, ev.host, "login", m.domain if m else None)
         if ev.encoding == "gzip":
             ins.gzip = True
+
+    def websocket_message(
+        self, flow: FlowView, ins: Inspection, d: int, ev: StratumMessage, ts: float
+    ) -> None:
+        """A mining message carried in a WebSocket message (browser and Node.js miners)."""
+        self._stratum(flow, ins, d, ev, ts, via_http=False, websocket=True)
+
+    def proxy(
+        self, flow: FlowView, ins: Inspection, d: int, kind: str, host: str, port: int,
+        ts: float,
+    ) -> None:
+        """A proxy handshake (SOCKS4/4a/5, HTTP CONNECT) named the miner's target: the
+        flow's remote end is the proxy, the target is the pool."""
+        ins.client_dir = d if ins.client_dir is None else ins.client_dir
+        ins.proxy = kind
+        ins.proxy_port = port or None
+        target = f"{host}:{port}"
+        m = self.intel.match_domain(host)
+        if m is not None:
+            self.add(ins, "pool-domain-proxy", W_POOL_PROXY, f"{kind} target {target}", ts)
+            self._pool_host(ins, host, kind, m.domain)
+            if m.category == "browser-miner":
+                ins.dialect = ins.dialect or "browser-tls"
+            return
+        try:
+            im = self.intel.match_ip(host)
+        except ValueError:
+            im = None
+        if im is not None:
+            self.add(ins, "pool-ip", W_POOL_IP, f"{kind} target {target} in pool address "
+                     f"list {im.source}", ts)
+            ins.list_match = ins.list_match or f"{im.source}:{im.network}"
+        if ins.pool_host is None:
+            ins.pool_host = host
+            ins.pool_host_source = kind
+
+    def check_tls_shape(self, _flow: FlowView, ins: Inspection, shape: TlsShape,
+                        ts: float) -> None:
+        """Bare TLS whose records are shaped like a stratum session (see SHAPE_*)."""
+        if "tls-shape" in ins.kinds or not ins.bare_tls:
+            return
+        if not shape.client_first or shape.first_client < SHAPE_MIN_LOGIN:
+            return
+        if shape.first_answer < SHAPE_MIN_ANSWER or shape.max_record > SHAPE_MAX_RECORD:
+            return
+        if shape.bytes > TIMING_MAX_BYTES:
+            return
+        pushes, shares = shape.pushes, shape.client_small
+        if not ((pushes >= SHAPE_MIN_PUSHES and shares >= SHAPE_MIN_CLIENT)
+                or pushes >= SHAPE_ALONE_PUSHES):
+            return
+        self.add(
+            ins, "tls-shape", W_TLS_SHAPE,
+            f"stratum-shaped TLS: {shape.first_client}-byte first record answered by "
+            f"{shape.first_answer} bytes, {pushes} unprompted job-sized records, "
+            f"{shares} share-sized records from the client",
+            ts,
+        )
 
     def _agent(self, ins: Inspection, agent: str, ts: float) -> None:
         if ins.agent is None:
@@ -369,7 +464,7 @@ class Detector:
         ins.app_proto = ins.app_proto or "tls"
         ins.ja3 = ev.ja3_hash
         ins.ja4 = ev.ja4
-        server_port = flow.b_port if d == 0 else flow.a_port
+        server_port = ins.proxy_port or (flow.b_port if d == 0 else flow.a_port)
         if ev.sni:
             ins.sni = ev.sni
             m = self.intel.match_domain(ev.sni)
@@ -459,6 +554,8 @@ class Detector:
                 as_org=geo.as_org if geo else None,
                 country=geo.country if geo else None,
                 encoding="gzip" if ins.gzip else None,
+                proxy=ins.proxy,
+                proxy_port=ins.proxy_port if ins.proxy else None,
             ),
             miner_facts=MinerFacts(
                 agent=ins.agent,
