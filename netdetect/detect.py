@@ -53,7 +53,8 @@ W_TLS_POOL_PORT = 35  # ... to a well-known pool port
 W_TLS_NONWEB_PORT = 15  # ... to another non-web port
 W_TLS_TIMING = 35  # ... with stratum-like timing: long-lived, small periodic records both ways
 W_TLS_SHAPE = 35  # ... with a stratum session's record shape (login answered by a job, pushes)
-W_POOL_PROXY = 70  # a proxy handshake (SOCKS4a/5 domain, HTTP CONNECT) names a pool
+W_POOL_PROXY = 50  # a proxy handshake (SOCKS4a/5 domain, HTTP CONNECT) names a pool: like a
+# certificate, a name that the tunnelled protocol (TLS, stratum) then corroborates
 ALERT_THRESHOLD = 60
 
 # Stratum-like timing, judged from packet sizes and times of a bare-TLS flow.
@@ -65,17 +66,21 @@ TIMING_SMALL = 1200  # bytes of TCP payload
 TIMING_MAX_BYTES = 512 * 1024  # a bulk transfer is not stratum
 
 # The record shape of a TLS stratum session (tls/shape.rs counts, this judges), learned from
-# XMRig sessions recorded in the lab: the miner speaks first (login, subscribe); the answer to
-# it is a job-bearing record, not a bare acknowledgement (MQTT's CONNACK, a WebSocket 101 is
-# bigger but then the client rarely submits); the pool then pushes job-sized records nobody
-# asked for, and the miner sends share-sized records. HTTP/1.1 never pushes; IMAP and SMTP
-# servers speak first.
+# XMRig sessions recorded in the lab (pcaps/lab/): the miner speaks first (login); the reply
+# that ends the pool's first flight carries a job (XMRig: a 461-byte record after two 250-byte
+# session tickets), not a bare acknowledgement (MQTT's CONNACK, a WebSocket 101); the pool then
+# pushes job-sized records nobody asked for (376 bytes), and the miner sends share-sized
+# records (227 bytes). HTTP/1.1 never pushes; IMAP and SMTP servers speak first; an MQTT or
+# WebSocket feed pushes but its client only pings.
 SHAPE_MIN_LOGIN = 80  # bytes of the client's first record
-SHAPE_MIN_ANSWER = 100  # bytes of the record answering it
+SHAPE_MIN_ANSWER = 200  # bytes of the record that ends the server's first flight
 SHAPE_MIN_PUSHES = 2  # job-sized records the pool sent unprompted ...
 SHAPE_MIN_CLIENT = 1  # ... and share-sized records from the miner
-SHAPE_ALONE_PUSHES = 3  # or this many pushes with no share yet
 SHAPE_MAX_RECORD = 4096  # a record larger than this after the handshake: not stratum
+# The looser shape without which the 45 s timing evidence does not count either (stratum v1
+# answers a subscribe with a short record): client first, more than a ping each way, a
+# job-sized push and a share-sized client record.
+TIMING_SHAPE_MIN = 64
 
 _SHARE_METHODS = frozenset(
     {"mining.submit", "submit", "eth_submitWork", "submitblock", "eth_submitHashrate"}
@@ -135,6 +140,7 @@ class Inspection:
     remote_checked: bool = False
     gzip: bool = False
     proxy: str | None = None  # "socks5", "socks4a", "socks4", "http-connect"
+    shape: TlsShape | None = None  # the latest record shape of bare TLS
     proxy_port: int | None = None  # the port the miner asked the proxy for
 
 
@@ -257,6 +263,14 @@ class Detector:
         """Bare TLS with stratum-like timing: the pool pushes small records every few
         seconds, the miner answers with small records, for a long time, moving little data."""
         if "tls-timing" in ins.kinds or not ins.bare_tls:
+            return
+        sh = ins.shape
+        if sh is not None and not (sh.client_first and sh.first_client >= TIMING_SHAPE_MIN
+                                   and sh.first_answer >= TIMING_SHAPE_MIN and sh.pushes
+                                   and sh.client_small):
+            # The records say server-first, a bare acknowledgement, no job-sized push or a
+            # client that only pings: MQTT, IMAP IDLE, a notification feed — periodic, but
+            # not stratum.
             return
         if ts - flow.first_ts < TIMING_MIN_DURATION or client_small < TIMING_MIN_CLIENT:
             return
@@ -400,6 +414,7 @@ class Detector:
     def check_tls_shape(self, _flow: FlowView, ins: Inspection, shape: TlsShape,
                         ts: float) -> None:
         """Bare TLS whose records are shaped like a stratum session (see SHAPE_*)."""
+        ins.shape = shape
         if "tls-shape" in ins.kinds or not ins.bare_tls:
             return
         if not shape.client_first or shape.first_client < SHAPE_MIN_LOGIN:
@@ -409,8 +424,7 @@ class Detector:
         if shape.bytes > TIMING_MAX_BYTES:
             return
         pushes, shares = shape.pushes, shape.client_small
-        if not ((pushes >= SHAPE_MIN_PUSHES and shares >= SHAPE_MIN_CLIENT)
-                or pushes >= SHAPE_ALONE_PUSHES):
+        if pushes < SHAPE_MIN_PUSHES or shares < SHAPE_MIN_CLIENT:
             return
         self.add(
             ins, "tls-shape", W_TLS_SHAPE,
@@ -433,7 +447,8 @@ class Detector:
         if ev.is_request:
             if ins.client_dir is None and ev.rpc:
                 ins.client_dir = d
-            if ev.host:
+            if ev.host and ev.method != "CONNECT":
+                # (A CONNECT's Host repeats its target: proxy evidence covers it.)
                 host = ev.host.rsplit(":", 1)[0] if not ev.host.startswith("[") else ev.host
                 m = self.intel.match_domain(host)
                 if m is not None:

@@ -23,8 +23,8 @@ pub struct ShapeSummary {
     pub client_first: bool,
     /// Length of the client's first application record.
     pub first_client: u32,
-    /// Length of the last server record before the client's second record: the answer to
-    /// the first request (TLS 1.3 session tickets come before it).
+    /// Length of the last record of the server's first flight after the client's first
+    /// record: the answer to the first request (TLS 1.3 session tickets come before it).
     pub first_answer: u32,
     /// Job-sized and short server pushes.
     pub pushes: u32,
@@ -39,9 +39,22 @@ pub struct ShapeSummary {
     pub first_ts: f64,
 }
 
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+enum Answer {
+    /// The client has not sent its first record yet.
+    #[default]
+    Before,
+    /// It has; the server has not answered yet.
+    Waiting,
+    /// The server's answer flight is in progress.
+    Open,
+    Closed,
+}
+
 #[derive(Debug, Clone, Default)]
 pub struct ShapeTracker {
     tls13: bool,
+    answer: Answer,
     /// TLS 1.3: the client's first encrypted record is its Finished, not data.
     skipped_finished: bool,
     last: Option<(bool, f64)>,
@@ -73,6 +86,7 @@ impl ShapeTracker {
             }
             return false;
         }
+        let last = self.last.replace((from_client, ts));
         let s = &mut self.s;
         let first = s.records[0] + s.records[1] == 0;
         if first {
@@ -85,27 +99,43 @@ impl ShapeTracker {
         if from_client {
             if s.records[0] == 0 {
                 s.first_client = len;
+                self.answer = Answer::Waiting;
             } else if (CLIENT_SMALL.0..=CLIENT_SMALL.1).contains(&len) {
                 s.client_small += 1;
                 changed = true;
             }
+            if self.answer == Answer::Open {
+                self.answer = Answer::Closed;
+            }
             s.records[0] += 1;
-        } else {
-            if s.records[0] == 1 {
-                s.first_answer = len;
-            }
-            let push = matches!(self.last, Some((false, t)) if ts - t >= PUSH_QUIET);
-            if push && s.records[0] > 0 {
-                if len >= PUSH_JOB_MIN {
-                    s.pushes += 1;
-                } else {
-                    s.pushes_small += 1;
-                }
-                changed = true;
-            }
-            s.records[1] += 1;
+            return changed;
         }
-        self.last = Some((from_client, ts));
+        s.records[1] += 1;
+        let quiet = last.is_none_or(|(_, t)| ts - t >= PUSH_QUIET);
+        match self.answer {
+            // The first server records after the first request, back to back, answer it
+            // (TLS 1.3 session tickets first, then the reply): the last one is the reply.
+            Answer::Waiting => {
+                s.first_answer = len;
+                self.answer = Answer::Open;
+                return true;
+            }
+            Answer::Open if !quiet => {
+                s.first_answer = len;
+                return true;
+            }
+            Answer::Open => self.answer = Answer::Closed,
+            Answer::Before | Answer::Closed => {}
+        }
+        // A push: nothing from the client since the server last spoke, and a quiet gap.
+        if quiet && matches!(last, Some((false, _))) && s.records[0] > 0 {
+            if len >= PUSH_JOB_MIN {
+                s.pushes += 1;
+            } else {
+                s.pushes_small += 1;
+            }
+            changed = true;
+        }
         changed
     }
 }
@@ -143,6 +173,7 @@ mod tests {
         let s = t.s;
         assert!(s.client_first);
         assert_eq!((s.first_client, s.first_answer), (700, 420));
+        // 3.0: after the answer flight, quiet, previous record the server's: a push.
         assert_eq!((s.pushes, s.pushes_small, s.client_small), (2, 1, 1));
         assert_eq!(s.records, [2, 6]);
     }
