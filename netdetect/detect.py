@@ -75,7 +75,9 @@ TIMING_MAX_BYTES = 512 * 1024  # a bulk transfer is not stratum
 SHAPE_MIN_LOGIN = 80  # bytes of the client's first record
 SHAPE_MIN_ANSWER = 200  # bytes of the record that ends the server's first flight
 SHAPE_MIN_PUSHES = 2  # job-sized records the pool sent unprompted ...
-SHAPE_MIN_CLIENT = 1  # ... and share-sized records from the miner
+SHAPE_MIN_CLIENT = 1  # ... and share-sized records from the miner,
+SHAPE_SAME_PUSHES = 4  # or this many pushes of one size (± 8 bytes): a pool's jobs, before the
+# miner's first share (a feed's messages vary in size; a broker's CONNACK ends its answer)
 SHAPE_MAX_RECORD = 4096  # a record larger than this after the handshake: not stratum
 # The looser shape without which the 45 s timing evidence does not count either (stratum v1
 # answers a subscribe with a short record): client first, more than a ping each way, a
@@ -96,6 +98,7 @@ class TlsShape(NamedTuple):
     first_answer: int
     pushes: int
     pushes_small: int
+    pushes_same: int
     client_small: int
     records: tuple[int, int]
     max_record: int
@@ -383,7 +386,7 @@ class Detector:
         self._stratum(flow, ins, d, ev, ts, via_http=False, websocket=True)
 
     def proxy(
-        self, flow: FlowView, ins: Inspection, d: int, kind: str, host: str, port: int,
+        self, _flow: FlowView, ins: Inspection, d: int, kind: str, host: str, port: int,
         ts: float,
     ) -> None:
         """A proxy handshake (SOCKS4/4a/5, HTTP CONNECT) named the miner's target: the
@@ -424,13 +427,14 @@ class Detector:
         if shape.bytes > TIMING_MAX_BYTES:
             return
         pushes, shares = shape.pushes, shape.client_small
-        if pushes < SHAPE_MIN_PUSHES or shares < SHAPE_MIN_CLIENT:
+        if not ((pushes >= SHAPE_MIN_PUSHES and shares >= SHAPE_MIN_CLIENT)
+                or shape.pushes_same >= SHAPE_SAME_PUSHES):
             return
         self.add(
             ins, "tls-shape", W_TLS_SHAPE,
             f"stratum-shaped TLS: {shape.first_client}-byte first record answered by "
             f"{shape.first_answer} bytes, {pushes} unprompted job-sized records, "
-            f"{shares} share-sized records from the client",
+            f"{shape.pushes_same} of one size, {shares} share-sized records from the client",
             ts,
         )
 

@@ -694,7 +694,15 @@ impl Engine {
 
     /// A proxy handshake named its target. A pool name or a non-web port goes up now; an
     /// ordinary web target only if the flow turns out to have something else to judge.
-    fn proxy_target(&mut self, key: &Key, d: usize, kind: &'static str, host: String, port: u16, ts: f64) {
+    fn proxy_target(
+        &mut self,
+        key: &Key,
+        d: usize,
+        kind: &'static str,
+        host: String,
+        port: u16,
+        ts: f64,
+    ) {
         if let Some(ins) = self.flows.get_mut(key).and_then(|f| f.ins.as_mut()) {
             ins.client_dir.get_or_insert(d as u8);
         }
@@ -785,7 +793,9 @@ impl Engine {
             .ins
             .as_ref()
             .and_then(|i| i.paths.as_ref())
-            .map_or((None, None, false), |p| (p.socks, p.connect_reply, p.tunnels[d] > 0));
+            .map_or((None, None, false), |p| {
+                (p.socks, p.connect_reply, p.tunnels[d] > 0)
+            });
         if !midflow && !tunnelled {
             match socks_state {
                 Some((v, cd)) if cd != d => {
@@ -995,9 +1005,17 @@ impl Engine {
                 Some((h, p)) => (h, p.parse::<u16>().unwrap_or(0)),
                 None => (target.as_str(), 0),
             };
-            let host = host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase();
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase();
             self.paths(key).connect_reply = Some(1 - d);
-            if let Some(decs) = self.flows.get_mut(key).and_then(|f| f.ins.as_mut()).and_then(|i| i.decs[1 - d].as_mut()) {
+            if let Some(decs) = self
+                .flows
+                .get_mut(key)
+                .and_then(|f| f.ins.as_mut())
+                .and_then(|i| i.decs[1 - d].as_mut())
+            {
                 for dec in decs.iter_mut() {
                     if let Dec::Http(h) = dec {
                         h.expect_connect_reply();
@@ -1012,7 +1030,12 @@ impl Engine {
             p.websocket[d] = true;
             if head.status == Some(101) && head.ws_deflate {
                 p.ws_deflate = true;
-                if let Some(decs) = self.flows.get_mut(key).and_then(|f| f.ins.as_mut()).and_then(|i| i.decs[1 - d].as_mut()) {
+                if let Some(decs) = self
+                    .flows
+                    .get_mut(key)
+                    .and_then(|f| f.ins.as_mut())
+                    .and_then(|i| i.decs[1 - d].as_mut())
+                {
                     for dec in decs.iter_mut() {
                         if let Dec::Ws(w) = dec {
                             w.set_deflate();

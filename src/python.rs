@@ -163,7 +163,9 @@ fn payload<'py>(py: Python<'py>, body: Body) -> PyResult<(u8, Bound<'py, PyAny>)
         }
         Body::WsMessage { opcode, data } => (
             K_WS,
-            (opcode, PyBytes::new(py, &data)).into_pyobject(py)?.into_any(),
+            (opcode, PyBytes::new(py, &data))
+                .into_pyobject(py)?
+                .into_any(),
         ),
         Body::TlsShape(s) => (
             K_TLS_SHAPE,
@@ -173,6 +175,7 @@ fn payload<'py>(py: Python<'py>, body: Body) -> PyResult<(u8, Bound<'py, PyAny>)
                 s.first_answer,
                 s.pushes,
                 s.pushes_small,
+                s.pushes_same,
                 s.client_small,
                 (s.records[0], s.records[1]),
                 s.max_record,

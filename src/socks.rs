@@ -372,7 +372,10 @@ mod tests {
         let Step::Request(t, rest) = step else {
             panic!("no request")
         };
-        assert_eq!((t.kind, t.host.as_str(), t.port), ("socks5", "pool.supportxmr.com", 443));
+        assert_eq!(
+            (t.kind, t.host.as_str(), t.port),
+            ("socks5", "pool.supportxmr.com", 443)
+        );
         assert!(rest.is_empty());
         assert_eq!(i, d.len() - 4);
         match client_all(Version::Socks5, &d) {
@@ -386,7 +389,10 @@ mod tests {
         let d = [4, 1, 0x0d, 0x05, 198, 51, 100, 7, b'x', 0, b'{'];
         match client_all(Version::Socks4, &d) {
             Step::Request(t, rest) => {
-                assert_eq!((t.kind, t.host.as_str(), t.port), ("socks4", "198.51.100.7", 3333));
+                assert_eq!(
+                    (t.kind, t.host.as_str(), t.port),
+                    ("socks4", "198.51.100.7", 3333)
+                );
                 assert_eq!(rest, b"{");
             }
             other => panic!("{other:?}"),
@@ -394,7 +400,9 @@ mod tests {
         let mut d = vec![4, 1, 0x0d, 0x05, 0, 0, 0, 1, 0];
         d.extend_from_slice(b"xmr.pool.example\0");
         match client_all(Version::Socks4, &d) {
-            Step::Request(t, _) => assert_eq!((t.kind, t.host.as_str()), ("socks4a", "xmr.pool.example")),
+            Step::Request(t, _) => {
+                assert_eq!((t.kind, t.host.as_str()), ("socks4a", "xmr.pool.example"))
+            }
             other => panic!("{other:?}"),
         }
     }

@@ -79,7 +79,13 @@ impl WsSniffer {
     /// Bytes held: the frame header and message in progress, plus an inflater's window
     /// and tables when permessage-deflate is on.
     pub fn buffered(&self) -> usize {
-        self.hdr.len() + self.msg.len() + if self.inflate.is_some() { INFLATE_COST } else { 0 }
+        self.hdr.len()
+            + self.msg.len()
+            + if self.inflate.is_some() {
+                INFLATE_COST
+            } else {
+                0
+            }
     }
 
     /// The 101 agreed permessage-deflate after this direction's sniffer was made.
@@ -168,7 +174,9 @@ impl WsSniffer {
             }
             0 => {
                 if self.msg_opcode.is_none() {
-                    return Err(DecodeError::new("WebSocket: continuation without a message"));
+                    return Err(DecodeError::new(
+                        "WebSocket: continuation without a message",
+                    ));
                 }
                 self.skipping = self.msg_dropped;
             }
@@ -297,8 +305,11 @@ impl WsSniffer {
 /// Did the upgrade negotiate permessage-deflate? (`Sec-WebSocket-Extensions` of the 101.)
 pub fn deflate_agreed(extensions: Option<&str>) -> bool {
     extensions.is_some_and(|e| {
-        e.split(',')
-            .any(|x| x.trim().to_ascii_lowercase().starts_with("permessage-deflate"))
+        e.split(',').any(|x| {
+            x.trim()
+                .to_ascii_lowercase()
+                .starts_with("permessage-deflate")
+        })
     })
 }
 
@@ -356,7 +367,13 @@ mod tests {
         let mut out = Vec::new();
         let mut s = WsSniffer::new(false);
         s.feed(&d, &mut out).unwrap();
-        assert_eq!(out, vec![WsMessage { opcode: 1, data: b"ok".to_vec() }]);
+        assert_eq!(
+            out,
+            vec![WsMessage {
+                opcode: 1,
+                data: b"ok".to_vec()
+            }]
+        );
         assert_eq!(s.overflow, 1);
         assert!(s.buffered() < 100);
     }
@@ -367,7 +384,10 @@ mod tests {
         let mut c = Compress::new(Compression::default(), false);
         let mut s = WsSniffer::new(true);
         let mut out = Vec::new();
-        for msg in [&b"{\"type\":\"job\",\"params\":{}}"[..], b"{\"type\":\"job\",\"params\":{}}"] {
+        for msg in [
+            &b"{\"type\":\"job\",\"params\":{}}"[..],
+            b"{\"type\":\"job\",\"params\":{}}",
+        ] {
             let mut z = Vec::with_capacity(256);
             c.compress_vec(msg, &mut z, FlushCompress::Sync).unwrap();
             assert_eq!(&z[z.len() - 4..], &[0, 0, 0xFF, 0xFF]);
@@ -377,15 +397,25 @@ mod tests {
             s.feed(&f, &mut out).unwrap();
         }
         assert_eq!(out.len(), 2);
-        assert!(out.iter().all(|m| m.data == b"{\"type\":\"job\",\"params\":{}}"));
+        assert!(out
+            .iter()
+            .all(|m| m.data == b"{\"type\":\"job\",\"params\":{}}"));
     }
 
     #[test]
     fn violations_are_errors() {
-        assert!(WsSniffer::new(false).feed(&[0xC1, 0], &mut Vec::new()).is_err());
-        assert!(WsSniffer::new(false).feed(&[0x80, 0], &mut Vec::new()).is_err());
-        assert!(WsSniffer::new(false).feed(&[0x89, 126, 0, 200], &mut Vec::new()).is_err());
-        assert!(deflate_agreed(Some("permessage-deflate; client_max_window_bits")));
+        assert!(WsSniffer::new(false)
+            .feed(&[0xC1, 0], &mut Vec::new())
+            .is_err());
+        assert!(WsSniffer::new(false)
+            .feed(&[0x80, 0], &mut Vec::new())
+            .is_err());
+        assert!(WsSniffer::new(false)
+            .feed(&[0x89, 126, 0, 200], &mut Vec::new())
+            .is_err());
+        assert!(deflate_agreed(Some(
+            "permessage-deflate; client_max_window_bits"
+        )));
         assert!(!deflate_agreed(None));
     }
 

@@ -2911,7 +2911,8 @@ XMR_WALLET = ("44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBY
               "wfn3RVGQBEP3A")
 
 
-def _varint(n: int) -> bytes:
+def _leb128(n: int) -> bytes:
+    """CryptoNote's varint (7 bits per byte, low first), not Bitcoin's CompactSize."""
     out = bytearray()
     while True:
         b = n & 0x7F
@@ -2924,12 +2925,12 @@ def _varint(n: int) -> bytes:
 def monero_template(rng: random.Random, height: int, ts: float) -> str:
     """A v16 Monero block template: header, coinbase with one tagged-key output, extra with
     the tx pubkey and an 8-byte reserved nonce, no other transactions."""
-    blob = bytearray([16, 16]) + _varint(int(ts)) + rng.randbytes(32) + bytes(4)
-    blob += _varint(2) + _varint(height + 60) + b"\x01\xff" + _varint(height)
-    blob += b"\x01" + _varint(600_000_000_000 + rng.randrange(10**9)) + b"\x03"
+    blob = bytearray([16, 16]) + _leb128(int(ts)) + rng.randbytes(32) + bytes(4)
+    blob += _leb128(2) + _leb128(height + 60) + b"\x01\xff" + _leb128(height)
+    blob += b"\x01" + _leb128(600_000_000_000 + rng.randrange(10**9)) + b"\x03"
     blob += rng.randbytes(32) + rng.randbytes(1)
     extra = b"\x01" + rng.randbytes(32) + b"\x02\x08" + bytes(8)
-    blob += _varint(len(extra)) + extra + b"\x00" + _varint(0)
+    blob += _leb128(len(extra)) + extra + b"\x00" + _leb128(0)
     return blob.hex()
 
 
@@ -3189,7 +3190,8 @@ def sc_websocket_miners(cap: Capture) -> Result:
     t = conn.send(t + conn.rtt, False, ws_frame(rng, _cjson({"type": "authed", "params": {
         "token": "", "hashes": 0}}), masked=False))
     for i in range(6):
-        job = {"job_id": hx(rng, 6), "blob": "0707" + hx(rng, 74), "target": "ffff0000"}
+        job: dict[str, Any] = {"job_id": hx(rng, 6), "blob": "0707" + hx(rng, 74),
+                               "target": "ffff0000"}
         t = conn.send(t + rng.uniform(1, 3), False, ws_frame(rng, _cjson(
             {"type": "job", "params": job}), masked=False))
         t = conn.send(t + rng.uniform(4, 9), True, ws_frame(rng, _cjson({"type": "submit",

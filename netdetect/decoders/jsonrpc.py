@@ -463,7 +463,7 @@ def _monero_daemon(
             return _msg("monero-daemon", kind, method, msg_id, True, True)
         return None
     # get_miner_data (p2pool): no params.
-    if params is None or params == {} or params == []:
+    if params is None or params in ({}, []):
         return _msg("monero-daemon", kind, method, msg_id, True, True)
     return None
 

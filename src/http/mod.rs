@@ -434,7 +434,8 @@ impl HttpSniffer {
             }
             return Ok(());
         }
-        let connect_ok = !is_request && self.connect_reply && status.is_some_and(|s| (200..300).contains(&s));
+        let connect_ok =
+            !is_request && self.connect_reply && status.is_some_and(|s| (200..300).contains(&s));
         if is_request || connect_ok || status.is_some_and(|s| s < 200 || s == 204 || s == 304) {
             self.finish(out);
             return Ok(());

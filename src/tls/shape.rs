@@ -13,6 +13,9 @@ pub const PUSH_QUIET: f64 = 1.0;
 /// Pushes at least this long (record body bytes) are job-sized; shorter ones are counted
 /// apart (difficulty changes, pings, an IMAP `EXISTS`).
 pub const PUSH_JOB_MIN: u32 = 100;
+/// Job pushes of one pool differ by a few bytes at most (same blob, id and target lengths):
+/// pushes within this many bytes of the first one count as the same size.
+pub const PUSH_SAME: u32 = 8;
 /// Client records in this range after the first look like submits or keepalives (a share
 /// is ~150-300 bytes of JSON); smaller ones are pings.
 pub const CLIENT_SMALL: (u32, u32) = (64, 1024);
@@ -29,6 +32,9 @@ pub struct ShapeSummary {
     /// Job-sized and short server pushes.
     pub pushes: u32,
     pub pushes_small: u32,
+    /// Job-sized pushes the size of the first one (± PUSH_SAME), the first included.
+    pub pushes_same: u32,
+    first_push: u32,
     /// Client records after the first within CLIENT_SMALL.
     pub client_small: u32,
     /// Application records each way (a: client, b: server) and the largest one.
@@ -111,7 +117,7 @@ impl ShapeTracker {
             return changed;
         }
         s.records[1] += 1;
-        let quiet = last.is_none_or(|(_, t)| ts - t >= PUSH_QUIET);
+        let quiet = last.map_or(true, |(_, t)| ts - t >= PUSH_QUIET);
         match self.answer {
             // The first server records after the first request, back to back, answer it
             // (TLS 1.3 session tickets first, then the reply): the last one is the reply.
@@ -131,6 +137,12 @@ impl ShapeTracker {
         if quiet && matches!(last, Some((false, _))) && s.records[0] > 0 {
             if len >= PUSH_JOB_MIN {
                 s.pushes += 1;
+                if s.first_push == 0 {
+                    s.first_push = len;
+                }
+                if len.abs_diff(s.first_push) <= PUSH_SAME {
+                    s.pushes_same += 1;
+                }
             } else {
                 s.pushes_small += 1;
             }
@@ -166,7 +178,7 @@ mod tests {
                 (false, 380, 3.0),
                 (true, 200, 4.0),
                 (false, 60, 4.05),
-                (false, 390, 6.0),
+                (false, 385, 6.0),
                 (false, 40, 9.0),
             ],
         );
@@ -175,6 +187,7 @@ mod tests {
         assert_eq!((s.first_client, s.first_answer), (700, 420));
         // 3.0: after the answer flight, quiet, previous record the server's: a push.
         assert_eq!((s.pushes, s.pushes_small, s.client_small), (2, 1, 1));
+        assert_eq!(s.pushes_same, 2);
         assert_eq!(s.records, [2, 6]);
     }
 
@@ -211,6 +224,7 @@ mod tests {
             }
             let s = t.s;
             proptest::prop_assert!(s.pushes + s.pushes_small <= s.records[1]);
+            proptest::prop_assert!(s.pushes_same <= s.pushes);
             proptest::prop_assert!(s.client_small <= s.records[0]);
         }
     }
