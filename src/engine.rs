@@ -44,8 +44,9 @@ const DHCP_WAIT: f64 = 300.0;
 /// struct sizes plus hash map overhead; inspection state is counted on top.
 const FLOW_COST: usize = 256;
 const INSPECT_COST: usize = 768;
-/// Proxy, WebSocket and TLS-shape state of a flow that has any (see `Paths`).
-const PATHS_COST: usize = 192;
+/// Proxy, WebSocket and TLS-shape state of a flow that has any (see `Paths`): the struct
+/// (232 bytes) plus a held proxy target's host name (at most 255 bytes).
+const PATHS_COST: usize = 512;
 /// Bare TLS stays in DEEP this long, so its record shape is seen (then WATCH timing).
 const SHAPE_WINDOW: f64 = 60.0;
 const SHAPE_EMITS: u8 = 24;
@@ -1040,7 +1041,8 @@ impl Engine {
                     }
                 }
             }
-            if !host.is_empty() {
+            // A DNS name is at most 253 bytes: anything longer is not a target to name.
+            if !host.is_empty() && host.len() <= 255 {
                 self.proxy_target(key, d, "http-connect", host, port, ts);
             }
         } else if ws && (head.is_request || head.status == Some(101)) {
@@ -1777,4 +1779,16 @@ fn host_part(h: &str) -> &str {
         return h;
     }
     h.rsplit_once(':').map_or(h, |(host, _)| host)
+}
+
+#[cfg(test)]
+mod paths_tests {
+    use super::*;
+
+    #[test]
+    fn paths_cost_covers_the_struct() {
+        // What PATHS_COST charges the budget covers what a flow's Paths box holds, a held
+        // proxy target's host name (at most a DNS name) included.
+        assert!(std::mem::size_of::<Paths>() + 255 <= PATHS_COST);
+    }
 }
