@@ -178,8 +178,9 @@ def _frame(src: bytes, dst: bytes, sport: int, dport: int, seq: int, ack: int, f
 
 
 def _session(prefix_c: bytes, prefix_s: bytes, chunks: list[tuple[bool, bytes]],
-             dport: int = 1080) -> list[tuple[float, int, bytes]]:
-    c, s = bytes([10, 0, 0, 5]), bytes([198, 51, 100, 9])
+             dport: int = 1080, server: bytes = bytes([198, 51, 100, 9]),
+             ) -> list[tuple[float, int, bytes]]:
+    c, s = bytes([10, 0, 0, 5]), server
     cs, ss = 1000, 5000
     out = [(1.0, 101, _frame(c, s, 40000, dport, cs, 0, 0x02)),
            (1.01, 101, _frame(s, c, dport, 40000, ss, cs + 1, 0x12))]
@@ -268,3 +269,20 @@ def test_socks_connect_and_websocket_reach_judgement(intel: Intel) -> None:
     got = {(s.pool.port, s.dialect, s.app_proto, s.pool_facts.proxy) for s in eng.take_suspects()}
     assert got == {(1080, "cryptonote", "stratum", "socks5"),
                    (8892, "coinhive-ws", "websocket", None)}
+
+
+def test_internal_stratum_proxy_leg_names_the_miner(intel: Intel) -> None:
+    # xmrig-proxy inside the network: the mirror sees miner -> proxy only, both inside; the
+    # protocol role decides which end is the miner, in either order of appearance.
+    eng = CoreEngine(intel)
+    proxy = bytes([10, 0, 0, 2])
+    login = json.dumps({"id": 1, "jsonrpc": "2.0", "method": "login", "params": {
+        "login": "x", "pass": "x", "agent": "XMRig/6.26.0"}}).encode() + b"\n"
+    job = json.dumps({"jsonrpc": "2.0", "method": "job", "params": {
+        "blob": "0b0b" + "00" * 74, "job_id": "1", "target": "b88d0600"}}).encode() + b"\n"
+    for ts, lt, f in _session(b"", job, [(True, login)], dport=3333, server=proxy):
+        eng.feed(ts, lt, f)
+    eng.finish()
+    (s,) = eng.take_suspects()
+    assert (s.miner.ip, s.pool.ip, s.pool.port, s.dialect) == ("10.0.0.5", "10.0.0.2", 3333,
+                                                                 "cryptonote")
