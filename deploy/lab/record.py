@@ -19,6 +19,8 @@ Scenarios (file names in DIR):
 - neg_mqtt_tls.pcap: mosquitto_sub over TLS by address (it sends the address as SNI), the
   broker pushing every 2-3 s.
 - neg_mqtt_tls_nosni.pcap: the same subscription from mqttc.py: no SNI, no ALPN.
+- sv2_reference.pcap: with --sv2, tools/sv2-session (a miner and a pool made of the Stratum V2
+  reference crates: Noise NX handshake, encrypted frames, SetupConnection ... SubmitShares).
 - neg_monerod_polling.pcap: a wallet-style poller: get_info, get_height, get_block_count,
   get_last_block_header, /getheight.
 """
@@ -85,9 +87,10 @@ def poller(prefix: str, seconds: float) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def scenarios(binary: str, seconds: float) -> dict[str, list[str]]:
+def scenarios(binary: str, seconds: float, sv2: str | None = None) -> dict[str, list[str]]:
     pool = lab.POOL_IP
-    return {
+    extra = {"sv2_reference": [sv2, "miner", f"{pool}:34255", str(int(seconds) - 2)]} if sv2 else {}
+    return extra | {
         "xmrig_tls_ip443": xmrig(binary, "-o", f"{pool}:443", "--tls", "-u", WALLET,
                                  "-p", "lab01"),
         "xmrig_socks5": xmrig(binary, "-o", f"{lab.POOL_NAME}:3333", "-x", f"{pool}:1080",
@@ -115,6 +118,7 @@ def main() -> int:
     ap.add_argument("--out", type=Path, required=True)
     ap.add_argument("--seconds", type=float, default=40.0)
     ap.add_argument("--only", nargs="*")
+    ap.add_argument("--sv2", help="tools/sv2-session binary (cargo build --release there)")
     ap.add_argument("--prefix", default="ndrec")
     args = ap.parse_args()
     state = Path(f"/run/netdetect-lab/{args.prefix}")
@@ -143,9 +147,13 @@ def main() -> int:
                         "allow_anonymous true\n")
         procs.append(start(args.prefix, "pool", ["mosquitto", "-c", str(conf)],
                            state / "mosquitto.log"))
-        lab.wait_listening(args.prefix, [(lab.POOL_IP, p) for p in
-                                         (3333, 443, 18081, 1080, 3128, 8883)], state)
-        for name, argv in scenarios(args.xmrig, args.seconds).items():
+        ports = [3333, 443, 18081, 1080, 3128, 8883]
+        if args.sv2:
+            procs.append(start(args.prefix, "pool", [args.sv2, "pool", f"{lab.POOL_IP}:34255"],
+                               state / "sv2pool.log"))
+            ports.append(34255)
+        lab.wait_listening(args.prefix, [(lab.POOL_IP, p) for p in ports], state)
+        for name, argv in scenarios(args.xmrig, args.seconds, args.sv2).items():
             if args.only and name not in args.only:
                 continue
             argv = [str(crt) if a == "CA" else a for a in argv]
