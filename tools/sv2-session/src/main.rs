@@ -12,12 +12,14 @@ use common_messages_sv2::{
 use key_utils::{Secp256k1PublicKey, Secp256k1SecretKey};
 use mining_sv2::{
     NewMiningJob, OpenStandardMiningChannel, OpenStandardMiningChannelSuccess, SetNewPrevHash,
-    SubmitSharesStandard, SubmitSharesSuccess, MESSAGE_TYPE_NEW_MINING_JOB,
-    MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL, MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL_SUCCESS,
-    MESSAGE_TYPE_MINING_SET_NEW_PREV_HASH, MESSAGE_TYPE_SUBMIT_SHARES_STANDARD,
+    SubmitSharesStandard, SubmitSharesSuccess, MESSAGE_TYPE_MINING_SET_NEW_PREV_HASH,
+    MESSAGE_TYPE_NEW_MINING_JOB, MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL,
+    MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL_SUCCESS, MESSAGE_TYPE_SUBMIT_SHARES_STANDARD,
     MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS,
 };
-use noise_sv2::{Initiator, Responder, ELLSWIFT_ENCODING_SIZE, INITIATOR_EXPECTED_HANDSHAKE_MESSAGE_SIZE};
+use noise_sv2::{
+    Initiator, Responder, ELLSWIFT_ENCODING_SIZE, INITIATOR_EXPECTED_HANDSHAKE_MESSAGE_SIZE,
+};
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -85,17 +87,37 @@ fn pool(addr: &str) {
         s.write_all(second.payload()).expect("write");
         let (mut tx, rx) = transport.split();
         let mut dec = NoiseDecoder::new();
-        let Some((t, _, rx)) = recv(&mut s, &mut dec, rx) else { continue };
+        let Some((t, _, rx)) = recv(&mut s, &mut dec, rx) else {
+            continue;
+        };
         assert_eq!(t, MESSAGE_TYPE_SETUP_CONNECTION);
-        send(&mut s, &mut tx, SetupConnectionSuccess { used_version: 2, flags: 0 },
-             MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS, false);
-        let Some((t, _, mut rx)) = recv(&mut s, &mut dec, rx) else { continue };
+        send(
+            &mut s,
+            &mut tx,
+            SetupConnectionSuccess {
+                used_version: 2,
+                flags: 0,
+            },
+            MESSAGE_TYPE_SETUP_CONNECTION_SUCCESS,
+            false,
+        );
+        let Some((t, _, mut rx)) = recv(&mut s, &mut dec, rx) else {
+            continue;
+        };
         assert_eq!(t, MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL);
-        send(&mut s, &mut tx, OpenStandardMiningChannelSuccess {
-            request_id: 1, channel_id: 7, target: u256(0xff),
-            extranonce_prefix: binary_sv2::B032::new(&[1, 2, 3, 4]).expect("b032"),
-            group_channel_id: 1,
-        }, MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL_SUCCESS, true);
+        send(
+            &mut s,
+            &mut tx,
+            OpenStandardMiningChannelSuccess {
+                request_id: 1,
+                channel_id: 7,
+                target: u256(0xff),
+                extranonce_prefix: binary_sv2::B032::new(&[1, 2, 3, 4]).expect("b032"),
+                group_channel_id: 1,
+            },
+            MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL_SUCCESS,
+            true,
+        );
         let writer = Arc::new(Mutex::new((s.try_clone().expect("clone"), tx)));
         let w = Arc::clone(&writer);
         // A new job (NewMiningJob + SetNewPrevHash) now and every 10 s.
@@ -107,14 +129,32 @@ fn pool(addr: &str) {
                     if s.peer_addr().is_err() {
                         return;
                     }
-                    send(s, tx, NewMiningJob {
-                        channel_id: 7, job_id: job, min_ntime: Sv2Option::new(None),
-                        version: 0x2000_0000, merkle_root: u256(job as u8),
-                    }, MESSAGE_TYPE_NEW_MINING_JOB, true);
-                    send(s, tx, SetNewPrevHash {
-                        channel_id: 7, job_id: job, prev_hash: u256(0x11),
-                        min_ntime: 1_767_603_600, nbits: 0x1703_4219,
-                    }, MESSAGE_TYPE_MINING_SET_NEW_PREV_HASH, true);
+                    send(
+                        s,
+                        tx,
+                        NewMiningJob {
+                            channel_id: 7,
+                            job_id: job,
+                            min_ntime: Sv2Option::new(None),
+                            version: 0x2000_0000,
+                            merkle_root: u256(job as u8),
+                        },
+                        MESSAGE_TYPE_NEW_MINING_JOB,
+                        true,
+                    );
+                    send(
+                        s,
+                        tx,
+                        SetNewPrevHash {
+                            channel_id: 7,
+                            job_id: job,
+                            prev_hash: u256(0x11),
+                            min_ntime: 1_767_603_600,
+                            nbits: 0x1703_4219,
+                        },
+                        MESSAGE_TYPE_MINING_SET_NEW_PREV_HASH,
+                        true,
+                    );
                 }
                 std::thread::sleep(Duration::from_secs(10));
             }
@@ -126,10 +166,18 @@ fn pool(addr: &str) {
                 seq += 1;
                 let mut g = writer.lock().expect("lock");
                 let (s, tx) = &mut *g;
-                send(s, tx, SubmitSharesSuccess {
-                    channel_id: 7, last_sequence_number: seq, new_submits_accepted_count: 1,
-                    new_shares_sum: u64::from(seq) * 1000,
-                }, MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS, true);
+                send(
+                    s,
+                    tx,
+                    SubmitSharesSuccess {
+                        channel_id: 7,
+                        last_sequence_number: seq,
+                        new_submits_accepted_count: 1,
+                        new_shares_sum: u64::from(seq) * 1000,
+                    },
+                    MESSAGE_TYPE_SUBMIT_SHARES_SUCCESS,
+                    true,
+                );
             }
         }
         let _ = s.shutdown(std::net::Shutdown::Both);
@@ -148,19 +196,37 @@ fn miner(addr: &str, seconds: u64) {
     let transport = hs.step_2(second).expect("step_2");
     let (mut tx, rx) = transport.split();
     let mut dec = NoiseDecoder::new();
-    send(&mut s, &mut tx, SetupConnection {
-        protocol: Protocol::MiningProtocol, min_version: 2, max_version: 2, flags: 0,
-        endpoint_host: "10.77.0.200".try_into().expect("s"), endpoint_port: 34255,
-        vendor: "Bitmain".try_into().expect("s"),
-        hardware_version: "S19j Pro".try_into().expect("s"),
-        firmware: "braiins-os-2024-03".try_into().expect("s"),
-        device_id: "rack4-17".try_into().expect("s"),
-    }, MESSAGE_TYPE_SETUP_CONNECTION, false);
+    send(
+        &mut s,
+        &mut tx,
+        SetupConnection {
+            protocol: Protocol::MiningProtocol,
+            min_version: 2,
+            max_version: 2,
+            flags: 0,
+            endpoint_host: "10.77.0.200".try_into().expect("s"),
+            endpoint_port: 34255,
+            vendor: "Bitmain".try_into().expect("s"),
+            hardware_version: "S19j Pro".try_into().expect("s"),
+            firmware: "braiins-os-2024-03".try_into().expect("s"),
+            device_id: "rack4-17".try_into().expect("s"),
+        },
+        MESSAGE_TYPE_SETUP_CONNECTION,
+        false,
+    );
     let (_, _, rx) = recv(&mut s, &mut dec, rx).expect("setup answer");
-    send(&mut s, &mut tx, OpenStandardMiningChannel {
-        request_id: 1, user_identity: "acme.rack4-17".try_into().expect("s"),
-        nominal_hash_rate: 1.0e14, max_target: u256(0xff),
-    }, MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL, true);
+    send(
+        &mut s,
+        &mut tx,
+        OpenStandardMiningChannel {
+            request_id: 1,
+            user_identity: "acme.rack4-17".try_into().expect("s"),
+            nominal_hash_rate: 1.0e14,
+            max_target: u256(0xff),
+        },
+        MESSAGE_TYPE_OPEN_STANDARD_MINING_CHANNEL,
+        true,
+    );
     let (_, _, mut rx) = recv(&mut s, &mut dec, rx).expect("channel answer");
     let job = Arc::new(AtomicU32::new(1));
     let j = Arc::clone(&job);
@@ -180,11 +246,20 @@ fn miner(addr: &str, seconds: u64) {
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(3000 + u64::from(seq % 3) * 400));
         seq += 1;
-        send(&mut s, &mut tx, SubmitSharesStandard {
-            channel_id: 7, sequence_number: seq, job_id: job.load(Ordering::Relaxed),
-            nonce: seq.wrapping_mul(2_654_435_761), ntime: 1_767_603_600 + seq,
-            version: 0x2000_0000,
-        }, MESSAGE_TYPE_SUBMIT_SHARES_STANDARD, true);
+        send(
+            &mut s,
+            &mut tx,
+            SubmitSharesStandard {
+                channel_id: 7,
+                sequence_number: seq,
+                job_id: job.load(Ordering::Relaxed),
+                nonce: seq.wrapping_mul(2_654_435_761),
+                ntime: 1_767_603_600 + seq,
+                version: 0x2000_0000,
+            },
+            MESSAGE_TYPE_SUBMIT_SHARES_STANDARD,
+            true,
+        );
     }
     let _ = s.shutdown(std::net::Shutdown::Both);
 }
@@ -193,7 +268,10 @@ fn main() {
     let args: Vec<String> = std::env::args().collect();
     match args.get(1).map(String::as_str) {
         Some("pool") => pool(&args[2]),
-        Some("miner") => miner(&args[2], args.get(3).and_then(|x| x.parse().ok()).unwrap_or(40)),
+        Some("miner") => miner(
+            &args[2],
+            args.get(3).and_then(|x| x.parse().ok()).unwrap_or(40),
+        ),
         _ => eprintln!("usage: sv2-session pool ADDR | miner ADDR [SECONDS]"),
     }
 }
