@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
@@ -43,7 +44,8 @@ W_SV2_FRAMES = 20  # then encrypted frames of plausible size both ways
 W_POOL_SNI = 70  # TLS SNI names a pool or browser-mining service
 W_POOL_CERT = 50  # server certificate names a pool
 W_POOL_HTTP_HOST = 40  # HTTP Host header names a pool
-W_POOL_DNS = 60  # remote address was resolved from a pool name, and the flow carries payload
+W_POOL_DNS = 45  # remote address was resolved from a pool name, and the flow carries payload
+W_POOL_DNS_PORT = 15  # ... and the flow goes to a non-web port (a browser visit goes to 443)
 W_POOL_IP = 30  # remote address is in a pool IP list
 W_POOL_WEBSITE = 30  # the name is a pool's web site (www.<pool>): browsing it is not mining
 W_HTTP_MINING_HEADER = 50  # X-Mining-Extensions / X-Stratum / X-Long-Polling
@@ -56,6 +58,13 @@ W_TLS_SHAPE = 35  # ... with a stratum session's record shape (login answered by
 W_POOL_PROXY = 50  # a proxy handshake (SOCKS4a/5 domain, HTTP CONNECT) names a pool: like a
 # certificate, a name that the tunnelled protocol (TLS, stratum) then corroborates
 ALERT_THRESHOLD = 60
+# Evidence that the remote end is a pool's, from different sources (DNS, SNI, certificate,
+# HTTP Host, address lists): one fact, so only the strongest counts. A browser visiting a
+# pool's web site shows several of them and nothing mining-like.
+NAME_KINDS = frozenset({"pool-dns", "pool-website", "pool-domain-sni", "pool-domain-cert",
+                        "pool-domain-proxy",
+                        "pool-domain-http", "pool-ip"})
+WEB_ALPN = frozenset({"h2", "http/1.1", "h3", "http/1.0", "spdy/3.1"})
 
 # Stratum-like timing, judged from packet sizes and times of a bare-TLS flow.
 TIMING_MIN_DURATION = 45.0
@@ -148,6 +157,8 @@ class Inspection:
     proxy: str | None = None  # "socks5", "socks4a", "socks4", "http-connect"
     shape: TlsShape | None = None  # the latest record shape of bare TLS
     proxy_port: int | None = None  # the port the miner asked the proxy for
+    name_weight: int = 0  # the strongest "the remote is a pool" evidence counted so far
+    asked: bool = False  # put to the host early (score between the ask and alert thresholds)
 
 
 class Detector:
@@ -162,11 +173,16 @@ class Detector:
         home_net: Iterable[str] = DEFAULT_HOME_NET,
         threshold: int = ALERT_THRESHOLD,
         recent_window: float = 3600.0,
+        ask_threshold: int = 0,
     ) -> None:
         self.intel = intel
         self.pdns = pdns
         self.home_nets = [ipaddress.ip_network(n, strict=False) for n in home_net]
         self.threshold = threshold
+        # Flows scoring at least this (and below `threshold`) are handed out once as asked
+        # suspects for the host to settle; 0: never (no host confirmation configured).
+        self.ask_threshold = ask_threshold
+        self.asks = 0
         self.suspects: list[Suspect] = []
         self.alerts = 0
         self.suppressed = 0
@@ -181,6 +197,10 @@ class Detector:
         if kind in ins.kinds:
             return
         ins.kinds.add(kind)
+        if kind in NAME_KINDS:
+            # Only the strongest pool-name evidence counts; a weaker one adds nothing.
+            weight, ins.name_weight = max(0, weight - ins.name_weight), max(ins.name_weight,
+                                                                            weight)
         ins.evidence.append(Evidence(kind, weight, detail, ts))
         ins.score = min(100, ins.score + weight)
         if weight >= 30:
@@ -201,6 +221,11 @@ class Detector:
             self.alerts += 1
             ins.reported = True
             self.suspects.append(self.suspect(flow, ins, ts))
+        elif (self.ask_threshold and not ins.alerted and not ins.asked
+              and ins.score >= self.ask_threshold and not _browsing(ins)):
+            ins.asked = True
+            self.asks += 1
+            self.suspects.append(dataclasses.replace(self.suspect(flow, ins, ts), asked=True))
 
     def pool_answer(self, flow: FlowView, ins: Inspection, ip: str, name: str, ts: float) -> None:
         """A DNS answer names a pool for an address this flow already talks to (the flow
@@ -213,6 +238,7 @@ class Detector:
         self._pool_host(ins, name, "dns", m.domain)
         server_side = 1 if ip_str(flow.b_ip) == ip else 0
         self._client_from_server_side(ins, server_side)
+        self._dns_port(flow, ins, kind, server_side, ts)
         if m.category == "browser-miner":
             ins.dialect = ins.dialect or "browser-tls"
         self.settle(flow, ins, ts)
@@ -241,6 +267,7 @@ class Detector:
                     self.add(ins, kind, weight, f"{ip} resolved from {name}", ts)
                     self._pool_host(ins, name, "dns", m.domain)
                     self._client_from_server_side(ins, side)
+                    self._dns_port(flow, ins, kind, side, ts)
                     if m.category == "browser-miner":
                         ins.dialect = ins.dialect or "browser-tls"
                     return
@@ -250,6 +277,14 @@ class Detector:
                 ins.list_match = ins.list_match or f"{im.source}:{im.network}"
                 self._client_from_server_side(ins, side)
                 return
+
+    def _dns_port(self, flow: FlowView, ins: Inspection, kind: str, server_side: int,
+                  ts: float) -> None:
+        """A pool name's address on a non-web port: mining, not a visit to the pool's site."""
+        port = flow.b_port if server_side == 1 else flow.a_port
+        if kind == "pool-dns" and port and not self.intel.is_web_port(port):
+            self.add(ins, "pool-dns-port", W_POOL_DNS_PORT, f"pool address on non-web port {port}",
+                     ts)
 
     @staticmethod
     def _client_from_server_side(ins: Inspection, server_side: int) -> None:
@@ -505,8 +540,14 @@ class Detector:
         if ev.sni:
             ins.sni = ev.sni
             m = self.intel.match_domain(ev.sni)
-            if m is not None and _is_website(ev.sni):
-                self.add(ins, "pool-website", W_POOL_WEBSITE, f"TLS SNI {ev.sni}", ts)
+            browsing = (m is not None and m.category != "browser-miner"
+                        and self.intel.is_web_port(server_port)
+                        and any(a.lower() in WEB_ALPN for a in ev.alpn))
+            if m is not None and (_is_website(ev.sni) or browsing):
+                # A browser (web ALPN, web port) visiting a pool's site: the name, not mining.
+                self.add(ins, "pool-website", W_POOL_WEBSITE, f"TLS SNI {ev.sni}"
+                         + (f" with ALPN {','.join(ev.alpn[:3])}" if browsing else ""), ts)
+                self._pool_host(ins, ev.sni, "sni", m.domain)
             elif m is not None:
                 ins.dialect = "browser-tls" if m.category == "browser-miner" else "tls"
                 self.add(ins, "pool-domain-sni", W_POOL_SNI, f"TLS SNI {ev.sni}", ts)
@@ -567,6 +608,7 @@ class Detector:
         b = Endpoint(ip_str(flow.b_ip), flow.b_port)
         miner, pool = (a, b) if side == 0 else (b, a)
         geo = self.intel.enrich(pool.ip)
+        sanctioned = self.intel.sanctioned.match(pool.ip, pool.port, ins.pool_host, ins.login)
         return Suspect(
             flow_id=flow_id(flow),
             ts=ts,
@@ -593,6 +635,7 @@ class Detector:
                 encoding="gzip" if ins.gzip else None,
                 proxy=ins.proxy,
                 proxy_port=ins.proxy_port if ins.proxy else None,
+                sanctioned=sanctioned.describe() if sanctioned else None,
             ),
             miner_facts=MinerFacts(
                 agent=ins.agent,
@@ -607,6 +650,11 @@ class Detector:
             ),
             vlan=flow.vlan,
         )
+
+
+def _browsing(ins: Inspection) -> bool:
+    """A visit to a pool's web site and nothing else: not worth a host's ask budget."""
+    return "pool-website" in ins.kinds and ins.score <= ins.name_weight
 
 
 def _is_website(name: str) -> bool:

@@ -107,6 +107,8 @@ class PoolFacts:
     # remote end is the proxy, `host`/`port` are the target the miner asked it for.
     proxy: str | None = None
     proxy_port: int | None = None
+    # The signatures' sanctioned.txt entry covering this pool (verdict `allowed`), described.
+    sanctioned: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +142,9 @@ class Suspect:
     pool_facts: PoolFacts = field(default_factory=PoolFacts)
     miner_facts: MinerFacts = field(default_factory=MinerFacts)
     vlan: int = 0
+    # Below the alert threshold, put to the host early: only a host that confirms it raises
+    # an alert (netdetect.confirm); without confirmation it is counted, never raised.
+    asked: bool = False
 
 
 @dataclass(frozen=True, slots=True)

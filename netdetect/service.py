@@ -17,7 +17,7 @@ from netdetect.correlate import correlate
 from netdetect.detect import DEFAULT_HOME_NET
 from netdetect.errors import CaptureError
 from netdetect.intel import Intel
-from netdetect.model import Alert, FlowEnd, Suspect
+from netdetect.model import Alert, FlowEnd, Suspect, Verdict
 from netdetect.sinks.eve import EveWriter, SinkError
 
 if TYPE_CHECKING:
@@ -34,7 +34,8 @@ class Confirms(Protocol):
 
     inventory: Inventory  # what the traffic teaches (DHCP, DNS) is learned into it
 
-    async def confirm(self, suspect: Suspect) -> Alert: ...
+    # None: a suspect asked early (below the alert threshold) that the host did not confirm.
+    async def settle(self, suspect: Suspect) -> Alert | None: ...
 
 
 class AlertSink(Protocol):
@@ -66,6 +67,8 @@ def network_only(suspect: Suspect) -> Alert:
     from netdetect.config import Allowlist
 
     alert = correlate(suspect, host=None, report=None, reason=None, allowlist=Allowlist())
+    if alert.verdict is Verdict.ALLOWED:  # sanctioned.txt: decided from the network side
+        return alert
     return dataclasses.replace(alert, reasons=("host confirmation not requested",))
 
 
@@ -232,10 +235,12 @@ class _Files:
             n = 0
             while k := engine.run(src, BATCH_CORE):
                 n += k
+                # Counted as read: a run stopped mid-file (a sink that fails, Ctrl-C)
+                # still reports the frames it analysed.
+                result.frames += k
                 if progress is not None:
                     progress(done + src.stats()[3], total, path)
                 yield path
-            result.frames += n
             err = src.error()
             if err is not None:
                 result.errors.append(str(CaptureError(*err)))
@@ -428,6 +433,7 @@ async def replay_confirmed(
 
     result = RunResult()
     engine = Engine(intel, home_net=home_net, max_flows=max_flows)
+    engine.detector.ask_threshold = getattr(confirmer, "ask_threshold", 0)
     files = _Files(expand_inputs(paths, result), result, progress,
                    decoded=lambda: engine.counters().get("decoded", 0))
     from netdetect.hosts import dns_learner  # only the confirmed path learns hosts
@@ -437,7 +443,9 @@ async def replay_confirmed(
         engine.on_dns_answer = dns_learner(names, engine.add_lease)
 
     async def one(s: Suspect, path: str | None) -> None:
-        alert = await confirmer.confirm(s)
+        alert = await confirmer.settle(s)
+        if alert is None:
+            return
         saved, files.current = files.current, path
         try:
             _emit(alert, sinks, result, files)
@@ -485,6 +493,7 @@ async def _replay_confirmed_core(
 ) -> RunResult:
     result = RunResult()
     engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
+    engine.detector.ask_threshold = getattr(confirmer, "ask_threshold", 0)
     files = _Files(expand_inputs(paths, result), result, progress)
     from netdetect.hosts import dns_learner  # only the confirmed path learns hosts
 
@@ -494,7 +503,9 @@ async def _replay_confirmed_core(
         engine.watch_names(names)
 
     async def one(s: Suspect, path: str | None) -> None:
-        alert = await confirmer.confirm(s)
+        alert = await confirmer.settle(s)
+        if alert is None:
+            return
         saved, files.current = files.current, path
         try:
             _emit(alert, sinks, result, files)

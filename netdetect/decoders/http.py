@@ -15,6 +15,7 @@ import re
 import zlib
 from typing import Final
 
+from netdetect.asciinum import is_ascii_digits
 from netdetect.decoders.events import Event, HttpMessage, StratumMessage
 from netdetect.decoders.jsonrpc import messages_of_body
 from netdetect.errors import DecodeError
@@ -276,7 +277,7 @@ class HttpDecoder:
             return
         cl = fields.get("content-length")
         if cl is not None:
-            if not cl.isdigit() or len(cl) > 15:
+            if not is_ascii_digits(cl) or len(cl) > 15:
                 raise DecodeError(f"bad Content-Length {cl[:32]!r}")
             self._remaining = int(cl)
             if self._remaining:

@@ -201,6 +201,7 @@ def _facts(s: Suspect) -> dict[str, Any]:
                 "encoding": pf.encoding,
                 "proxy": pf.proxy,
                 "proxy_target_port": pf.proxy_port,
+                "sanctioned": pf.sanctioned,
                 "as": {"number": pf.asn, "organization": {"name": pf.as_org}} if pf.asn else None,
                 "geo": {"country_iso_code": pf.country} if pf.country else None,
             }
