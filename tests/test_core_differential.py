@@ -15,7 +15,13 @@ from netdetect.service import replay
 from netdetect.sinks.eve import EveWriter
 
 REPO = Path(__file__).resolve().parents[1]
-CAPTURES = sorted(p for p in (REPO / "pcaps").iterdir() if p.suffix in (".pcap", ".pcapng"))
+# Captures of what only the core decodes (proxy handshakes, WebSocket frames, TLS record
+# shape; the per-packet Python path is frozen until it is deleted): their golden tests hold
+# the core to its expected alerts instead.
+BEYOND_PYTHON = {"http_connect.pcap", "socks_proxies.pcap", "websocket_miners.pcap",
+                 "neg_tls_longlived.pcap"}
+CAPTURES = sorted(p for p in (REPO / "pcaps").iterdir()
+                  if p.suffix in (".pcap", ".pcapng") and p.name not in BEYOND_PYTHON)
 CORPUS = REPO.parent / "shared" / "corpus"
 
 Key = tuple[str, int, str, int, str, str, int, tuple[str, ...]]
