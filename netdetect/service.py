@@ -10,6 +10,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
+from netdetect.campaign import CampaignBook
 from netdetect.capture.files import FrameReader, capture_size, expand_paths
 from netdetect.capture.prefilter import HEAD_PACKETS, SMALL_PAYLOAD, PrefilteredFile, PrefilterStats
 from netdetect.core_engine import CoreEngine
@@ -56,6 +57,8 @@ class RunResult:
     counters: dict[str, int] = field(default_factory=dict)
     sink_error: str | None = None  # an output failed: the run stopped there
     interrupted: bool = False  # Ctrl-C: what was read so far was flushed
+    # Every alert is placed in a campaign (netdetect.campaign) before the sinks see it.
+    campaigns: CampaignBook = field(default_factory=CampaignBook)
 
     @property
     def incomplete(self) -> bool:
@@ -299,7 +302,7 @@ def replay(
                             max_flows=max_flows, progress=progress, on_error=on_error)
     from netdetect.engine import Engine  # the differential oracle only
 
-    result = RunResult()
+    result = RunResult(campaigns=CampaignBook(home_net))
     engine = Engine(
         intel,
         home_net=home_net,
@@ -353,7 +356,7 @@ def _replay_core(
     progress: Progress | None,
     on_error: Callable[[str], None] | None,
 ) -> RunResult:
-    result = RunResult()
+    result = RunResult(campaigns=CampaignBook(home_net))
     engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
     files = _Files(expand_inputs(paths, result), result, progress)
 
@@ -389,6 +392,7 @@ def _emit(alert: Alert, sinks: Sequence[AlertSink], result: RunResult, files: _F
         alert = dataclasses.replace(alert, pcap_filename=files.current)
         files.alert_file.setdefault(alert.suspect.flow_id, collections.deque()).append(
             files.current)
+    alert = result.campaigns.tag(alert)
     result.alerts.append(alert)
     for sink in sinks:
         sink.write(alert)
@@ -431,7 +435,7 @@ async def replay_confirmed(
             max_flows=max_flows, progress=progress)
     from netdetect.engine import Engine  # the differential oracle only
 
-    result = RunResult()
+    result = RunResult(campaigns=CampaignBook(home_net))
     engine = Engine(intel, home_net=home_net, max_flows=max_flows)
     engine.detector.ask_threshold = getattr(confirmer, "ask_threshold", 0)
     files = _Files(expand_inputs(paths, result), result, progress,
@@ -491,7 +495,7 @@ async def _replay_confirmed_core(
     max_flows: int,
     progress: Progress | None,
 ) -> RunResult:
-    result = RunResult()
+    result = RunResult(campaigns=CampaignBook(home_net))
     engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
     engine.detector.ask_threshold = getattr(confirmer, "ask_threshold", 0)
     files = _Files(expand_inputs(paths, result), result, progress)
