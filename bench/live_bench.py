@@ -104,7 +104,9 @@ def run_sniff(ns: str, sw: str, iface: str, workers: int, capture: Path, loops: 
     def total(key: str) -> int:
         return sum(int(w.get(key, 0)) for w in workers_final)
 
-    alerts = sum(1 for line in eve.read_text().splitlines() if line) if eve.exists() else 0
+    # Alert lines only: the EVE file also holds each alerted flow's final `flow` record.
+    alerts = sum(1 for line in eve.read_text().splitlines()
+                 if line and json.loads(line).get("event_type") == "alert") if eve.exists() else 0
     # With a filter attached, the kernel counts (tp_packets) only the frames the filter
     # passed: "kernel saw" is then the filter's pass count, drops included.
     return {"workers": workers, "bpf": bpf or "none", "offered": sent, "replay_s": secs,
