@@ -23,3 +23,6 @@ pub mod tls;
 
 #[cfg(feature = "python")]
 mod python;
+
+#[cfg(test)]
+mod fuzz;
