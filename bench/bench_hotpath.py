@@ -19,17 +19,18 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
-from netdetect.capture import prefilter as pre  # noqa: E402
 from netdetect.capture.files import FrameReader  # noqa: E402
-from netdetect.cli import default_signatures  # noqa: E402
 from netdetect.decoders.dns import decode_dns  # noqa: E402
 from netdetect.decoders.tls import parse_client_hello  # noqa: E402
 from netdetect.engine import Engine  # noqa: E402
+from netdetect.packet import PacketDecoder  # noqa: E402
+from netdetect.pdns import PassiveDns  # noqa: E402
+
+from netdetect.capture import prefilter as pre  # noqa: E402
+from netdetect.cli import default_signatures  # noqa: E402
 from netdetect.errors import DecodeError  # noqa: E402
 from netdetect.intel import Intel, load_intel  # noqa: E402
 from netdetect.model import TCP, UDP  # noqa: E402
-from netdetect.packet import PacketDecoder  # noqa: E402
-from netdetect.pdns import PassiveDns  # noqa: E402
 from netdetect.service import PrefilterOptions, replay  # noqa: E402
 
 

@@ -9,13 +9,12 @@ from collections.abc import Callable
 from typing import Any
 
 import dpkt
+from netdetect.packet import PacketDecoder
 from scapy.contrib.erspan import ERSPAN_II
 from scapy.layers.inet import ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import ARP, GRE, CookedLinux, Dot1Q, Ether
 from scapy.layers.vxlan import VXLAN
-
-from netdetect.packet import PacketDecoder
 
 Frame = tuple[float, int, bytes]
 

@@ -40,9 +40,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netdetect.engine import Engine
+
 from netdetect.config import load_sensor_config
 from netdetect.confirm import Confirmer
-from netdetect.engine import Engine
 from netdetect.hosts import Inventory
 from netdetect.intel import Intel, load_intel
 from netdetect.model import Alert, Suspect

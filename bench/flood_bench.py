@@ -19,6 +19,7 @@ sys.path.insert(0, str(REPO))
 
 from netdetect.capture.files import read_frames  # noqa: E402
 from netdetect.engine import Engine  # noqa: E402
+
 from netdetect.intel import load_intel  # noqa: E402
 
 _ETH = bytes.fromhex("020000000002" "020000000001" "0800")

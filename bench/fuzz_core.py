@@ -20,8 +20,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from netdetect import _core
 from netdetect.capture.files import FrameReader
+
+from netdetect import _core
 
 REPO = Path(__file__).resolve().parents[1]
 BOUNDARY = (0x00, 0x01, 0x7F, 0x80, 0xFE, 0xFF)

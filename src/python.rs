@@ -624,15 +624,29 @@ mod probes {
         Ok(d)
     }
 
-    /// One complete ClientHello body (after the 4-byte handshake header) -> its fields.
+    /// One complete ClientHello handshake message (4-byte header included) -> its fields.
     #[pyfunction]
-    #[pyo3(signature = (body, record_version=0, quic=false))]
+    #[pyo3(signature = (message, record_version=0, quic=false))]
     fn parse_client_hello<'py>(
         py: Python<'py>,
-        body: &[u8],
+        message: &[u8],
         record_version: u16,
         quic: bool,
     ) -> PyResult<Bound<'py, PyDict>> {
+        if message.len() < 4 || message[0] != 1 {
+            return Err(PyValueError::new_err(
+                "TLS: not a ClientHello handshake message",
+            ));
+        }
+        let body_len =
+            usize::from(message[1]) << 16 | usize::from(message[2]) << 8 | usize::from(message[3]);
+        let body = &message[4..];
+        if body_len != body.len() {
+            return Err(PyValueError::new_err(format!(
+                "TLS: ClientHello length {body_len} does not match {} bytes",
+                body.len()
+            )));
+        }
         let h = if quic {
             tls::parse_client_hello_quic(body)
         } else {
@@ -671,6 +685,11 @@ mod probes {
         tls::is_grease(value)
     }
 
+    #[pyfunction]
+    fn ja4_version_code(version: u16) -> &'static str {
+        tls::ja4_version_code(version)
+    }
+
     /// One direction of a TLS stream, fed in pieces: feed() -> [(kind, fields)], kind one of
     /// "client_hello", "server_hello", "certificate", "record".
     #[pyclass(module = "netdetect._core", unsendable)]
@@ -701,6 +720,12 @@ mod probes {
         #[getter]
         fn buffered(&self) -> usize {
             self.inner.buffered()
+        }
+
+        /// Messages too large to buffer: skipped and counted, the stream goes on.
+        #[getter]
+        fn overflow(&self) -> u64 {
+            self.inner.overflow
         }
     }
 
@@ -755,6 +780,12 @@ mod probes {
         #[getter]
         fn buffered(&self) -> usize {
             self.inner.buffered()
+        }
+
+        /// Messages too large to buffer: skipped and counted, the stream goes on.
+        #[getter]
+        fn overflow(&self) -> u64 {
+            self.inner.overflow
         }
     }
 
@@ -820,6 +851,12 @@ mod probes {
             let mut out = Vec::new();
             self.inner.feed(data, &mut out).map_err(value_error)?;
             out.into_iter().map(|m| dns_dict(py, m)).collect()
+        }
+
+        /// Messages too large to buffer: skipped and counted, the stream goes on.
+        #[getter]
+        fn overflow(&self) -> u64 {
+            self.inner.overflow
         }
     }
 
@@ -1050,6 +1087,7 @@ mod probes {
         m.add_function(wrap_pyfunction!(parse_server_hello, m)?)?;
         m.add_function(wrap_pyfunction!(parse_certificate, m)?)?;
         m.add_function(wrap_pyfunction!(is_grease, m)?)?;
+        m.add_function(wrap_pyfunction!(ja4_version_code, m)?)?;
         m.add_function(wrap_pyfunction!(parse_dns, m)?)?;
         m.add_function(wrap_pyfunction!(dns_read_name, m)?)?;
         m.add_function(wrap_pyfunction!(parse_dhcp, m)?)?;

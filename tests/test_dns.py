@@ -8,6 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from coreparse import DnsMessage, DnsRecord, DnsTcpDecoder, decode_dns, read_name
 from scapy.layers.dns import (
     DNS,
     DNSQR,
@@ -19,8 +20,6 @@ from scapy.layers.dns import (
 )
 from test_tls import CORPUS, udp_payloads
 
-from netdetect.decoders.dns import DnsTcpDecoder, decode_dns, read_name
-from netdetect.decoders.events import DnsMessage, DnsRecord
 from netdetect.errors import DecodeError
 
 CAPTURES = sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".pcap", ".pcapng"))

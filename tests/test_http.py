@@ -7,9 +7,9 @@ import gzip
 import zlib
 
 import pytest
+from coreparse import HttpDecoder
 
 from netdetect.decoders.events import Event, HttpMessage
-from netdetect.decoders.http import HttpDecoder
 from netdetect.errors import DecodeError
 
 GBT_BODY = (

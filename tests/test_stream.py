@@ -5,10 +5,9 @@ from __future__ import annotations
 import itertools
 import random
 
+from coreparse import StreamReassembler, seq_diff
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from netdetect.flow.stream import StreamReassembler, seq_diff
 
 DATA = bytes(range(256)) * 8
 

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pyshark
 import pytest
+from coreparse import TlsDecoder
 from test_tls import CORPUS, tcp_directions
 
 from netdetect.decoders.events import ClientHello
-from netdetect.decoders.tls import TlsDecoder
 from netdetect.errors import DecodeError
 
 pytestmark = pytest.mark.corpus
