@@ -180,7 +180,8 @@ class CoreEngine:
             # The core raises OSError(path, offset, reason); Python files a three-argument
             # OSError as (errno, strerror, filename).
             if exc.filename is not None:
-                raise CaptureError(str(exc.errno), int(exc.strerror), str(exc.filename)) from None
+                path, offset, reason = str(exc.errno), int(str(exc.strerror)), str(exc.filename)
+                raise CaptureError(path, offset, reason) from None
             raise
 
     def run(self, source: _core.Capture, max_frames: int = 65536) -> int:

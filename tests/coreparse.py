@@ -13,6 +13,7 @@ from netdetect import _core
 from netdetect.decoders.events import (
     Certificate,
     ClientHello,
+    Event,
     HttpMessage,
     StratumMessage,
     Sv2Message,
@@ -208,13 +209,13 @@ class HttpDecoder:
     def overflow(self) -> int:
         return self._s.overflow
 
-    def feed(self, data: bytes | bytearray | memoryview) -> list[HttpMessage]:
+    def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
         try:
             return [_http(d) for d in self._s.feed(bytes(data))]
         except ValueError as exc:
             raise DecodeError(str(exc)) from None
 
-    def close(self) -> list[HttpMessage]:
+    def close(self) -> list[Event]:
         return [_http(d) for d in self._s.close()]
 
 
@@ -372,7 +373,7 @@ def _read(path: str) -> tuple[
     except OSError as exc:
         # OSError(path, offset, reason): Python files it as (errno, strerror, filename).
         if exc.filename is not None:
-            raise CaptureError(str(exc.errno), int(exc.strerror), str(exc.filename)) from None
+            raise CaptureError(str(exc.errno), int(str(exc.strerror)), str(exc.filename)) from None
         raise
 
 
