@@ -101,6 +101,15 @@ def half_open_tls(n: int) -> Iterator[Frame]:
         yield (7.0, 1, tcp(src, 40000, SERVER, 443, 1, 0x18, hello_start))
 
 
+def half_open_dns_tcp(n: int) -> Iterator[Frame]:
+    """DNS over TCP: each flow announces a 64 KiB message and sends only its first segment."""
+    start = b"\xff\xff" + b"\x12\x34\x81\x80" + b"\x00" * 1394
+    for i in range(n // 2):
+        src = 0x0D000000 + i
+        yield (9.0, 1, tcp(src, 40000, SERVER, 53, 0, 0x02, b""))
+        yield (9.0, 1, tcp(src, 40000, SERVER, 53, 1, 0x18, start))
+
+
 def plain(n: int) -> Iterator[Frame]:
     """Baseline: established flows of ordinary small packets."""
     for i in range(n):
@@ -115,6 +124,7 @@ CASES: dict[str, Callable[[int], Iterator[Frame]]] = {
     "dns-pool-questions-full-table": dns_pool_bomb,
     "syn-flood": syn_flood,
     "half-open-tls": half_open_tls,
+    "half-open-dns-tcp": half_open_dns_tcp,
 }
 
 
@@ -146,6 +156,7 @@ def main(argv: list[str] | None = None) -> int:
         "dns-pool-questions-full-table": 60_000,
         "syn-flood": 1_000_000,
         "half-open-tls": 200_000,
+        "half-open-dns-tcp": 200_000,
     }
     budget = args.budget_mib << 20
     out = {}

@@ -636,6 +636,20 @@ def _run_netdetect(
         return None
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), env.get("PYTHONPATH", "")) if p)
+    # As installed: byte-compiled modules (pip compiles them on install), not a source
+    # compile of every module on every run, which PYTHONDONTWRITEBYTECODE would force.
+    env.pop("PYTHONDONTWRITEBYTECODE", None)
+    subprocess.run(
+        [args.python, "-m", "compileall", "-q", str(REPO / "netdetect")],
+        check=True, env=env, stdout=subprocess.DEVNULL,
+    )
+    # ... and the signatures' address lists compiled once into the user's cache, as any
+    # start after the first finds them.
+    subprocess.run(
+        [args.python, "-c", ("from netdetect.cli import default_signatures as d\n"
+         "from netdetect.intel import load_intel\nload_intel(d())")],
+        check=True, env=env,
+    )
     # Interpreter start + imports, so that small captures can be read net of it.
     start = run_child(
         [args.python, "-c", "import netdetect.cli"],

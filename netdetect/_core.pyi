@@ -11,6 +11,7 @@ K_CLIENT_HELLO: int
 K_CERT: int
 K_HTTP: int
 K_STREAM: int
+K_LINES: int
 K_GAP: int
 K_STREAM_CLOSE: int
 K_SAMPLE: int

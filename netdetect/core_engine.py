@@ -19,10 +19,17 @@ from netdetect.decoders.events import (
     HttpMessage,
     Sv2Message,
 )
-from netdetect.decoders.jsonrpc import messages_of_body, parse_json_messages
+from netdetect.decoders.jsonrpc import (
+    messages_of_body,
+    parse_checked_line,
+    parse_json_messages,
+    peek_method,
+)
 from netdetect.decoders.stratum import LineDecoder
 from netdetect.detect import (
+    COUNTED_METHODS,
     DEFAULT_HOME_NET,
+    JOB_METHODS,
     TIMING_MIN_DURATION,
     TIMING_SMALL,
     Detector,
@@ -86,7 +93,7 @@ class CoreFlow:
 
 
 class _State:
-    __slots__ = ("flow", "gzip", "ins", "lines", "marks", "names")
+    __slots__ = ("flow", "gzip", "ins", "job", "lines", "marks", "names")
 
     def __init__(self, flow: CoreFlow, names: dict[str, tuple[str, ...]]) -> None:
         self.flow = flow
@@ -97,6 +104,9 @@ class _State:
         self.lines: list[LineDecoder | None] = [None, None]
         self.gzip: bool = False
         self.marks: int = 0
+        # The last job line only counted (after the alert): its difficulty and target
+        # are applied before the next message judged in full, and at the end.
+        self.job: bytes | None = None
 
     def names_of(self, ip: str) -> tuple[str, ...]:
         return self.names.get(ip, ())
@@ -290,6 +300,8 @@ class CoreEngine:
                     det.check_remote(flow, ins, ts, st.names_of)
                 det.settle(flow, ins, ts)
                 self._sync_marks(st)
+            elif kind == _core.K_LINES:
+                self._framed(st, d, body, ts)
             elif kind == _core.K_STREAM:
                 data, midstream = body
                 self._lines(st, d, data, ts, midstream)
@@ -374,6 +386,8 @@ class CoreEngine:
         reason, closed, last_ts, p0, p1, b0, b1 = body
         del self._flows[handle]
         flow, ins = st.flow, st.ins
+        if st.job is not None:
+            self._refresh(st)
         flow.last_ts = last_ts
         flow.pkts = [p0, p1]
         flow.bytes = [b0, b1]
@@ -413,18 +427,53 @@ class CoreEngine:
         if ins.keep and not st.marks & _core.MARK_KEEP:
             self._mark(st, _core.MARK_KEEP)
 
-    def _line_decoder(self, st: _State, *, midstream: bool) -> LineDecoder:
+    def _line_decoder(self, st: _State, *, midstream: bool, gzip: bool = False) -> LineDecoder:
         dec = LineDecoder(midstream=midstream)
-        if st.gzip:
+        if st.gzip or gzip:
             dec.switch_encoding("gzip")
         return dec
+
+    def _framed(self, st: _State, d: int, lines: list[bytes], ts: float) -> None:
+        """Complete JSON lines the core framed and checked."""
+        ins = st.ins
+        for line in lines:
+            if ins.alerted:
+                method = peek_method(line)
+                if method in COUNTED_METHODS and method in ins.methods:
+                    self.detector.count_repeat(ins, method)
+                    if method in JOB_METHODS:
+                        st.job = line
+                    continue
+            try:
+                msgs = parse_checked_line(line)
+            except DecodeError:
+                self.line_errors += 1
+                continue
+            if st.job is not None:
+                self._refresh(st)
+            for ev in msgs:
+                self._event(st, d, ev, ts)
+
+    def _refresh(self, st: _State) -> None:
+        line, st.job = st.job, None
+        if line is None:
+            return
+        try:
+            msgs = parse_checked_line(line)
+        except DecodeError:
+            return
+        for ev in msgs:
+            self.detector.refresh(st.ins, ev)
 
     def _lines(self, st: _State, d: int, data: bytes, ts: float, midstream: bool) -> None:
         dec = st.lines[d]
         if dec is None:
             if st.marks & (_core.MARK_JSON_DEAD0 << d):
                 return
-            dec = st.lines[d] = self._line_decoder(st, midstream=midstream)
+            # The core hands bytes up raw once a direction switched to gzip members.
+            dec = st.lines[d] = self._line_decoder(
+                st, midstream=midstream, gzip=data.startswith(b"\x1f\x8b")
+            )
         try:
             events = dec.feed(data)
         except DecodeError:

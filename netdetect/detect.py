@@ -63,7 +63,10 @@ TIMING_MAX_BYTES = 512 * 1024  # a bulk transfer is not stratum
 _SHARE_METHODS = frozenset(
     {"mining.submit", "submit", "eth_submitWork", "submitblock", "eth_submitHashrate"}
 )
-_JOB_METHODS = frozenset({"mining.notify", "job", "mining.set"})
+JOB_METHODS = frozenset({"mining.notify", "job", "mining.set"})
+COUNTED_METHODS = _SHARE_METHODS | JOB_METHODS
+"""Methods that, once a flow has alerted and already carried them, only add to its job and
+share counts (`count_repeat`) plus the pool's latest difficulty and target (`refresh`)."""
 
 
 @dataclass(slots=True)
@@ -302,7 +305,7 @@ class Detector:
             self.add(ins, "stratum-result", W_POOL_RESULT, f"{dialect} mining result", ts)
         if method in _SHARE_METHODS:
             ins.shares += 1
-        if method in _JOB_METHODS or (method is None and ev.job_id):
+        if method in JOB_METHODS or (method is None and ev.job_id):
             ins.jobs += 1
         if ev.agent:
             self._agent(ins, ev.agent, ts)
@@ -321,6 +324,21 @@ class Detector:
             self._pool_host(ins, ev.host, "login", m.domain if m else None)
         if ev.encoding == "gzip":
             ins.gzip = True
+
+    def count_repeat(self, ins: Inspection, method: str) -> None:
+        """One more message of a COUNTED_METHODS method the alerted flow already carried:
+        everything else about it is known, so it is only counted."""
+        if method in _SHARE_METHODS:
+            ins.shares += 1
+        if method in JOB_METHODS:
+            ins.jobs += 1
+
+    def refresh(self, ins: Inspection, ev: StratumMessage) -> None:
+        """The latest difficulty and target of a job counted by `count_repeat`."""
+        if ev.difficulty is not None:
+            ins.difficulty = ev.difficulty
+        if ev.target:
+            ins.target = ev.target[:80]
 
     def _agent(self, ins: Inspection, agent: str, ts: float) -> None:
         if ins.agent is None:

@@ -223,7 +223,7 @@ def drop_capabilities() -> None:
 # so a Python installation the service user cannot read (e.g. under /root) still works.
 _LAZY_MODULES = ("multiprocessing.popen_fork", "concurrent.futures.thread", "encodings.idna",
                  "netdetect.service", "netdetect.sinks.eve", "netdetect.summary",
-                 "communityid", "rich.console", "rich.table", "rich.text")
+                 "rich.console", "rich.table", "rich.text")
 _CONFIRM_MODULES = ("netdetect.confirm", "netdetect.sinks.mqtt", "netdetect.correlate")
 
 

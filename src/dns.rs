@@ -395,6 +395,11 @@ fn frame(data: &[u8]) -> Result<Frame, DecodeError> {
 }
 
 impl DnsTcpFramer {
+    /// Bytes held for an incomplete message (at most one 64 KiB message plus its prefix).
+    pub fn buffered(&self) -> usize {
+        self.buf.capacity()
+    }
+
     pub fn new() -> Self {
         Self::with_max_messages(DEFAULT_MAX_MESSAGES)
     }

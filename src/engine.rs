@@ -18,6 +18,7 @@ use crate::dhcp;
 use crate::dns::{self, DnsMessage, DnsTcpFramer, RData};
 use crate::http::{HttpHead, HttpSniffer};
 use crate::intel::Prefilter;
+use crate::lines::{Framed, LineFramer};
 use crate::packet::{Decoded, PacketDecoder, TCP, UDP};
 use crate::pdns::{answer_addresses, PassiveDns};
 use crate::reasm::Reassembler;
@@ -107,7 +108,10 @@ pub enum Body {
     ClientHello(Box<ClientHelloInfo>),
     Certificate(CertNames),
     Http(Box<HttpHead>),
-    /// Reassembled bytes of a JSON-lines direction (Python's line decoder frames them).
+    /// Complete JSON lines of a direction (each checked well-formed JSON).
+    Lines(Vec<Vec<u8>>),
+    /// Raw bytes of a JSON-lines direction that switched to gzip members (EthereumStratum
+    /// 2.0.0), for Python's line decoder; `midstream`: joined mid-line.
     Stream {
         data: Vec<u8>,
         midstream: bool,
@@ -176,8 +180,8 @@ enum Mode {
 enum Dec {
     Tls(Box<TlsSniffer>),
     Http(Box<HttpSniffer>),
-    /// JSON lines, handed up to Python's line decoder; true: joined mid-line.
-    Json(bool),
+    /// JSON lines, framed and checked here.
+    Json(Box<LineFramer>),
     DnsTcp(Box<DnsTcpFramer>),
 }
 
@@ -272,6 +276,8 @@ pub struct Counters {
     pub flows_evicted: u64,
     pub flows_budget_evicted: u64,
     pub decode_errors: u64,
+    /// Directions that looked like JSON lines at first and turned out not to be.
+    pub json_not_lines: u64,
     pub dns_messages: u64,
     pub dns_pool_answers: u64,
     pub pdns_expired: u64,
@@ -311,6 +317,10 @@ pub struct Engine {
     dhcp_names: HashMap<(u32, String), (String, f64)>,
     dhcp_order: VecDeque<(u32, String)>,
     out: Vec<Event>,
+    /// Scratch for the in-order chunks one packet delivers (reused, never shrunk beyond
+    /// one stream's budget plus its pending bytes).
+    chunk_buf: Vec<u8>,
+    chunk_ends: Vec<usize>,
 }
 
 impl Engine {
@@ -338,6 +348,8 @@ impl Engine {
             dhcp_names: HashMap::new(),
             dhcp_order: VecDeque::new(),
             out: Vec::new(),
+            chunk_buf: Vec::new(),
+            chunk_ends: Vec::new(),
         }
     }
 
@@ -620,7 +632,12 @@ impl Engine {
 
     fn deep(&mut self, key: &Key, d: usize, ts: f64, seq: u32, payload: &[u8]) {
         let (budget, pending_cap) = (self.cfg.stream_budget, self.cfg.stream_pending);
-        let mut chunks: Vec<Vec<u8>> = Vec::new();
+        // In-order chunks go to one scratch buffer the engine keeps (no allocation per
+        // packet); `ends` marks where each chunk ends.
+        let mut buf = std::mem::take(&mut self.chunk_buf);
+        let mut ends = std::mem::take(&mut self.chunk_ends);
+        buf.clear();
+        ends.clear();
         let gap;
         {
             let flow = self.flows.get_mut(key).expect("flow");
@@ -640,7 +657,10 @@ impl Engine {
                 r
             });
             let before = s.pending_bytes;
-            gap = s.feed(seq, payload, &mut |c| chunks.push(c.to_vec()));
+            gap = s.feed(seq, payload, &mut |c| {
+                buf.extend_from_slice(c);
+                ends.push(buf.len());
+            });
             let after = s.pending_bytes;
             // Reassembly holds out-of-order bytes: they count against the budget.
             ins.pending_bytes = (ins.pending_bytes + after).saturating_sub(before);
@@ -650,13 +670,17 @@ impl Engine {
         if gap {
             self.gap(key, d, ts);
         }
-        for chunk in chunks {
-            self.decode(key, d, &chunk, ts);
+        let mut start = 0;
+        for &end in &ends {
+            self.decode(key, d, &buf[start..end], ts);
+            start = end;
             let mode = self.flows[key].ins.as_ref().map_or(Mode::Done, |i| i.mode);
             if mode != Mode::Deep {
                 break;
             }
         }
+        self.chunk_buf = buf;
+        self.chunk_ends = ends;
         self.maybe_leave_deep(key, d);
     }
 
@@ -688,12 +712,12 @@ impl Engine {
         } else {
             let first = chunk.iter().find(|c| !c.is_ascii_whitespace()).copied();
             if matches!(first, Some(b'{' | b'[')) {
-                decs.push(Dec::Json(false));
+                decs.push(Dec::Json(Box::new(LineFramer::new(false))));
             } else if chunk.len() >= 4 && is_http_start(&chunk[..4]) {
                 decs.push(Dec::Http(Box::default()));
             } else if midflow && memchr::memchr(b'{', chunk).is_some() {
-                // Joined mid-line: the line decoder drops bytes up to the first LF.
-                decs.push(Dec::Json(true));
+                // Joined mid-line: the framer drops bytes up to the first LF.
+                decs.push(Dec::Json(Box::new(LineFramer::new(true))));
             }
             if decs.is_empty() {
                 match sv2::parse_plaintext(chunk) {
@@ -733,9 +757,10 @@ impl Engine {
                 .expect("ins");
             ins.decs[d].take().unwrap_or_default()
         };
-        let mut keep: Vec<Dec> = Vec::with_capacity(decs.len());
-        for mut dec in decs.drain(..) {
-            let ok = match &mut dec {
+        // Which decoders stay (bit i: decs[i]); the vector is kept, not rebuilt, per packet.
+        let mut alive: u64 = 0;
+        for (i, dec) in decs.iter_mut().enumerate() {
+            let ok = match dec {
                 Dec::Tls(t) => {
                     let mut evs = Vec::new();
                     let r = t.feed(chunk, &mut evs);
@@ -752,36 +777,23 @@ impl Engine {
                     }
                     r.is_ok()
                 }
-                Dec::Json(mid) => {
-                    let mid = *mid;
-                    let marks = self.flows[key].marks;
+                Dec::Json(framer) => {
                     let dead = if d == 0 {
                         MARK_JSON_DEAD0
                     } else {
                         MARK_JSON_DEAD1
                     };
-                    if marks & dead != 0 {
+                    if self.flows[key].marks & dead != 0 {
                         false
                     } else {
-                        let ins = self
-                            .flows
-                            .get_mut(key)
-                            .expect("flow")
-                            .ins
-                            .as_mut()
-                            .expect("ins");
-                        let midstream = !ins.json_started[d] && mid;
-                        ins.json_started[d] = true;
-                        self.emit(
-                            key,
-                            d,
-                            ts,
-                            Body::Stream {
-                                data: chunk.to_vec(),
-                                midstream,
-                            },
-                        );
-                        true
+                        let mut framed = Framed::default();
+                        let raw_before = framer.raw;
+                        let r = framer.feed(chunk, &mut framed);
+                        self.json_framed(key, d, ts, framed, raw_before);
+                        if r.is_err() {
+                            self.counters.json_not_lines += 1;
+                        }
+                        r.is_ok()
                     }
                 }
                 Dec::DnsTcp(f) => {
@@ -794,14 +806,20 @@ impl Engine {
                 }
             };
             if ok {
-                keep.push(dec);
+                alive |= 1 << i;
             } else if !matches!(dec, Dec::Json(_)) {
                 self.counters.decode_errors += 1;
             }
         }
+        let mut i = 0;
+        decs.retain(|_| {
+            let keep = alive & (1 << i) != 0;
+            i += 1;
+            keep
+        });
         if let Some(ins) = self.flows.get_mut(key).and_then(|f| f.ins.as_mut()) {
             if ins.decs[d].is_none() && ins.mode != Mode::Done {
-                ins.decs[d] = Some(keep);
+                ins.decs[d] = Some(decs);
             }
             let held = dec_buffered(&ins.decs);
             self.mem_inspect = (self.mem_inspect + held).saturating_sub(ins.dec_bytes);
@@ -899,20 +917,52 @@ impl Engine {
             return;
         }
         let mut fresh = Vec::new();
-        let mut json = false;
+        let mut raw = false;
         for dec in decs {
             match dec {
-                Dec::Json(_) => {
-                    json = true;
-                    fresh.push(Dec::Json(true));
+                Dec::Json(f) => {
+                    // A direction already handed up raw stays raw: Python's line decoder
+                    // resynchronises on the next gzip member.
+                    raw = f.raw;
+                    let mut next = LineFramer::new(true);
+                    next.raw = f.raw;
+                    fresh.push(Dec::Json(Box::new(next)));
                 }
                 Dec::Tls(_) => fresh.push(Dec::Tls(Box::new(TlsSniffer::new(true)))),
                 Dec::Http(_) | Dec::DnsTcp(_) => {}
             }
         }
         ins.decs[d] = Some(fresh);
-        if json {
+        if raw {
             self.emit(key, d, ts, Body::Gap);
+        }
+    }
+
+    /// Hand up what a JSON-lines framer produced: its lines, then (once it switched to
+    /// gzip members) the raw bytes for Python's line decoder.
+    fn json_framed(&mut self, key: &Key, d: usize, ts: f64, framed: Framed, raw_before: bool) {
+        if !framed.lines.is_empty() {
+            self.emit(key, d, ts, Body::Lines(framed.lines));
+        }
+        if !framed.raw.is_empty() {
+            let ins = self
+                .flows
+                .get_mut(key)
+                .expect("flow")
+                .ins
+                .as_mut()
+                .expect("ins");
+            let midstream = raw_before && !ins.json_started[d];
+            ins.json_started[d] = true;
+            self.emit(
+                key,
+                d,
+                ts,
+                Body::Stream {
+                    data: framed.raw,
+                    midstream,
+                },
+            );
         }
     }
 
@@ -1285,12 +1335,23 @@ impl Engine {
                 for d in 0..2 {
                     for dec in ins.decs[d].take().unwrap_or_default() {
                         match dec {
-                            Dec::Json(_) => self.out.push(Event {
-                                handle: flow.handle,
-                                d: d as u8,
-                                ts: flow.last_ts,
-                                body: Body::StreamClose,
-                            }),
+                            Dec::Json(mut f) => {
+                                let body = if f.raw {
+                                    Body::StreamClose
+                                } else {
+                                    let mut framed = Framed::default();
+                                    if f.close(&mut framed).is_err() || framed.lines.is_empty() {
+                                        continue;
+                                    }
+                                    Body::Lines(framed.lines)
+                                };
+                                self.out.push(Event {
+                                    handle: flow.handle,
+                                    d: d as u8,
+                                    ts: flow.last_ts,
+                                    body,
+                                });
+                            }
                             Dec::Http(mut h) => {
                                 let mut heads = Vec::new();
                                 h.close(&mut heads);
@@ -1347,6 +1408,7 @@ impl Engine {
             ("flows_evicted", c.flows_evicted),
             ("flows_budget_evicted", c.flows_budget_evicted),
             ("decode_errors", c.decode_errors),
+            ("json_not_lines", c.json_not_lines),
             ("dns_messages", c.dns_messages),
             ("dns_pool_answers", c.dns_pool_answers),
             ("pdns_expired", c.pdns_expired),
@@ -1383,7 +1445,8 @@ fn dec_buffered(decs: &[Option<Vec<Dec>>; 2]) -> usize {
         .map(|d| match d {
             Dec::Tls(t) => t.buffered(),
             Dec::Http(h) => h.buffered(),
-            Dec::Json(_) | Dec::DnsTcp(_) => 0,
+            Dec::Json(f) => f.buffered(),
+            Dec::DnsTcp(f) => f.buffered(),
         })
         .sum()
 }

@@ -14,6 +14,7 @@ pub mod engine;
 pub mod error;
 pub mod http;
 pub mod intel;
+pub mod lines;
 pub mod packet;
 pub mod pdns;
 pub mod reasm;

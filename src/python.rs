@@ -31,6 +31,7 @@ const K_LEASE: u8 = 13;
 const K_LEASE_UNUSABLE: u8 = 14;
 const K_END: u8 = 15;
 const K_SETTLE: u8 = 16;
+const K_LINES: u8 = 17;
 
 fn ip_bytes<'py>(py: Python<'py>, ip: &IpAddr) -> Bound<'py, PyBytes> {
     match ip {
@@ -123,6 +124,13 @@ fn payload<'py>(py: Python<'py>, body: Body) -> PyResult<(u8, Bound<'py, PyAny>)
                 .into_pyobject(py)?
                 .into_any(),
         ),
+        Body::Lines(lines) => {
+            let list = PyList::empty(py);
+            for l in &lines {
+                list.append(PyBytes::new(py, l))?;
+            }
+            (K_LINES, list.into_any())
+        }
         Body::Gap => (K_GAP, none()),
         Body::Settle => (K_SETTLE, none()),
         Body::StreamClose => (K_STREAM_CLOSE, none()),
@@ -522,6 +530,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("K_CERT", K_CERT),
         ("K_HTTP", K_HTTP),
         ("K_STREAM", K_STREAM),
+        ("K_LINES", K_LINES),
         ("K_GAP", K_GAP),
         ("K_STREAM_CLOSE", K_STREAM_CLOSE),
         ("K_SAMPLE", K_SAMPLE),

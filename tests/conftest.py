@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -13,6 +15,13 @@ SHARED = REPO.parent / "shared"
 CORPUS = SHARED / "corpus"
 LISTS = SHARED / "lists"
 PCAPS = REPO / "pcaps"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    # Compiled address lists are cached per user; the suite keeps its own cache (inherited
+    # by every process it starts) rather than the home directory's.
+    if "NETDETECT_CACHE_DIR" not in os.environ:
+        os.environ["NETDETECT_CACHE_DIR"] = tempfile.mkdtemp(prefix="netdetect-test-cache-")
 
 
 @pytest.fixture(scope="session")

@@ -5,10 +5,13 @@ from __future__ import annotations
 import io
 import json
 from collections import defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 from eve_schema import check_eve_text, check_record
+from hypothesis import given
+from hypothesis import strategies as st
 
 from netdetect.intel import Intel
 from netdetect.model import Alert, Endpoint, Evidence, PoolFacts, Suspect, Verdict
@@ -18,6 +21,7 @@ from netdetect.sinks.eve import (
     EveWriter,
     alert_to_eve,
     community_id,
+    eve_timestamp,
     netdetect_schema,
     signature_text,
 )
@@ -113,6 +117,29 @@ def test_community_id_matches_the_spec_vectors() -> None:
     assert community_id(_suspect("fd00::1", 1, "2001:db8::2", 3333)) is not None
 
 
+_ADDR4 = st.ip_addresses(v=4).map(str)
+_ADDR6 = st.ip_addresses(v=6).map(str)
+_PORT = st.integers(min_value=0, max_value=65535)
+
+
+@given(
+    st.one_of(st.tuples(_ADDR4, _ADDR4), st.tuples(_ADDR6, _ADDR6)),
+    _PORT,
+    _PORT,
+    st.sampled_from(["TCP", "UDP"]),
+)
+def test_community_id_agrees_with_the_reference_library(
+    addrs: tuple[str, str], sport: int, dport: int, proto: str
+) -> None:
+    import communityid
+
+    src, dst = addrs
+    want = communityid.CommunityID(seed=0).calc(
+        communityid.FlowTuple(6 if proto == "TCP" else 17, src, dst, sport, dport)
+    )
+    assert community_id(_suspect(src, sport, dst, dport, proto=proto)) == want
+
+
 def test_live_context_fields_and_masked_flow_id() -> None:
     s = _suspect("10.0.0.1", 40000, "192.0.2.1", 3333, pool="pool.example")
     alert = Alert(suspect=s, verdict=Verdict.NETWORK_ONLY, severity=2)
@@ -135,3 +162,15 @@ def test_netdetect_schema_ships_in_the_package_and_rejects_strays() -> None:
     record["netdetect"]["surprise"] = 1
     with pytest.raises(AssertionError, match="surprise"):
         check_record(record)
+
+
+@given(st.floats(min_value=0.0, max_value=253402300799.0, allow_nan=False))
+def test_eve_timestamp_matches_datetime(ts: float) -> None:
+    expected = datetime.fromtimestamp(ts, tz=UTC).strftime("%Y-%m-%dT%H:%M:%S.%f%z")
+    assert eve_timestamp(ts) == expected
+
+
+def test_eve_timestamp_out_of_range_is_a_value_error() -> None:
+    for ts in (-1.0, 253402300800.0, 1e300):
+        with pytest.raises(ValueError, match="out of range"):
+            eve_timestamp(ts)

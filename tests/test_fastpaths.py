@@ -305,8 +305,10 @@ MINERS = [
 def _without_prefilter(intel: Intel) -> Intel:
     plain = Intel.empty()
     plain._agents = intel._agents
-    plain._agents_nocase = intel._agents_nocase
-    plain._agents_any = plain._agents_any_nocase = None
+    plain._agents_any = None
+    # The case-insensitive forms, without their combined prefilter either.
+    plain._nocase = (tuple((re.compile(p.pattern, re.IGNORECASE), n) for p, n in intel._agents),
+                     None)
     return plain
 
 

@@ -492,6 +492,44 @@ def test_compiled_db_is_used_when_fresh(tmp_path: Path) -> None:
     assert mmdb.read_bytes() == stale_bytes
 
 
+def test_private_compile_is_cached_per_user(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sigs = make_sigs(tmp_path, pool_ips_txt=POOL_IPS)
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("NETDETECT_CACHE_DIR", str(cache))
+    before = sorted(p.name for p in sigs.iterdir())
+    assert load_intel(sigs).match_ip("198.51.100.7") is not None
+    compiled = list(cache.glob("pool_ips-*.mmdb"))
+    assert len(compiled) == 1
+    stamp = compiled[0].stat().st_mtime_ns
+    # The next start reads the cached DB instead of compiling again.
+    assert load_intel(sigs).match_ip("198.51.100.7") is not None
+    assert compiled[0].stat().st_mtime_ns == stamp
+    assert sorted(p.name for p in sigs.iterdir()) == before
+    # Edited lists get their own entry; a corrupt entry is compiled again.
+    with (sigs / "pool_ips.txt").open("a") as fh:
+        fh.write("100.24.0.0/16\tpool\t-\tadded later\n")
+    assert load_intel(sigs).match_ip("100.24.1.1") is not None
+    assert len(list(cache.glob("pool_ips-*.mmdb"))) == 2
+    for p in cache.glob("pool_ips-*.mmdb"):
+        p.write_bytes(b"truncated")
+    assert load_intel(sigs).match_ip("100.24.1.1") is not None
+    assert not list(cache.glob("*.tmp"))
+
+
+def test_unwritable_cache_falls_back_to_a_private_compile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sigs = make_sigs(tmp_path, pool_ips_txt=POOL_IPS)
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    monkeypatch.setenv("NETDETECT_CACHE_DIR", str(blocker / "cache"))
+    assert load_intel(sigs).match_ip("198.51.100.7") is not None
+    monkeypatch.setenv("NETDETECT_CACHE_DIR", "")
+    assert load_intel(sigs).match_ip("198.51.100.7") is not None
+
+
 def test_db_without_lists_is_used(tmp_path: Path) -> None:
     sigs = make_sigs(tmp_path, pool_ips_txt=POOL_IPS)
     compile_signatures(sigs)

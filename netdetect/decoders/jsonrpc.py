@@ -34,7 +34,15 @@ import msgspec
 from netdetect.decoders.events import StratumMessage
 from netdetect.errors import DecodeError
 
-__all__ = ["MAX_BATCH", "MAX_DEPTH", "MAX_TEXT", "classify", "parse_json_messages"]
+__all__ = [
+    "MAX_BATCH",
+    "MAX_DEPTH",
+    "MAX_TEXT",
+    "classify",
+    "parse_checked_line",
+    "parse_json_messages",
+    "peek_method",
+]
 
 MAX_DEPTH: Final = 32
 """Deepest nesting accepted; real mining messages nest 4 levels at most (subscribe result)."""
@@ -540,7 +548,16 @@ def parse_json_messages(text: bytes | bytearray | memoryview) -> list[StratumMes
     data = bytes(text)
     if not _depth_ok(data):
         raise DecodeError(f"JSON nests deeper than {MAX_DEPTH}")
-    value = _decode(data)
+    return _messages(_decode(data))
+
+
+def parse_checked_line(line: bytes) -> list[StratumMessage]:
+    """parse_json_messages for a line the compiled core framed: it already checked that
+    the line is well-formed JSON nested at most MAX_DEPTH deep."""
+    return _messages(_decode(line))
+
+
+def _messages(value: object) -> list[StratumMessage]:
     if isinstance(value, dict):
         one = classify(value)
         return [one] if one is not None else []
@@ -552,6 +569,22 @@ def parse_json_messages(text: bytes | bytearray | memoryview) -> list[StratumMes
                 out.append(one)
         return out
     return []
+
+
+class _Peek(msgspec.Struct):
+    method: str | None = None
+
+
+_peek = msgspec.json.Decoder(_Peek).decode
+
+
+def peek_method(line: bytes) -> str | None:
+    """The "method" of a one-message line, cheaply (no classification); None for a
+    result, a batch, or anything unusual — which then takes the full path."""
+    try:
+        return _peek(line).method
+    except (msgspec.DecodeError, UnicodeDecodeError):
+        return None
 
 
 def messages_of_body(body: bytes) -> tuple[StratumMessage, ...]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import ipaddress
+import os
 import re
 import tempfile
 from collections.abc import Iterator
@@ -170,11 +171,12 @@ class Intel:
         self._pool_ports = pool_ports
         self._web_ports = web_ports
         self._agents = agents
-        self._agents_nocase = tuple(
-            (re.compile(p.pattern, re.IGNORECASE), name) for p, name in agents
-        )
         self._agents_any = _any_of(agents, 0)
-        self._agents_any_nocase = _any_of(agents, re.IGNORECASE)
+        # Case-insensitive forms, for non-ASCII agents only: compiled when first needed
+        # (compiling 50-odd patterns twice is a good part of every start).
+        self._nocase: (
+            tuple[tuple[tuple[re.Pattern[str], str], ...], re.Pattern[str] | None] | None
+        ) = None
         # Lookup memos: the same few names and user agents recur all day. Bounded by
         # clearing when full (one C call, safe between threads, no eviction order to keep).
         self._domain_memo: dict[str, DomainMatch | None] = {}
@@ -269,7 +271,11 @@ class Intel:
             # make up most misses. ASCII lower() keeps offsets, so spans index `text` too.
             subject, agents, any_of = text.lower(), self._agents, self._agents_any
         else:
-            subject, agents, any_of = text, self._agents_nocase, self._agents_any_nocase
+            if self._nocase is None:
+                nocase = tuple((re.compile(p.pattern, re.IGNORECASE), n) for p, n in self._agents)
+                self._nocase = (nocase, _any_of(self._agents, re.IGNORECASE))
+            subject = text
+            agents, any_of = self._nocase
         if any_of is not None and any_of.search(subject) is None:
             # No signature matches anywhere in the text, so none matches at a boundary.
             return None
@@ -726,11 +732,42 @@ def _open_ip_db(loader: _Loader) -> tuple[IpSetDb | None, bool]:
     digest = loader.sources_digest()
     if cached.is_file() and IpSetDb.digest_of(cached) == digest:
         return IpSetDb.open(cached), True
+    user_cache = _cache_dir()
+    if user_cache is not None:
+        # A per-user cache keyed by the lists' digest: compiled once, not on every start.
+        mine = user_cache / f"pool_ips-{digest[:32]}.mmdb"
+        if mine.is_file() and IpSetDb.digest_of(mine) == digest:
+            return IpSetDb.open(mine), False
+        try:
+            user_cache.mkdir(parents=True, exist_ok=True, mode=0o700)
+            with tempfile.NamedTemporaryFile(dir=user_cache, suffix=".tmp", delete=False) as f:
+                tmp_path = Path(f.name)
+            try:
+                compile_ip_sets(loader.ip_entries, tmp_path, digest=digest)
+                tmp_path.replace(mine)
+            finally:
+                tmp_path.unlink(missing_ok=True)
+            return IpSetDb.open(mine), False
+        except OSError:
+            pass  # a read-only or full cache: compile privately below
     with tempfile.TemporaryDirectory(prefix="netdetect-intel-") as tmp:
         path = Path(tmp) / POOL_IPS_MMDB
         compile_ip_sets(loader.ip_entries, path, digest=digest)
         # The DB is memory-mapped: the mapping outlives the file's directory entry.
         return IpSetDb.open(path), False
+
+
+def _cache_dir() -> Path | None:
+    """$NETDETECT_CACHE_DIR, else $XDG_CACHE_HOME/netdetect or ~/.cache/netdetect; None
+    when there is no such place (a service user without a home) or it is set empty."""
+    env = os.environ.get("NETDETECT_CACHE_DIR")
+    if env is not None:
+        return Path(env) if env else None
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    if xdg:
+        return Path(xdg) / "netdetect"
+    home = os.environ.get("HOME")
+    return Path(home) / ".cache" / "netdetect" if home else None
 
 
 def check_signatures(directory: str | Path) -> list[str]:

@@ -491,7 +491,7 @@ impl HttpSniffer {
             &self.body
         };
         let text = strip_bytes(body);
-        if matches!(text.first(), Some(b'{' | b'[')) {
+        if matches!(text.first(), Some(b'{' | b'[')) && rpc_shaped(text) {
             text.to_vec()
         } else {
             Vec::new()
@@ -503,6 +503,20 @@ impl Default for HttpSniffer {
     fn default() -> Self {
         Self::new()
     }
+}
+
+/// Could this JSON text hold a JSON-RPC message? It names a method, a result or an error,
+/// and the whole of it, or one of its lines, is well-formed JSON (what Python parses).
+/// REST and other JSON bodies are the bulk of HTTP bodies; they stop here.
+fn rpc_shaped(text: &[u8]) -> bool {
+    let hint = |h: &[u8]| memchr::memmem::find(text, h).is_some();
+    if !(hint(b"\"method\"") || hint(b"\"result\"") || hint(b"\"error\"")) {
+        return false;
+    }
+    crate::lines::valid_json(text)
+        || text
+            .split(|&c| c == b'\n')
+            .any(|l| crate::lines::valid_json(l.trim_ascii()))
 }
 
 enum Inflated {
