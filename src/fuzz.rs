@@ -14,6 +14,7 @@ use crate::dns::{self, DnsTcpFramer};
 use crate::engine::{Config, Engine};
 use crate::http::HttpSniffer;
 use crate::intel::Prefilter;
+use crate::lines::{Framed, LineFramer};
 use crate::packet::{PacketDecoder, LINKTYPES, TCP, UDP};
 use crate::pdns::PassiveDns;
 use crate::reasm::Reassembler;
@@ -328,6 +329,34 @@ proptest! {
         let parts = dns_tcp(&[a, b]);
         prop_assert_eq!(whole.1, parts.1);
         prop_assert_eq!(whole.0, parts.0);
+    }
+
+    /// JSON lines: the same lines fed whole or split anywhere, each one valid JSON, never
+    /// more bytes handed up than fed.
+    #[test]
+    fn fuzz_json_lines(data in input(|s| &s.tcp_other), at in any::<prop::sample::Index>(), mid in any::<bool>()) {
+        let run = |chunks: &[&[u8]]| {
+            let mut f = LineFramer::new(mid);
+            let mut out = Framed::default();
+            for c in chunks {
+                if f.feed(c, &mut out).is_err() {
+                    return (out, true);
+                }
+            }
+            let failed = f.close(&mut out).is_err();
+            (out, failed)
+        };
+        let whole = run(&[&data]);
+        let (a, b) = split(&data, at);
+        let parts = run(&[a, b]);
+        if !whole.1 && !parts.1 {
+            prop_assert_eq!(&whole.0, &parts.0);
+        }
+        let handed: usize = whole.0.lines.iter().map(Vec::len).sum::<usize>() + whole.0.raw.len();
+        prop_assert!(handed <= data.len());
+        for l in &whole.0.lines {
+            prop_assert!(crate::lines::valid_json(l));
+        }
     }
 
     /// Passive DNS learns any decodable answer and stays within its byte budget.
