@@ -736,8 +736,11 @@ def _open_ip_db(loader: _Loader) -> tuple[IpSetDb | None, bool]:
     if user_cache is not None:
         # A per-user cache keyed by the lists' digest: compiled once, not on every start.
         mine = user_cache / f"pool_ips-{digest[:32]}.mmdb"
-        if mine.is_file() and IpSetDb.digest_of(mine) == digest:
-            return IpSetDb.open(mine), False
+        try:
+            if mine.is_file() and IpSetDb.digest_of(mine) == digest:
+                return IpSetDb.open(mine), False
+        except (OSError, SignatureError):
+            pass  # unreadable (another user's cache, e.g. after a privilege drop): recompile
         try:
             user_cache.mkdir(parents=True, exist_ok=True, mode=0o700)
             with tempfile.NamedTemporaryFile(dir=user_cache, suffix=".tmp", delete=False) as f:
