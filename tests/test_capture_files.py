@@ -1,4 +1,4 @@
-"""Tests for the capture file reader, path expansion and the packet sources."""
+"""The core's capture reader and path expansion (through netdetect._core), and read progress."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Property tests: TLS and DNS decoders raise only DecodeError on random and mutated real bytes."""
+"""Property tests: the core's TLS and DNS decoders raise only DecodeError on random and mutated
+real bytes."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Property tests for the text decoders: only DecodeError escapes and every buffer stays capped."""
+"""Property tests for the text decoders (the core's HTTP and SV2, Python's JSON-RPC): only
+DecodeError escapes and every buffer stays capped."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Tests for the DHCP decoder: scapy-built messages, real captured bytes checked against tshark,
-option overload and RFC 3396 concatenation, truncation at every index, and fuzzing."""
+"""The core's DHCP decoder (through netdetect._core): scapy-built messages, real captured bytes
+checked against tshark, option overload and RFC 3396 concatenation, truncation at every index,
+and fuzzing."""
 
 from __future__ import annotations
 

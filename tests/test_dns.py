@@ -1,4 +1,5 @@
-"""Tests for the DNS decoder: real messages checked against tshark, compression, bounds, TCP."""
+"""The core's DNS decoder (through netdetect._core): real messages checked against tshark,
+compression, bounds, TCP."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tests for the HTTP/1.x decoder: mining POSTs, pool responses, framing, caps and failures."""
+"""The core's HTTP/1.x sniffer (through netdetect._core): mining POSTs, pool responses, framing,
+caps and failures."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Tests for the frame decoder: every link type, tag, tunnel and edge case, checked against
-scapy's own view of the packets it built, and against dpkt on the real corpus."""
+"""The core's frame decoder (through netdetect._core): every link type, tag, tunnel and edge
+case, checked against scapy's own view of the packets it built, and against dpkt on the real
+corpus."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Property tests: no frame, however broken, makes the packet decoder raise or overreach."""
+"""Property tests: no frame, however broken, makes the core's packet decoder raise or
+overreach."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""TCP stream reassembly: order, retransmission, overlap, gaps, caps, sequence wrap."""
+"""The core's TCP stream reassembly (through netdetect._core): order, retransmission, overlap,
+gaps, caps, sequence wrap."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Tests for Stratum V2 recognition: Noise handshake sizes, entropy test, SetupConnection."""
+"""The core's Stratum V2 recognition (through netdetect._core): Noise handshake sizes, entropy
+test, SetupConnection."""
 
 from __future__ import annotations
 

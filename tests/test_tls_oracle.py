@@ -1,4 +1,5 @@
-"""Oracle test: our ClientHello SNI and JA3 agree with tshark's on every capture in the corpus."""
+"""Oracle test: the core's ClientHello SNI and JA3 agree with tshark's on every capture in the
+corpus."""
 
 from __future__ import annotations
 
