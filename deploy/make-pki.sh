@@ -1,20 +1,25 @@
 #!/bin/sh
 # Make (or extend) the netdetect PKI: a CA, the broker certificate, one client certificate per
-# sensor and per host (CN = id, which the broker uses as MQTT username for its ACL), and an
-# Ed25519 query-signing key per sensor whose public half goes to every agent.
+# sensor, per host and per alert reader, and an Ed25519 query-signing key per sensor whose
+# public half goes to every agent. A client certificate's CN names its role and id --
+# host:<id>, sensor:<id>, reader:<name> -- and the broker uses it as the MQTT username its
+# ACL grants topics by, so a certificate issued for one role never has another's rights.
 #
-# Usage: make-pki.sh [-o DIR] [-d DAYS] [-b BROKER_NAME]... [-s SENSOR_ID]... [HOST_ID...]
+# Usage: make-pki.sh [-o DIR] [-d DAYS] [-b BROKER_NAME]... [-s SENSOR_ID]... [-r READER]...
+#                    [HOST_ID...]
 #   -o DIR          output directory (default ./pki); existing keys are kept, so re-running
 #                   with new ids only adds what is missing
 #   -d DAYS         certificate lifetime (default 825)
 #   -b NAME         DNS name or IP address clients use to reach the broker (repeatable;
 #                   default: the output of `hostname -f`, plus localhost and 127.0.0.1)
-#   -s SENSOR_ID    a sensor (repeatable)
-#   HOST_ID         a host that runs the agent
+#   -s SENSOR_ID    a sensor (repeatable); CN sensor:SENSOR_ID
+#   -r READER       an alert consumer such as a SIEM forwarder (repeatable); CN reader:READER
+#   HOST_ID         a host that runs the agent; CN host:HOST_ID
 #
 # Layout:   DIR/ca.crt ca.key broker.crt broker.key
 #           DIR/sensors/ID.crt ID.key ID-signing.key ID-signing.pub
 #           DIR/hosts/ID.crt ID.key
+#           DIR/readers/NAME.crt NAME.key
 # ca.key never leaves the machine that runs this script; keep it offline.
 set -eu
 
@@ -22,6 +27,7 @@ out=./pki
 days=825
 brokers=""
 sensors=""
+readers=""
 umask 077
 
 die() { echo "make-pki.sh: $*" >&2; exit 2; }
@@ -31,13 +37,14 @@ check_id() {
         || die "invalid id '$1' (1-64 of A-Z a-z 0-9 . _ -, starting with a letter or digit)"
 }
 
-while getopts "o:d:b:s:h" opt; do
+while getopts "o:d:b:s:r:h" opt; do
     case "$opt" in
         o) out=$OPTARG ;;
         d) days=$OPTARG ;;
         b) brokers="${brokers:+$brokers }$OPTARG" ;;
         s) check_id "$OPTARG"; sensors="$sensors $OPTARG" ;;
-        h) sed -n '2,20p' "$0"; exit 0 ;;
+        r) check_id "$OPTARG"; readers="$readers $OPTARG" ;;
+        h) sed -n '2,25p' "$0"; exit 0 ;;
         *) die "see -h" ;;
     esac
 done
@@ -45,16 +52,18 @@ shift $((OPTIND - 1))
 for h in "$@"; do check_id "$h"; done
 command -v openssl >/dev/null || die "openssl not found"
 
-mkdir -p "$out/sensors" "$out/hosts"
+mkdir -p "$out/sensors" "$out/hosts" "$out/readers"
 [ -n "$brokers" ] || brokers="$(hostname -f 2>/dev/null || hostname) localhost 127.0.0.1"
 
-# A host certificate with a sensor's CN would get that sensor's ACL rights.
-for s in $sensors; do
-    [ ! -e "$out/hosts/$s.crt" ] || die "'$s' already has a host certificate"
-done
-for h in "$@"; do
-    [ ! -e "$out/sensors/$h.crt" ] || die "'$h' already has a sensor certificate"
-    for s in $sensors; do [ "$s" != "$h" ] || die "'$h' cannot be both sensor and host"; done
+# Certificates made before the role was part of the CN (CN = bare id) get no rights from the
+# ACL; say so rather than keep them silently.
+for crt in "$out"/sensors/*.crt "$out"/hosts/*.crt "$out"/readers/*.crt; do
+    [ -e "$crt" ] || continue
+    dir=$(basename "$(dirname "$crt")")
+    case $dir in sensors) role=sensor ;; hosts) role=host ;; *) role=reader ;; esac
+    want="$role:$(basename "$crt" .crt)"
+    cn=$(openssl x509 -in "$crt" -noout -subject -nameopt multiline | sed -n 's/^ *commonName *= *//p')
+    [ "$cn" = "$want" ] || die "$crt has CN '$cn', not '$want': move it and its key away and re-run to reissue it"
 done
 
 newkey() { openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out "$1" 2>/dev/null; }
@@ -96,7 +105,7 @@ fi
 for s in $sensors; do
     if [ ! -e "$out/sensors/$s.crt" ]; then
         newkey "$out/sensors/$s.key"
-        sign "$s" "$out/sensors/$s.key" "$out/sensors/$s.crt" clientAuth
+        sign "sensor:$s" "$out/sensors/$s.key" "$out/sensors/$s.crt" clientAuth
         echo "made sensor certificate $out/sensors/$s.crt"
     fi
     if [ ! -e "$out/sensors/$s-signing.key" ]; then
@@ -107,7 +116,7 @@ for s in $sensors; do
     fi
     cat <<ACL
 # add to the broker ACL file for sensor $s:
-user $s
+user sensor:$s
 topic write netdetect/v1/hosts/+/query
 topic read netdetect/v1/sensors/$s/+/reports/+
 topic read netdetect/v1/hosts/+/status
@@ -118,8 +127,22 @@ done
 for h in "$@"; do
     if [ ! -e "$out/hosts/$h.crt" ]; then
         newkey "$out/hosts/$h.key"
-        sign "$h" "$out/hosts/$h.key" "$out/hosts/$h.crt" clientAuth
+        sign "host:$h" "$out/hosts/$h.key" "$out/hosts/$h.crt" clientAuth
         echo "made host certificate $out/hosts/$h.crt"
     fi
 done
-chmod 644 "$out/ca.crt" "$out"/*.crt "$out"/sensors/*.crt "$out"/hosts/*.crt 2>/dev/null || true
+
+for r in $readers; do
+    if [ ! -e "$out/readers/$r.crt" ]; then
+        newkey "$out/readers/$r.key"
+        sign "reader:$r" "$out/readers/$r.key" "$out/readers/$r.crt" clientAuth
+        echo "made alert reader certificate $out/readers/$r.crt"
+    fi
+    cat <<ACL
+# add to the broker ACL file for alert reader $r:
+user reader:$r
+topic read netdetect/v1/alerts
+ACL
+done
+chmod 644 "$out/ca.crt" "$out"/*.crt "$out"/sensors/*.crt "$out"/hosts/*.crt \
+    "$out"/readers/*.crt 2>/dev/null || true

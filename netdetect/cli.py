@@ -140,10 +140,15 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("-v", "--verbose", action="store_true",
                     help="also list each file's entry count and every allowlist entry with "
                     "its reason")
-    from netdetect.intel.formats import FORMATS
+    try:
+        from netdetect.intel.formats import FORMATS
+
+        formats: list[str] | None = sorted(FORMATS)
+    except ModuleNotFoundError:  # an agent-only install; the command itself says what to add
+        formats = None
 
     si = ssub.add_parser("import", help="convert a public list into the project's format")
-    si.add_argument("format", choices=sorted(FORMATS))
+    si.add_argument("format", choices=formats)
     si.add_argument("file")
     si.add_argument("--dir", default=None, help="signature directory to import into")
     si.add_argument("--name", default=None, help="name of the imported list (default: file)")
@@ -156,6 +161,10 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--root", required=True)
     ev.add_argument("--home-net", type=_home_net, default=None)
     return p
+
+
+# Top-level modules of the `sensor` extra (pyproject.toml), missing on an agent-only host.
+SENSOR_MODULES = frozenset({"maxminddb", "mmdb_writer", "rich", "netaddr"})
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -202,6 +211,13 @@ def _run(parser: argparse.ArgumentParser, args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         sys.stderr.write("netdetect: interrupted\n")
         return EXIT_INTERRUPTED
+    except ModuleNotFoundError as exc:
+        # An agent-only install (`netdetect[agent]`) lacks what the sensor commands import.
+        if (exc.name or "").split(".")[0] not in SENSOR_MODULES:
+            raise
+        sys.stderr.write(f"netdetect: {args.command} needs the sensor's dependencies ({exc.name} "
+                         "is not installed): pip install 'netdetect[sensor]'\n")
+        return EXIT_USAGE
     parser.error(f"unknown command {args.command}")
     return EXIT_USAGE  # pragma: no cover - parser.error exits
 
@@ -404,6 +420,7 @@ def _describe_signatures(directory: Path) -> None:
 
     files = sorted(directory.glob("*.txt")) + sorted((directory / "imported").glob("*.txt"))
     allow: list[str] = []
+    sanctioned: list[str] = []
     for path in files:
         entries = 0
         with path.open(encoding="utf-8", errors="replace") as fh:
@@ -417,10 +434,18 @@ def _describe_signatures(directory: Path) -> None:
                     reason = cols[-1] if len(cols) > 1 else "(no reason given)"
                     allow.append(f"  {path.name}:{number}: {clean(cols[0])} "
                                  f"({' '.join(cols[1:-1]) or 'entry'}): {clean(reason)}")
+                elif path.name == "sanctioned.txt":
+                    cols = [*line.split("\t"), "", "", ""][:4]
+                    ports = "" if cols[2] in ("", "-") else f" port {cols[2]}"
+                    sanctioned.append(f"  {path.name}:{number}: {clean(cols[0])} "
+                                      f"{clean(cols[1])}{clean(ports)}: {clean(cols[3])}")
         sys.stdout.write(f"{path.relative_to(directory)}: {entries} entries\n")
     if allow:
         sys.stdout.write("allowlisted (never counted as mining evidence):\n")
         sys.stdout.write("".join(a + "\n" for a in allow))
+    if sanctioned:
+        sys.stdout.write("sanctioned (verdict allowed: recorded, never raised):\n")
+        sys.stdout.write("".join(a + "\n" for a in sanctioned))
 
 
 def cmd_agent(args: argparse.Namespace) -> int:

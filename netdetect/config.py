@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from netdetect.agent.topics import ALERT_TOPIC, MqttSettings, valid_id
+from netdetect.agent.topics import ALERT_TOPIC, MqttSettings, host_cn, sensor_cn, valid_id
 from netdetect.errors import ConfigError
 
 KeyPath = tuple[str | int, ...]
@@ -267,7 +267,22 @@ class Section:
 # --- shared pieces ----------------------------------------------------------------------------
 
 
-def _mqtt(sec: Section) -> MqttSettings:
+def _cert_cn(path: Path) -> str | None:
+    """The subject CN of the PEM certificate at `path`; None when it cannot be read."""
+    from cryptography import x509
+    from cryptography.x509.oid import NameOID
+
+    try:
+        cert = x509.load_pem_x509_certificate(path.read_bytes())
+    except (OSError, ValueError):
+        return None
+    names = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return str(names[0].value) if names else ""
+
+
+def _mqtt(sec: Section, cn: str | None = None) -> MqttSettings:
+    """The [mqtt] table; with `cn`, the client certificate must be issued to that CN, since
+    the broker ACL grants topics by the CN (``host:<id>`` / ``sensor:<id>``)."""
     settings = MqttSettings(
         host=sec.text("host"),
         port=sec.integer("port", 8883, lo=1, hi=65535),
@@ -279,6 +294,15 @@ def _mqtt(sec: Section) -> MqttSettings:
         reconnect_min=sec.number("reconnect_min", 0.5, lo=0.01, hi=3600),
         reconnect_max=sec.number("reconnect_max", 60.0, lo=0.01, hi=3600),
     )
+    if cn is not None and isinstance(settings.cert, Path) and settings.cert.is_file():
+        actual = _cert_cn(settings.cert)
+        if actual is None:
+            sec.doc.error((*sec.keypath, "cert"), f"{settings.cert} is not a PEM certificate")
+        elif actual != cn:
+            sec.doc.error((*sec.keypath, "cert"),
+                          f"{settings.cert} is issued to CN {actual!r}, but the broker ACL "
+                          f"gives this id's rights only to CN {cn!r} (deploy/make-pki.sh "
+                          "issues it)")
     sec.done()
     return settings
 
@@ -330,6 +354,13 @@ class ConfirmConfig:
     top_n: int = 5
     max_outstanding: int = 64  # queries in flight at once
     query_ttl: float = 30.0  # how long the query stays valid for the agent
+    # Asking early: a flow whose score reaches ask_threshold (below the alert threshold) is
+    # put to its host, at most ask_per_host times per ask_period seconds per host and
+    # ask_budget times per ask_period overall; 0 turns early asking off.
+    ask_threshold: int = 25
+    ask_per_host: int = 4
+    ask_budget: int = 60
+    ask_period: float = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -338,6 +369,10 @@ class CorrelateConfig:
     rss_threshold_mb: int = 2048
     hugepages_threshold_mb: int = 256  # RandomX datasets live in huge pages
     high_score: int = 80  # network-only alerts at or above this score get severity 2
+    # Host evidence (netdetect.correlate.host_evidence) needed to confirm: a flow whose
+    # network score reached the alert threshold, and one asked about early (below it).
+    confirm_score: int = 30
+    ask_confirm_score: int = 50
 
 
 @dataclass(frozen=True, slots=True)
@@ -371,7 +406,8 @@ def load_sensor_config(path: Path) -> SensorConfig:
     sensor.done()
 
     mqtt_sec = root.section("mqtt")
-    mqtt = _mqtt(mqtt_sec) if mqtt_sec.table else None
+    want_cn = sensor_cn(sensor_id) if isinstance(sensor_id, str) and valid_id(sensor_id) else None
+    mqtt = _mqtt(mqtt_sec, want_cn) if mqtt_sec.table else None
 
     confirm_sec = root.section("confirm")
     confirm: ConfirmConfig | None = None
@@ -385,6 +421,10 @@ def load_sensor_config(path: Path) -> SensorConfig:
             top_n=confirm_sec.integer("top_n", 5, lo=0, hi=50),
             max_outstanding=confirm_sec.integer("max_outstanding", 64, lo=1, hi=100_000),
             query_ttl=confirm_sec.number("query_ttl", 30.0, lo=1, hi=3600),
+            ask_threshold=confirm_sec.integer("ask_threshold", 25, lo=0, hi=100),
+            ask_per_host=confirm_sec.integer("ask_per_host", 4, lo=1, hi=100_000),
+            ask_budget=confirm_sec.integer("ask_budget", 60, lo=1, hi=10_000_000),
+            ask_period=confirm_sec.number("ask_period", 60.0, lo=1, hi=86_400),
         )
         if confirm.cpu_window >= confirm.timeout:
             doc.error(("confirm", "cpu_window"), "must be shorter than confirm.timeout")
@@ -396,6 +436,8 @@ def load_sensor_config(path: Path) -> SensorConfig:
         rss_threshold_mb=corr.integer("rss_threshold_mb", 2048, lo=1),
         hugepages_threshold_mb=corr.integer("hugepages_threshold_mb", 256, lo=1),
         high_score=corr.integer("high_score", 80, lo=0, hi=100),
+        confirm_score=corr.integer("confirm_score", 30, lo=1, hi=1000),
+        ask_confirm_score=corr.integer("ask_confirm_score", 50, lo=1, hi=1000),
     )
     corr.done()
 
@@ -452,6 +494,7 @@ class AgentConfig:
     max_query_ttl: float = 300.0  # queries valid longer than this are refused
     nonce_cache: int = 4096  # nonces remembered for replay detection
     status_interval: float = 60.0  # seconds between status refreshes (counters, liveness)
+    log_interval: float = 10.0  # at most one line per kind of refused/shed query per interval
     state_dir: Path | None = None  # where answered nonces survive a restart
     source: Path | None = None
 
@@ -475,6 +518,7 @@ def load_agent_config(path: Path) -> AgentConfig:
     max_query_ttl = agent.number("max_query_ttl", 300.0, lo=1, hi=86400)
     nonce_cache = agent.integer("nonce_cache", 4096, lo=16, hi=10_000_000)
     status_interval = agent.number("status_interval", 60.0, lo=0.05, hi=86400)
+    log_interval = agent.number("log_interval", 10.0, lo=0.1, hi=86400)
     # Without a state directory a restart would forget which queries were answered; next to
     # the config is the fallback so that a replay cache exists even in a minimal deployment.
     state_dir = agent.path("state_dir", None)
@@ -482,7 +526,8 @@ def load_agent_config(path: Path) -> AgentConfig:
         doc.error(("agent", "state_dir"), f"{state_dir} is not a directory")
     agent.done()
     mqtt_sec = root.section("mqtt", required=True)
-    mqtt = _mqtt(mqtt_sec) if mqtt_sec.table else None
+    want_cn = host_cn(host_id) if isinstance(host_id, str) and valid_id(host_id) else None
+    mqtt = _mqtt(mqtt_sec, want_cn) if mqtt_sec.table else None
     root.done()
     doc.check()
     assert mqtt is not None  # doc.check() raised otherwise
@@ -498,6 +543,7 @@ def load_agent_config(path: Path) -> AgentConfig:
         max_query_ttl=max_query_ttl,
         nonce_cache=nonce_cache,
         status_interval=status_interval,
+        log_interval=log_interval,
         state_dir=state_dir if isinstance(state_dir, Path) else path.resolve().parent,
         source=path,
     )

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import secrets
 import time
-from collections import Counter
+from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Self
 
@@ -47,6 +48,7 @@ from netdetect.agent.topics import (
 )
 from netdetect.correlate import allow_network, correlate, wallet_of
 from netdetect.errors import AgentError, ConfigError
+from netdetect.model import Verdict
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -108,6 +110,11 @@ class Confirmer:
         self._connected = asyncio.Event()
         self._sem = asyncio.Semaphore(config.confirm.max_outstanding)
         self._task: asyncio.Task[None] | None = None
+        # Early asks: per-host and global send times within ask_period, and flows an early
+        # ask already confirmed (their later full-score suspect must not alert twice).
+        self._asks_by_host: dict[str, deque[float]] = {}
+        self._asks: deque[float] = deque()
+        self._confirmed_early: OrderedDict[int, None] = OrderedDict()
         if not config.dhcp_servers:
             log.warning("[hosts] dhcp_servers is not set: DHCP leases from any sender will map "
                         "addresses to hosts; list your DHCP servers to trust only theirs")
@@ -134,6 +141,11 @@ class Confirmer:
                 await self._task
             self._task = None
         self._fail_pending()
+
+    @property
+    def ask_threshold(self) -> int:
+        """The network score from which a flow is put to its host early (0: never)."""
+        return self.confirm_cfg.ask_threshold
 
     @property
     def connected(self) -> bool:
@@ -285,6 +297,17 @@ class Confirmer:
 
     # --- confirm ------------------------------------------------------------------------------
 
+    async def settle(self, suspect: Suspect) -> Alert | None:
+        """What the pipeline raises for `suspect`: its alert, or None for a suspect asked early
+        (`suspect.asked`: its score is below the alert threshold) that its host did not
+        confirm, and for the full-score suspect of a flow an early ask already raised."""
+        if suspect.asked:
+            return await self._confirm_early(suspect)
+        if suspect.flow_id in self._confirmed_early:
+            self._counters["asks-already-confirmed"] += 1
+            return None
+        return await self.confirm(suspect)
+
     async def confirm(self, suspect: Suspect) -> Alert:
         """The alert for `suspect`: confirmed by its host when it answers, network-only if not."""
         host = self.inventory.lookup(suspect.miner.ip, suspect.ts)
@@ -306,6 +329,58 @@ class Confirmer:
             allowlist=self.config.allowlist,
             config=self.config.correlate,
         )
+
+    def _ask_allowed(self, host_id: str) -> bool:
+        """Early asks are bounded per host and overall, so a busy network cannot flood agents."""
+        cfg = self.confirm_cfg
+        now = time.monotonic()
+        horizon = now - cfg.ask_period
+        mine = self._asks_by_host.setdefault(host_id, deque())
+        for q in (mine, self._asks):
+            while q and q[0] < horizon:
+                q.popleft()
+        if len(self._asks) >= cfg.ask_budget:
+            self._counters["asks-over-budget"] += 1
+            return False
+        if len(mine) >= cfg.ask_per_host:
+            self._counters["asks-host-rate-limited"] += 1
+            return False
+        mine.append(now)
+        self._asks.append(now)
+        if len(self._asks_by_host) > 4 * cfg.ask_budget:
+            # Hosts asked long ago: forget them, the map stays bounded.
+            self._asks_by_host = {h: q for h, q in self._asks_by_host.items() if q}
+        return True
+
+    async def _confirm_early(self, suspect: Suspect) -> Alert | None:
+        host = self.inventory.lookup(suspect.miner.ip, suspect.ts)
+        if host is None or not host.managed:
+            self._counters["asks-unmanaged"] += 1
+            return None
+        if allow_network(suspect, host, self.config.allowlist) is not None:
+            self._counters["asks-allowed"] += 1
+            return None
+        if not self._ask_allowed(host.host_id):
+            return None
+        self._counters["asks-sent"] += 1
+        report, reason = await self._ask(host, suspect)
+        if report is None:
+            self._counters["asks-unanswered"] += 1
+            log.info("early ask for flow %d on %s: %s", suspect.flow_id, host.host_id, reason)
+            return None
+        alert = correlate(suspect, host=host, report=report, reason=None,
+                          allowlist=self.config.allowlist, config=self.config.correlate)
+        if alert.verdict not in (Verdict.CONFIRMED, Verdict.CONFIRMED_PERSISTENT):
+            # The host saw nothing (or an allowed process): nothing is raised.
+            self._counters["asks-cleared"] += 1
+            return None
+        self._counters["asks-confirmed"] += 1
+        self._confirmed_early[suspect.flow_id] = None
+        while len(self._confirmed_early) > 65536:
+            self._confirmed_early.popitem(last=False)
+        why = (f"asked at network score {suspect.score}, below the alert threshold: the host's "
+               "answer raised it")
+        return dataclasses.replace(alert, reasons=(*alert.reasons, why))
 
     async def _ask(self, host: HostIdentity, suspect: Suspect) -> tuple[HostReport | None, str]:
         host_id = host.host_id
@@ -355,7 +430,9 @@ class Confirmer:
                 local_port=suspect.miner.port,
             ),
             cpu_window=cfg.cpu_window,
-            top_n=cfg.top_n,
+            # An early ask is settled by the flow's owner alone (no owner: nothing is raised),
+            # so the agent is spared ranking and string-scanning the busiest processes.
+            top_n=0 if suspect.asked else cfg.top_n,
             pool_host=suspect.pool_facts.host,
             wallet=wallet_of(suspect.miner_facts.login),
         )

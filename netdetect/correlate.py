@@ -6,18 +6,20 @@ the same alerts.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 from netdetect.config import Allowlist, CorrelateConfig
 from netdetect.hosts import describe_source
 from netdetect.model import Alert, Verdict
 
 if TYPE_CHECKING:
-    from netdetect.agent.schema import HostReport, PersistenceEntry, ProcessFacts
+    from netdetect.agent.schema import HostFacts, HostReport, PersistenceEntry, ProcessFacts
     from netdetect.hosts import HostIdentity
     from netdetect.model import Suspect
 
 RESOURCE_HIJACKING = "T1496"
+ROOTKIT = "T1014"
+PRELOAD_HIJACK = "T1574.006"
 # Used when an entry carries no technique of its own.
 _TECHNIQUE_BY_KIND = {
     "cron": "T1053.003",
@@ -26,6 +28,7 @@ _TECHNIQUE_BY_KIND = {
     "systemd-timer": "T1053.006",
     "rc-local": "T1037.004",
     "init-script": "T1037.004",
+    "ld-preload": "T1574.006",
 }
 _MIB = 1024 * 1024
 _DEFAULT = CorrelateConfig()
@@ -54,8 +57,11 @@ def wallet_of(login: str | None) -> str | None:
 def allow_network(suspect: Suspect, host: HostIdentity | None, allowlist: Allowlist) -> str | None:
     """The allowlist entry matching what the network and the inventory know, if any.
 
-    Checked before a host is queried: an allowed flow costs the host nothing.
+    Checked before a host is queried: an allowed flow costs the host nothing. The signatures'
+    sanctioned.txt applies with or without a sensor config (replay without --confirm too).
     """
+    if suspect.pool_facts.sanctioned:
+        return suspect.pool_facts.sanctioned
     if host is not None:
         if host.host_id in allowlist.hosts:
             return f"host {host.host_id}"
@@ -89,27 +95,124 @@ def _technique(entry: PersistenceEntry) -> str | None:
     return entry.technique or _TECHNIQUE_BY_KIND.get(entry.kind)
 
 
-def _abnormal(proc: ProcessFacts, cfg: CorrelateConfig) -> list[str]:
-    found: list[str] = []
-    if proc.cpu_percent >= cfg.cpu_threshold:
-        found.append(
-            f"process {proc.name} (pid {proc.pid}) uses {proc.cpu_percent:.0f}% CPU "
-            f"(threshold {cfg.cpu_threshold:.0f}%)"
-        )
-    if proc.rss_bytes >= cfg.rss_threshold_mb * _MIB:
-        found.append(
-            f"process {proc.name} (pid {proc.pid}) holds {proc.rss_bytes // _MIB} MiB resident "
-            f"(threshold {cfg.rss_threshold_mb} MiB)"
-        )
+# Host evidence weights: what the owning process shows, as an analyst would weigh it. The
+# flow is confirmed when they add up to the bar its network evidence sets (CorrelateConfig):
+# lower when the network side alone was sure, higher when the host was asked early.
+HW_HIDDEN = 60  # hidden from readdir on /proc while the kernel lists it (T1014)
+HW_NAME = 50  # a miner's name (xmrig, kdevtmpfsi, kinsing ...)
+HW_CMDLINE = 50  # pool URL, wallet, algorithm, miner-only options in argv
+HW_EXE_STRINGS = 50  # stratum URLs, RandomX/CryptoNight, xmrig in the executable's bytes
+HW_CONFIG_POOL = 50  # a pool endpoint in a config file it has open or beside it
+HW_KTHREAD = 40  # a kernel thread's name on a process that has an executable
+HW_CPU_WINDOW = 35  # >= cpu_threshold of a core over the window
+HW_MEMORY = 30  # >= rss_threshold_mb resident
+HW_HUGE = 30  # >= hugepages_threshold_mb of huge pages (RandomX dataset)
+HW_DATASET = 30  # an anonymous mapping the size of a RandomX dataset (>= 2 GiB)
+HW_CPU_SHARE = 25  # took most of the CPU the other processes left free
+HW_LOW_PRIORITY = 25  # nice >= 10 / SCHED_IDLE / SCHED_BATCH, yet CPU-hungry
+HW_DELETED = 25  # executable deleted after start
+HW_SCRATCH = 25  # executable in /tmp, /dev/shm, a hidden directory ...
+HW_UPX = 20  # packed: hides the strings above
+HW_CPU_SUSTAINED = 20  # >= cpu_threshold of a core on average since it started
+HW_THREADS = 15  # as many busy threads as half the host's cores or more
+HW_SMALL_HUGE = 10  # some huge pages (below the threshold)
+HW_MSR = 10  # the msr module is loaded (miners use it to tune the CPU)
+CPU_CAP = 45  # CPU use alone (window, share, lifetime, threads) never exceeds this: a busy
+# compiler or a render job burns CPU too; CPU completes other evidence, it is not a trait
+DATASET_KB = 2000 * 1024
+_MINER_MARKERS = ("exe-strings:stratum", "exe-strings:donate-level", "exe-strings:randomx",
+                  "exe-strings:cryptonight", "exe-strings:mining.", "exe-strings:xmrig")
+
+
+class HostEvidence(NamedTuple):
+    weight: int
+    kind: str
+    detail: str
+
+
+def host_evidence(proc: ProcessFacts, host: HostFacts | None,
+                  cfg: CorrelateConfig = _DEFAULT) -> list[HostEvidence]:
+    """What the owning process shows, each with its weight (CPU together capped at CPU_CAP)."""
+    who = f"process {proc.name} (pid {proc.pid})"
+    out: list[HostEvidence] = []
+    cpu: list[HostEvidence] = []
+    cores = host.cpu_count if host is not None else 0
+    if proc.hidden:
+        out.append(HostEvidence(HW_HIDDEN, "hidden", f"{who} is hidden from readdir on /proc "
+                                "(a preload rootkit hides it from ps/top)"))
+    names = [t for t in proc.traits if t.startswith("name:") and t != "name:kthread-disguise"]
+    if names:
+        out.append(HostEvidence(HW_NAME, "name", f"{who} bears a miner's name ({names[0][5:]})"))
+    if "name:kthread-disguise" in proc.traits:
+        out.append(HostEvidence(HW_KTHREAD, "kthread-disguise",
+                                f"{who} wears a kernel thread's name but runs an executable"))
+    args = sorted({t for t in proc.traits if t.startswith("cmdline:")})
+    if args:
+        out.append(HostEvidence(HW_CMDLINE, "cmdline",
+                                f"{who} shows miner traits in its command line: "
+                                f"{', '.join(a[8:] for a in args[:5])}"))
+    strings = [t for t in proc.traits if t.startswith(_MINER_MARKERS)]
+    if strings:
+        out.append(HostEvidence(HW_EXE_STRINGS, "exe-strings", f"{who} executable contains "
+                                + ", ".join(t[12:] for t in strings[:5])))
+    if "exe-strings:upx-packed" in proc.traits:
+        out.append(HostEvidence(HW_UPX, "packed", f"{who} executable is UPX-packed"))
+    if proc.config_pools:
+        out.append(HostEvidence(HW_CONFIG_POOL, "config-pool",
+                                f"{who} configuration names a pool: {proc.config_pools[0]}"))
+    if proc.exe_deleted:
+        out.append(HostEvidence(HW_DELETED, "exe-deleted",
+                                "its executable was deleted after start"))
+    if proc.exe_suspicious_dir:
+        out.append(HostEvidence(HW_SCRATCH, "exe-scratch-dir",
+                                f"its executable lives in a scratch directory ({proc.exe})"))
     if proc.hugepages_kb >= cfg.hugepages_threshold_mb * 1024:
-        found.append(
-            f"process {proc.name} (pid {proc.pid}) maps {proc.hugepages_kb // 1024} MiB of "
-            "huge pages"
-        )
-    if proc.traits:
-        found.append(f"process {proc.name} (pid {proc.pid}) shows miner traits: "
-                     + ", ".join(proc.traits[:8]))
-    return found
+        out.append(HostEvidence(HW_HUGE, "huge-pages",
+                                f"{who} maps {proc.hugepages_kb // 1024} MiB of huge pages"))
+    elif proc.hugepages_kb > 0:
+        out.append(HostEvidence(HW_SMALL_HUGE, "huge-pages",
+                                f"{who} maps {proc.hugepages_kb // 1024} MiB of huge pages"))
+    if proc.anon_max_kb >= DATASET_KB:
+        out.append(HostEvidence(HW_DATASET, "dataset-mapping", f"{who} holds a "
+                                f"{proc.anon_max_kb // 1024} MiB anonymous mapping "
+                                "(RandomX dataset size)"))
+    if proc.rss_bytes >= cfg.rss_threshold_mb * _MIB:
+        out.append(HostEvidence(HW_MEMORY, "memory", f"{who} holds "
+                                f"{proc.rss_bytes // _MIB} MiB resident (threshold "
+                                f"{cfg.rss_threshold_mb} MiB)"))
+    hungry = (proc.cpu_percent >= cfg.cpu_threshold / 5
+              or proc.cpu_lifetime_percent >= cfg.cpu_threshold / 2)
+    low = proc.nice >= 10 or proc.sched_policy in ("idle", "batch")
+    if low and hungry:
+        how = f"nice {proc.nice}" if proc.nice >= 10 else f"SCHED_{proc.sched_policy.upper()}"
+        out.append(HostEvidence(HW_LOW_PRIORITY, "low-priority", f"{who} runs at {how} yet uses "
+                                f"{proc.cpu_percent:.0f}% CPU now, "
+                                f"{proc.cpu_lifetime_percent:.0f}% since start"))
+    if proc.cpu_percent >= cfg.cpu_threshold:
+        cpu.append(HostEvidence(HW_CPU_WINDOW, "cpu", f"{who} uses {proc.cpu_percent:.0f}% CPU "
+                                f"(threshold {cfg.cpu_threshold:.0f}%)"))
+    if proc.others_cpu_percent >= 0 and cores and proc.cpu_percent >= cfg.cpu_threshold / 5:
+        free = max(cores * 100.0 - proc.others_cpu_percent, 1.0)
+        if proc.cpu_percent / free >= 0.8:
+            cpu.append(HostEvidence(HW_CPU_SHARE, "cpu-share", f"{who} took "
+                                    f"{min(100.0, proc.cpu_percent / free * 100):.0f}% of the "
+                                    f"CPU the rest of the host left free ({free:.0f}% of "
+                                    f"{cores * 100}%)"))
+    if proc.cpu_lifetime_percent >= cfg.cpu_threshold:
+        cpu.append(HostEvidence(HW_CPU_SUSTAINED, "cpu-sustained", f"{who} averaged "
+                                f"{proc.cpu_lifetime_percent:.0f}% CPU since it started"))
+    if proc.busy_threads >= 2 and cores and proc.busy_threads * 2 >= cores:
+        cpu.append(HostEvidence(HW_THREADS, "threads", f"{who} keeps {proc.busy_threads} "
+                                f"threads busy on a {cores}-core host"))
+    room = CPU_CAP
+    for ev in cpu:
+        w = min(ev.weight, room)
+        room -= w
+        out.append(HostEvidence(w, ev.kind, ev.detail))
+    if host is not None and host.msr_module_loaded and out:
+        out.append(HostEvidence(HW_MSR, "msr",
+                                "the msr kernel module is loaded (miners use it to tune the CPU)"))
+    return out
 
 
 def _severity(verdict: Verdict, score: int, cfg: CorrelateConfig) -> int:
@@ -186,25 +289,34 @@ def correlate(
             [f"host {host.host_id} found no process owning the flow", *suspects, *notes],
         )
 
-    abnormal = _abnormal(proc, config)
-    if not abnormal:
+    found = host_evidence(proc, report.host, config)
+    total = sum(e.weight for e in found)
+    # An early question (the network score below the alert threshold) needs the host to
+    # carry the case; a flow the network alone was sure of needs less.
+    need = config.ask_confirm_score if suspect.asked else config.confirm_score
+    if total < need:
+        seen = "; ".join(f"{e.detail} (+{e.weight})" for e in found) or "no miner traits"
         normal = (
             f"process {proc.name} (pid {proc.pid}) owns the flow but does not look abnormal "
-            f"({proc.cpu_percent:.0f}% CPU, {proc.rss_bytes // _MIB} MiB, no miner traits)"
+            f"({proc.cpu_percent:.0f}% CPU, {proc.rss_bytes // _MIB} MiB; host evidence "
+            f"{total} < {need}: {seen})"
         )
         return alert(Verdict.NETWORK_ONLY, [normal, *notes])
 
     reasons = [f"process {proc.name} (pid {proc.pid}, {proc.exe or 'exe unknown'}) owns the flow",
-               *abnormal]
-    if proc.exe_deleted:
-        reasons.append("its executable was deleted after start")
-    if proc.exe_suspicious_dir:
-        reasons.append(f"its executable lives in a scratch directory ({proc.exe})")
-    if report.host is not None and report.host.msr_module_loaded:
-        reasons.append("the msr kernel module is loaded (miners use it to tune the CPU)")
+               f"host evidence {total} (confirms at {need})",
+               *(f"{e.detail} (+{e.weight})" for e in found)]
+    if proc.hidden:
+        mitre.append(ROOTKIT)
+    if report.host is not None and report.host.preload_hooks:
+        reasons.append("libraries preloaded into the agent itself: "
+                       + ", ".join(report.host.preload_hooks[:4]))
 
     relaunch = [e for e in report.persistence if e.references_process]
-    if not relaunch:
+    # A preload library is what hides a hidden process: it keeps the miner out of sight.
+    hooks = [e for e in report.persistence if e.kind == "ld-preload" and not e.references_process
+             ] if proc.hidden else []
+    if not relaunch and not hooks:
         return alert(Verdict.CONFIRMED, reasons + notes)
     for entry in relaunch:
         technique = _technique(entry)
@@ -214,4 +326,8 @@ def correlate(
         via = f" via {entry.via}" if entry.via else ""
         extra = " (download and execute)" if entry.download_exec else ""
         reasons.append(f"{entry.kind} entry {where}{via} relaunches it{extra}")
+    for entry in hooks:
+        mitre.append(entry.technique or PRELOAD_HIJACK)
+        reasons.append(f"{entry.path}:{entry.line} preloads {entry.text} into every program "
+                       "(hides the process from readdir)")
     return alert(Verdict.CONFIRMED_PERSISTENT, reasons + notes)

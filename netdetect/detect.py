@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
@@ -41,7 +42,8 @@ W_SV2_FRAMES = 20  # then encrypted frames of plausible size both ways
 W_POOL_SNI = 70  # TLS SNI names a pool or browser-mining service
 W_POOL_CERT = 50  # server certificate names a pool
 W_POOL_HTTP_HOST = 40  # HTTP Host header names a pool
-W_POOL_DNS = 60  # remote address was resolved from a pool name, and the flow carries payload
+W_POOL_DNS = 45  # remote address was resolved from a pool name, and the flow carries payload
+W_POOL_DNS_PORT = 15  # ... and the flow goes to a non-web port (a browser visit goes to 443)
 W_POOL_IP = 30  # remote address is in a pool IP list
 W_POOL_WEBSITE = 30  # the name is a pool's web site (www.<pool>): browsing it is not mining
 W_HTTP_MINING_HEADER = 50  # X-Mining-Extensions / X-Stratum / X-Long-Polling
@@ -51,6 +53,12 @@ W_TLS_POOL_PORT = 35  # ... to a well-known pool port
 W_TLS_NONWEB_PORT = 15  # ... to another non-web port
 W_TLS_TIMING = 35  # ... with stratum-like timing: long-lived, small periodic records both ways
 ALERT_THRESHOLD = 60
+# Evidence that the remote end is a pool's, from different sources (DNS, SNI, certificate,
+# HTTP Host, address lists): one fact, so only the strongest counts. A browser visiting a
+# pool's web site shows several of them and nothing mining-like.
+NAME_KINDS = frozenset({"pool-dns", "pool-website", "pool-domain-sni", "pool-domain-cert",
+                        "pool-domain-http", "pool-ip"})
+WEB_ALPN = frozenset({"h2", "http/1.1", "h3", "http/1.0", "spdy/3.1"})
 
 # Stratum-like timing, judged from packet sizes and times of a bare-TLS flow.
 TIMING_MIN_DURATION = 45.0
@@ -105,6 +113,8 @@ class Inspection:
     bare_tls: bool = False  # ClientHello without SNI and ALPN seen
     remote_checked: bool = False
     gzip: bool = False
+    name_weight: int = 0  # the strongest "the remote is a pool" evidence counted so far
+    asked: bool = False  # put to the host early (score between the ask and alert thresholds)
 
 
 class Detector:
@@ -118,10 +128,15 @@ class Detector:
         home_net: Iterable[str] = DEFAULT_HOME_NET,
         threshold: int = ALERT_THRESHOLD,
         recent_window: float = 3600.0,
+        ask_threshold: int = 0,
     ) -> None:
         self.intel = intel
         self.home_nets = [ipaddress.ip_network(n, strict=False) for n in home_net]
         self.threshold = threshold
+        # Flows scoring at least this (and below `threshold`) are handed out once as asked
+        # suspects for the host to settle; 0: never (no host confirmation configured).
+        self.ask_threshold = ask_threshold
+        self.asks = 0
         self.suspects: list[Suspect] = []
         self.alerts = 0
         self.suppressed = 0
@@ -136,6 +151,10 @@ class Detector:
         if kind in ins.kinds:
             return
         ins.kinds.add(kind)
+        if kind in NAME_KINDS:
+            # Only the strongest pool-name evidence counts; a weaker one adds nothing.
+            weight, ins.name_weight = max(0, weight - ins.name_weight), max(ins.name_weight,
+                                                                            weight)
         ins.evidence.append(Evidence(kind, weight, detail, ts))
         ins.score = min(100, ins.score + weight)
         if weight >= 30:
@@ -156,6 +175,11 @@ class Detector:
             self.alerts += 1
             ins.reported = True
             self.suspects.append(self.suspect(flow, ins, ts))
+        elif (self.ask_threshold and not ins.alerted and not ins.asked
+              and ins.score >= self.ask_threshold and not _browsing(ins)):
+            ins.asked = True
+            self.asks += 1
+            self.suspects.append(dataclasses.replace(self.suspect(flow, ins, ts), asked=True))
 
     def pool_answer(self, flow: FlowView, ins: Inspection, ip: str, name: str, ts: float) -> None:
         """A DNS answer names a pool for an address this flow already talks to (the flow
@@ -168,6 +192,7 @@ class Detector:
         self._pool_host(ins, name, "dns", m.domain)
         server_side = 1 if ip_str(flow.b_ip) == ip else 0
         self._client_from_server_side(ins, server_side)
+        self._dns_port(flow, ins, kind, server_side, ts)
         if m.category == "browser-miner":
             ins.dialect = ins.dialect or "browser-tls"
         self.settle(flow, ins, ts)
@@ -196,6 +221,7 @@ class Detector:
                     self.add(ins, kind, weight, f"{ip} resolved from {name}", ts)
                     self._pool_host(ins, name, "dns", m.domain)
                     self._client_from_server_side(ins, side)
+                    self._dns_port(flow, ins, kind, side, ts)
                     if m.category == "browser-miner":
                         ins.dialect = ins.dialect or "browser-tls"
                     return
@@ -205,6 +231,14 @@ class Detector:
                 ins.list_match = ins.list_match or f"{im.source}:{im.network}"
                 self._client_from_server_side(ins, side)
                 return
+
+    def _dns_port(self, flow: FlowView, ins: Inspection, kind: str, server_side: int,
+                  ts: float) -> None:
+        """A pool name's address on a non-web port: mining, not a visit to the pool's site."""
+        port = flow.b_port if server_side == 1 else flow.a_port
+        if kind == "pool-dns" and port and not self.intel.is_web_port(port):
+            self.add(ins, "pool-dns-port", W_POOL_DNS_PORT, f"pool address on non-web port {port}",
+                     ts)
 
     @staticmethod
     def _client_from_server_side(ins: Inspection, server_side: int) -> None:
@@ -388,8 +422,14 @@ class Detector:
         if ev.sni:
             ins.sni = ev.sni
             m = self.intel.match_domain(ev.sni)
-            if m is not None and _is_website(ev.sni):
-                self.add(ins, "pool-website", W_POOL_WEBSITE, f"TLS SNI {ev.sni}", ts)
+            browsing = (m is not None and m.category != "browser-miner"
+                        and self.intel.is_web_port(server_port)
+                        and any(a.lower() in WEB_ALPN for a in ev.alpn))
+            if m is not None and (_is_website(ev.sni) or browsing):
+                # A browser (web ALPN, web port) visiting a pool's site: the name, not mining.
+                self.add(ins, "pool-website", W_POOL_WEBSITE, f"TLS SNI {ev.sni}"
+                         + (f" with ALPN {','.join(ev.alpn[:3])}" if browsing else ""), ts)
+                self._pool_host(ins, ev.sni, "sni", m.domain)
             elif m is not None:
                 ins.dialect = "browser-tls" if m.category == "browser-miner" else "tls"
                 self.add(ins, "pool-domain-sni", W_POOL_SNI, f"TLS SNI {ev.sni}", ts)
@@ -450,6 +490,7 @@ class Detector:
         b = Endpoint(ip_str(flow.b_ip), flow.b_port)
         miner, pool = (a, b) if side == 0 else (b, a)
         geo = self.intel.enrich(pool.ip)
+        sanctioned = self.intel.sanctioned.match(pool.ip, pool.port, ins.pool_host, ins.login)
         return Suspect(
             flow_id=flow_id(flow),
             ts=ts,
@@ -474,6 +515,7 @@ class Detector:
                 as_org=geo.as_org if geo else None,
                 country=geo.country if geo else None,
                 encoding="gzip" if ins.gzip else None,
+                sanctioned=sanctioned.describe() if sanctioned else None,
             ),
             miner_facts=MinerFacts(
                 agent=ins.agent,
@@ -488,6 +530,11 @@ class Detector:
             ),
             vlan=flow.vlan,
         )
+
+
+def _browsing(ins: Inspection) -> bool:
+    """A visit to a pool's web site and nothing else: not worth a host's ask budget."""
+    return "pool-website" in ins.kinds and ins.score <= ins.name_weight
 
 
 def _is_website(name: str) -> bool:

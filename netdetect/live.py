@@ -23,6 +23,7 @@ import multiprocessing as mp
 import os
 import pwd
 import queue
+import secrets
 import signal
 import socket
 import sys
@@ -265,6 +266,7 @@ class _WorkerSpec:
     learn_hosts: bool = False
     names: tuple[tuple[str, str], ...] = ()
     config: str | None = None
+    ask_threshold: int = 0  # flows from this score are put to their host early (--confirm)
 
 
 def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
@@ -290,6 +292,7 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
     core_dns = mapped(dns_ring) if dns_ring is not None else None
     engine = CoreEngine(intel, home_net=spec.home_net, max_flows=spec.max_flows)
     detector = engine.detector
+    detector.ask_threshold = spec.ask_threshold
     generation = ctl.generation.value
     names = dict(spec.names)
     if spec.learn_hosts:
@@ -497,6 +500,10 @@ class Sensor:
             with contextlib.suppress(OSError):
                 r.close()
 
+    def _ask_threshold(self) -> int:
+        cfg = self._sensor_cfg
+        return cfg.confirm.ask_threshold if cfg is not None and cfg.confirm is not None else 0
+
     def start_workers(self, intel: Intel) -> None:
         o = self.opts
         for wid in range(o.workers):
@@ -504,7 +511,7 @@ class Sensor:
             spec = _WorkerSpec(wid, o.signatures or "", o.geo_asn, o.geo_city, o.home_net,
                                o.max_flows, o.ring.retire_ms, learn_hosts=inv is not None,
                                names=tuple(sorted(inv.names().items())) if inv else (),
-                               config=o.config)
+                               config=o.config, ask_threshold=self._ask_threshold())
             p = self._ctx.Process(target=_worker_main, name=f"netdetect-worker-{wid}",
                                   args=(spec, self.rings, self.dns_rings, intel, self._queue,
                                         self._ctl,
@@ -623,7 +630,9 @@ class Sensor:
         if cfg.alerts.mqtt and cfg.mqtt is not None:
             from netdetect.sinks.mqtt import MqttAlertSink
 
-            sink = MqttAlertSink(cfg.mqtt, client_id=f"{cfg.sensor_id}-alerts-{os.getpid()}",
+            # Unguessable: Mosquitto lets any client take over a connected client id.
+            sink = MqttAlertSink(cfg.mqtt,
+                                 client_id=f"{cfg.sensor_id}-alerts-{secrets.token_hex(4)}",
                                  topic=cfg.alerts.topic, buffer=cfg.alerts.buffer)
             self.sinks.append(await stack.enter_async_context(sink))
 
@@ -693,12 +702,13 @@ class Sensor:
         async def one() -> None:
             started = time.monotonic()
             try:
-                alert = await confirmer.confirm(s)
+                alert = await confirmer.settle(s)
             finally:
                 self.pending -= 1
                 self.metrics.set_gauge("confirmations_pending", self.pending)
                 self.metrics.observe_confirmation(time.monotonic() - started)
-            self._emit(alert)
+            if alert is not None:  # None: asked early, and the host did not confirm it
+                self._emit(alert)
 
         tg.create_task(one())
 

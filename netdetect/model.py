@@ -87,6 +87,8 @@ class PoolFacts:
     as_org: str | None = None
     country: str | None = None
     encoding: str | None = None  # "gzip" once an EthereumStratum/2.0.0 pool switched to it
+    # The signatures' sanctioned.txt entry covering this pool (verdict `allowed`), described.
+    sanctioned: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +122,9 @@ class Suspect:
     pool_facts: PoolFacts = field(default_factory=PoolFacts)
     miner_facts: MinerFacts = field(default_factory=MinerFacts)
     vlan: int = 0
+    # Below the alert threshold, put to the host early: only a host that confirms it raises
+    # an alert (netdetect.confirm); without confirmation it is counted, never raised.
+    asked: bool = False
 
 
 @dataclass(frozen=True, slots=True)

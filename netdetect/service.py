@@ -16,7 +16,7 @@ from netdetect.correlate import correlate
 from netdetect.detect import DEFAULT_HOME_NET
 from netdetect.errors import CaptureError
 from netdetect.intel import Intel
-from netdetect.model import Alert, FlowEnd, Suspect
+from netdetect.model import Alert, FlowEnd, Suspect, Verdict
 from netdetect.sinks.eve import EveWriter, SinkError
 
 if TYPE_CHECKING:
@@ -27,7 +27,8 @@ class Confirms(Protocol):
 
     inventory: Inventory  # what the traffic teaches (DHCP, DNS) is learned into it
 
-    async def confirm(self, suspect: Suspect) -> Alert: ...
+    # None: a suspect asked early (below the alert threshold) that the host did not confirm.
+    async def settle(self, suspect: Suspect) -> Alert | None: ...
 
 
 class AlertSink(Protocol):
@@ -59,6 +60,8 @@ def network_only(suspect: Suspect) -> Alert:
     from netdetect.config import Allowlist
 
     alert = correlate(suspect, host=None, report=None, reason=None, allowlist=Allowlist())
+    if alert.verdict is Verdict.ALLOWED:  # sanctioned.txt: decided from the network side
+        return alert
     return dataclasses.replace(alert, reasons=("host confirmation not requested",))
 
 
@@ -136,10 +139,12 @@ class _Files:
             n = 0
             while k := engine.run(src, BATCH_CORE):
                 n += k
+                # Counted as read: a run stopped mid-file (a sink that fails, Ctrl-C)
+                # still reports the frames it analysed.
+                result.frames += k
                 if progress is not None:
                     progress(done + src.stats()[3], total, path)
                 yield path
-            result.frames += n
             err = src.error()
             if err is not None:
                 result.errors.append(str(CaptureError(*err)))
@@ -254,6 +259,7 @@ async def replay_confirmed(
     """
     result = RunResult()
     engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
+    engine.detector.ask_threshold = getattr(confirmer, "ask_threshold", 0)
     files = _Files(expand_inputs(paths, result), result, progress)
     from netdetect.hosts import dns_learner  # only the confirmed path learns hosts
 
@@ -263,7 +269,9 @@ async def replay_confirmed(
         engine.watch_names(names)
 
     async def one(s: Suspect, path: str | None) -> None:
-        alert = await confirmer.confirm(s)
+        alert = await confirmer.settle(s)
+        if alert is None:
+            return
         saved, files.current = files.current, path
         try:
             _emit(alert, sinks, result, files)

@@ -4,7 +4,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv mosquitto mosquitto-clients tshark tcpreplay libndpi-bin libpcap0.8 tcpdump iproute2 openssl procps logrotate)
+APT_PACKAGES=(python3-venv mosquitto mosquitto-clients tshark tcpreplay libndpi-bin libpcap0.8 tcpdump iproute2 openssl procps logrotate gcc libc6-dev)
+# UPX packs the lab's disguised miner as real campaigns pack XMRig; Debian 12 ships it only
+# in bookworm-backports.
+BACKPORTS_PACKAGES=(upx-ucl)
 
 missing=()
 for pkg in "${APT_PACKAGES[@]}"; do
@@ -19,6 +22,23 @@ if ((${#missing[@]})); then
   echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+bp_missing=()
+for pkg in "${BACKPORTS_PACKAGES[@]}"; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || bp_missing+=("$pkg")
+done
+if ((${#bp_missing[@]})); then
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "bootstrap: missing system packages: ${bp_missing[*]} (run as root, or install them)" >&2
+    exit 2
+  fi
+  export DEBIAN_FRONTEND=noninteractive
+  if ! grep -rqs "bookworm-backports" /etc/apt/sources.list /etc/apt/sources.list.d/; then
+    printf 'Types: deb\nURIs: http://deb.debian.org/debian\nSuites: bookworm-backports\nComponents: main\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\n' \
+      > /etc/apt/sources.list.d/bookworm-backports.sources
+  fi
+  apt-get update -qq
+  apt-get install -y -qq --no-install-recommends -t bookworm-backports "${bp_missing[@]}" >/dev/null
 fi
 # The packaged broker must not hold port 1883 or run with its default config: tests and the
 # demo start their own Mosquitto on a free loopback port.
@@ -41,4 +61,4 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e ".[test]"
+.venv/bin/python -m pip install -q -e ".[sensor,test]"

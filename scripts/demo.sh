@@ -27,5 +27,5 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
-.venv/bin/python -m pip install -q -e .
+.venv/bin/python -m pip install -q -e ".[sensor]"
 exec .venv/bin/netdetect replay pcaps/demo.pcap --eve - "$@"

@@ -281,7 +281,7 @@ class FakeConfirmer:
         self.inventory = inventory
         self.seen: list[tuple[str, str | None]] = []
 
-    async def confirm(self, suspect: Suspect) -> Alert:
+    async def settle(self, suspect: Suspect) -> Alert:
         host = self.inventory.lookup(suspect.miner.ip, suspect.ts)
         self.seen.append((suspect.miner.ip, host.host_id if host else None))
         return network_only(suspect)

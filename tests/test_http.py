@@ -267,6 +267,9 @@ def test_not_http_is_a_decode_error(data: bytes) -> None:
     "head",
     [
         b"POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n",
+        # Latin-1 superscript two: str.isdigit() says yes, int() raises ValueError.
+        b"POST / HTTP/1.1\r\nContent-Length: \xb2\r\n\r\n",
+        b"POST / HTTP/1.1\r\nContent-Length: 1\xb9\r\n\r\n",
         b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
         b"POST / HTTP/1.1\r\nTransfer-Encoding: gzip\r\n\r\n",
         b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",

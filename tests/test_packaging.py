@@ -31,14 +31,16 @@ def _imports() -> set[str]:
 
 def test_every_third_party_import_is_declared() -> None:
     project = PYPROJECT["project"]
+    # The base is the agent's; the sensor's own imports come with the `sensor` extra.
     declared = {_name(r) for r in project["dependencies"]}
+    declared |= {_name(r) for r in project["optional-dependencies"]["sensor"]}
     dists = packages_distributions()
     missing = []
     for module in sorted(_imports()):
         names = {d.lower().replace("_", "-") for d in dists.get(module, [module])}
         if not names & declared:
             missing.append(f"{module} (from {sorted(names)})")
-    assert not missing, f"imported but not declared in [project] dependencies: {missing}"
+    assert not missing, f"imported but declared neither in dependencies nor in sensor: {missing}"
 
 
 def test_license_is_an_spdx_expression_with_its_text() -> None:
@@ -53,3 +55,16 @@ def test_license_is_an_spdx_expression_with_its_text() -> None:
 def test_eve_schema_is_package_data() -> None:
     schema = files("netdetect").joinpath("schemas", "netdetect-eve.schema.json")
     assert schema.is_file()
+
+
+def test_cli_names_every_module_of_the_sensor_extra() -> None:
+    """On an agent-only install the CLI turns a missing sensor module into one line naming the
+    extra; it must know every top-level module that extra provides."""
+    from netdetect.cli import SENSOR_MODULES
+
+    wanted = {_name(r) for r in PYPROJECT["project"]["optional-dependencies"]["sensor"]}
+    provided = {module for module, dists in packages_distributions().items()
+                if {d.lower().replace("_", "-") for d in dists} & wanted
+                and not module.startswith("_")}
+    assert provided
+    assert provided == SENSOR_MODULES

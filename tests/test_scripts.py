@@ -14,7 +14,7 @@ def test_demo_installs_only_what_replay_needs_and_touches_no_service() -> None:
     code = "\n".join(ln for ln in demo.splitlines() if not ln.lstrip().startswith("#"))
     for forbidden in ("systemctl", "service ", "bootstrap.sh", "[test]", "mosquitto"):
         assert forbidden not in code, forbidden
-    assert "pip install -q -e .\n" in code
+    assert "pip install -q -e \".[sensor]\"\n" in code
     assert "replay pcaps/demo.pcap" in code
 
 

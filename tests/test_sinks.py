@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -51,6 +52,10 @@ def test_dev_full_stops_replay_with_summary_and_one_line() -> None:
     assert res.returncode == 2
     _one_error_line(res.stderr, "/dev/full: No space left on device")
     assert "mining flow" in res.stdout  # the summary of what was found before it stopped
+    # ... counting the frames read before the stop, not "0 frames".
+    frames = re.search(r"(\d+) frames, (\d+) packets decoded", res.stdout)
+    assert frames is not None, res.stdout
+    assert int(frames[1]) >= int(frames[2]) > 0
 
 
 def test_closed_pipe_is_one_line_not_a_traceback() -> None:

@@ -2692,6 +2692,29 @@ def sc_neg_tls_nosni(cap: Capture) -> Result:
     return Result([], unscored=[])
 
 
+def sc_neg_pool_website(cap: Capture) -> Result:
+    """A browser reading two pools' web sites over HTTPS: DNS answers naming pools, Chrome
+    ClientHellos with the pool's name as SNI and ALPN h2, page-sized downloads. Not mining."""
+    rng = cap.rng
+    resolver = cap.lan("192.168.30.1", "00:0d:b9")
+    desktop = cap.lan("192.168.30.61", "f8:bc:12")
+    t = T0 + 23400.0
+    for name, ip in (("bitminter.com", "198.51.100.130"), ("supportxmr.com", "203.0.113.131")):
+        t = dns_lookup(cap, t, desktop, resolver, name, [(name, 1, 300, ip)])
+        server = cap.remote(ip, ttl=55)
+        conn = cap.tcp(desktop, server, 443, rtt=0.033)
+        t = conn.open(t + 0.0004)
+        t = tls13_open(conn, t + 0.0002, chrome_hello(rng, name), cert_size=3600)
+        for _ in range(6):  # page, scripts, styles, images
+            t = conn.send(t + 0.004, True, app_data(rng, rng.randrange(300, 700)))
+            for _ in range(rng.randrange(3, 9)):
+                t = conn.send(t + 0.0008, False, app_data(rng, 1300))
+        t = conn.send(t + 8.0, True, app_data(rng, 120))  # a poll of the pool's stats page
+        t = conn.send(t + conn.rtt, False, app_data(rng, 900))
+        conn.close(t + 0.3)
+    return Result([])
+
+
 def sc_neg_http_browsing(cap: Capture) -> Result:
     rng = cap.rng
     resolver = cap.lan("192.168.30.1", "00:0d:b9")
@@ -3035,6 +3058,9 @@ SCENARIOS: tuple[Scenario, ...] = (
              "a 140 kB binary backup transfer from a service on port 3333", sc_neg_bulk_3333),
     Scenario("neg_dns_ordinary.pcap", 146,
              "DNS lookups of ordinary names (CNAME chains included)", sc_neg_dns_ordinary),
+    Scenario("neg_pool_website.pcap", 148,
+             "a browser reading two mining pools' web sites over HTTPS (pool DNS, SNI, ALPN h2)",
+             sc_neg_pool_website),
     Scenario("demo.pcap", 147,
              "60 s of an office network: five desktops browsing over TLS, DNS, and three miners "
              "(XMRig plain, cgminer, XMRig over TLS after resolving pool.supportxmr.com)",

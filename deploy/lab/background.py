@@ -14,10 +14,12 @@ import sys
 from dnsd import resolve
 
 
-def https_get(ip: str, sni: str, port: int = 443) -> int:
+def https_get(ip: str, sni: str, port: int = 443, *, browser: bool = False) -> int:
     ctx = ssl.create_default_context()
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE  # the lab's web certificate is self-signed
+    if browser:
+        ctx.set_alpn_protocols(["h2", "http/1.1"])  # what every browser offers
     with socket.create_connection((ip, port), timeout=10) as raw, \
             ctx.wrap_socket(raw, server_hostname=sni) as s:
         s.sendall(f"GET / HTTP/1.1\r\nHost: {sni}\r\nUser-Agent: curl/8.5.0\r\n\r\n".encode())
@@ -46,7 +48,16 @@ def main() -> None:
     ap.add_argument("--dns", required=True)
     ap.add_argument("--bulk-mib", type=int, default=16)
     ap.add_argument("--rounds", type=int, default=3)
+    ap.add_argument("--pool-site", help="only visit this pool's web site, as a browser would")
     args = ap.parse_args()
+    if args.pool_site:
+        ip = resolve(args.pool_site, args.dns)
+        if ip is None:
+            sys.exit(f"background: {args.pool_site} does not resolve")
+        for _ in range(args.rounds):
+            n = https_get(ip, args.pool_site, browser=True)
+            sys.stdout.write(f"https {args.pool_site} ({ip}): {n} bytes\n")
+        return
     for i in range(args.rounds):
         for name in (f"www{i}.lab.example", "updates.lab.example", "time.lab.example"):
             try:

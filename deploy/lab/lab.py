@@ -36,12 +36,16 @@ NET = "10.77.0.0/24"
 VICTIM_IP = "10.77.0.10"
 POOL_IP = "10.77.0.200"
 WEB_IP = "10.77.0.201"
+SITE_IP = "10.77.0.202"  # the pool's web site (POOL_SITE), a server of its own
 POOL_NAME = "pool.lab.example"
 WEB_NAME = "www.lab.example"
 SPAN_IF = "span0"
 HOME_NET = "10.77.0.0/25"  # the victim side; the pool and web servers count as "outside"
 POOL_PORTS = (3333, 4444)
-POOL_TLS_PORTS = (3334, 4443)
+POOL_TLS_PORTS = (3334, 4443, 443)  # 443: XMRig's TLS to a literal IP on the web port
+# A real pool's web site name, answered by the lab DNS with a lab web server of its own:
+# browsing a pool's site must not be mistaken for mining.
+POOL_SITE = "supportxmr.com"
 
 
 def ns_name(prefix: str, role: str) -> str:
@@ -109,7 +113,7 @@ def build(prefix: str) -> None:
     for port in ("vic", "pool"):
         sh("ip", "-n", sw, "link", "set", port, "master", "br0")
     sh("ip", "-n", ns_name(prefix, "victim"), "addr", "add", f"{VICTIM_IP}/24", "dev", "eth0")
-    for ip in (POOL_IP, WEB_IP):
+    for ip in (POOL_IP, WEB_IP, SITE_IP):
         sh("ip", "-n", ns_name(prefix, "pool"), "addr", "add", f"{ip}/24", "dev", "eth0")
     # The SPAN session: both directions of the victim's switch port, copied to `span`.
     sh("tc", "-n", sw, "qdisc", "add", "dev", "vic", "clsact")
@@ -142,15 +146,17 @@ def spawn(prefix: str, role: str, state: Path, name: str, *argv: str) -> int:
     proc = subprocess.Popen([*nsx(prefix, role), sys.executable, *argv], stdout=log,
                             stderr=subprocess.STDOUT, cwd=HERE, start_new_session=True)
     log.close()
-    (state / f"{name}.pid").write_text(f"{proc.pid}\n")
+    # The pid and the script it runs: stop_services kills only a process still running it.
+    (state / f"{name}.pid").write_text(f"{proc.pid} {Path(argv[0]).name}\n")
     return proc.pid
 
 
 def start_services(prefix: str, state: Path) -> None:
     pcrt, pkey = make_cert(state, POOL_NAME)
     wcrt, wkey = make_cert(state, WEB_NAME)
+    scrt, skey = make_cert(state, POOL_SITE)
     spawn(prefix, "pool", state, "dnsd", str(HERE / "dnsd.py"), "--bind", POOL_IP,
-          "--name", f"{POOL_NAME}={POOL_IP}")
+          "--name", f"{POOL_NAME}={POOL_IP}", "--name", f"{POOL_SITE}={SITE_IP}")
     pool_args = [str(HERE / "pool.py"), "--bind", POOL_IP, "--cert", str(pcrt), "--key",
                  str(pkey), "--job-interval", "2"]
     for p in POOL_PORTS:
@@ -160,8 +166,10 @@ def start_services(prefix: str, state: Path) -> None:
     spawn(prefix, "pool", state, "pool", *pool_args)
     spawn(prefix, "pool", state, "web", str(HERE / "web.py"), "--bind", WEB_IP, "--cert",
           str(wcrt), "--key", str(wkey))
+    spawn(prefix, "pool", state, "site", str(HERE / "web.py"), "--bind", SITE_IP, "--cert",
+          str(scrt), "--key", str(skey))
     wait_listening(prefix, [(POOL_IP, p) for p in (*POOL_PORTS, *POOL_TLS_PORTS)]
-                   + [(WEB_IP, 443), (WEB_IP, 5201)], state)
+                   + [(WEB_IP, 443), (WEB_IP, 5201), (SITE_IP, 443)], state)
 
 
 def wait_listening(prefix: str, addrs: list[tuple[str, int]], state: Path,
@@ -181,13 +189,15 @@ def wait_listening(prefix: str, addrs: list[tuple[str, int]], state: Path,
 def stop_services(state: Path) -> None:
     for pidfile in state.glob("*.pid"):
         try:
-            pid = int(pidfile.read_text())
+            fields = pidfile.read_text().split()
+            pid = int(fields[0])
+            script = fields[1] if len(fields) > 1 else f"{pidfile.stem}.py"
             cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        except (OSError, ValueError):
+        except (OSError, ValueError, IndexError):
             pidfile.unlink(missing_ok=True)
             continue
         # Only a process that is still the one the lab started (pid reuse is possible).
-        if f"{pidfile.stem}.py".encode() in cmdline:
+        if script.encode() in cmdline:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGTERM)
             for _ in range(50):
@@ -229,6 +239,7 @@ def up(prefix: str, state: Path, *, services: bool) -> None:
         raise
     info = {"prefix": prefix, "state": str(state), "victim": VICTIM_IP, "pool": POOL_IP,
             "web": WEB_IP, "dns": POOL_IP, "pool_name": POOL_NAME, "web_name": WEB_NAME,
+            "pool_site": POOL_SITE, "site": SITE_IP,
             "span": SPAN_IF, "home_net": HOME_NET,
             "namespaces": {r: ns_name(prefix, r) for r in ROLES}}
     (state / "lab.json").write_text(json.dumps(info, indent=2) + "\n")

@@ -2,6 +2,9 @@
 """A miner simulator: resolves the pool through the lab DNS, speaks Stratum (CryptoNote or
 Stratum v1, plain or TLS), burns CPU in a busy loop, submits shares, reconnects when dropped.
 
+Without --pool it reads the pool from config.json in its working directory, as XMRig does
+({"url": "HOST:PORT", "tls": true}); a literal IP is connected to without any DNS lookup.
+
 Self-contained on purpose (the lab copies it to an inconspicuous path, as real droppers do).
 """
 
@@ -9,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import ipaddress
 import json
 import os
 import random
@@ -69,7 +73,10 @@ class Burner(threading.Thread):
 
 
 def session(args: argparse.Namespace, burner: Burner) -> None:
-    ip = resolve(args.pool, args.dns)
+    try:
+        ip = str(ipaddress.ip_address(args.pool))
+    except ValueError:
+        ip = resolve(args.pool, args.dns)
     raw = socket.create_connection((ip, args.port), timeout=10)
     sock: socket.socket = raw
     if args.tls:
@@ -136,15 +143,22 @@ def session(args: argparse.Namespace, burner: Burner) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--pool", required=True, help="pool host name")
+    ap.add_argument("--pool", help="pool host name or address (default: config.json)")
     ap.add_argument("--port", type=int, default=4444)
-    ap.add_argument("--dns", required=True, help="DNS server address")
+    ap.add_argument("--dns", help="DNS server address (when the pool is a name)")
     ap.add_argument("--dialect", choices=("cryptonote", "stratum"), default="cryptonote")
     ap.add_argument("--tls", action="store_true")
     ap.add_argument("--sni", action="store_true", help="send the pool name as TLS SNI")
     ap.add_argument("--share-interval", type=float, default=5.0)
     ap.add_argument("--retry", type=float, default=2.0, help="seconds between reconnects")
     args = ap.parse_args()
+    if args.pool is None:
+        with open("config.json", encoding="utf-8") as fh:  # noqa: PTH123 -- a self-contained script
+            conf = json.load(fh)
+        url = str(conf["url"]).split("://")[-1]
+        args.pool, _, port = url.rpartition(":")
+        args.port = int(port)
+        args.tls = args.tls or bool(conf.get("tls"))
     burner = Burner()
     burner.start()
     while True:

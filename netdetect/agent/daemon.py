@@ -2,8 +2,8 @@
 
 It runs nothing a message names. A query is answered only when it is signed by a trusted
 sensor key, fresh, meant for this host, not a replay, and asks for an answer inside
-``netdetect/v1/sensors/+/+/reports/<this host>``; every refusal is counted by reason, and the
-counters travel in the retained status message so an operator (or a test) can read them.
+``netdetect/v1/sensors/+/+/reports/host:<this host>``; every refusal is counted by reason, and
+the counters travel in the retained status message so an operator (or a test) can read them.
 
 A query beyond `max_concurrent` reports in progress is not queued: it gets a small "busy"
 report at once, so the sensor falls back to a network-only verdict instead of waiting out
@@ -18,13 +18,14 @@ import asyncio
 import contextlib
 import logging
 import os
+import secrets
 import signal
 import sys
 import time
 from collections import Counter, OrderedDict
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 import aiomqtt
 import msgspec
@@ -56,7 +57,77 @@ if TYPE_CHECKING:
 log = logging.getLogger("netdetect.agent")
 
 WORK_THREADS = 2  # report work is short and GIL-bound; waiting for CPU windows takes no thread
-MAX_BUSY_REPLIES = 256  # "busy" answers being published at once; beyond, dropped silently
+MAX_BUSY_REPLIES = 256  # "busy" answers being published at once; beyond, counted and dropped
+INCOMING_QUEUE = 256  # messages waiting to be checked; beyond, counted and dropped unread
+LOG_INTERVAL = 10.0  # seconds: at most one log line per kind of refusal/shedding per interval
+
+
+class RateLimitedLog:
+    """Counted, rate-limited warnings: a flood of refused or shed queries must not become a
+    flood of log lines. The first event of a kind (after a quiet interval) is logged in full;
+    the rest are only counted (by reason), and one line per interval says how many there
+    were. `flush()` (called periodically) writes a count left over when a flood stops.
+    `suppressed` counts the events that got no line of their own.
+    """
+
+    def __init__(self, logger: logging.Logger, interval: float = LOG_INTERVAL,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.logger = logger
+        self.interval = interval
+        self.clock = clock
+        self._last: dict[str, float] = {}  # kind -> when a line was last written
+        self._held: dict[str, Counter[str]] = {}  # kind -> reason -> events not yet logged
+        self.suppressed = 0  # events that were counted but got no line of their own
+
+    def __call__(self, kind: str, reason: str, msg: str, *args: object) -> None:
+        now = self.clock()
+        last = self._last.get(kind)
+        if last is None or (now - last >= self.interval and not self._held.get(kind)):
+            # The first of a kind, or the first after a quiet interval: in full.
+            self.logger.warning(msg, *args)
+            self._last[kind] = now
+            return
+        self._held.setdefault(kind, Counter())[reason] += 1
+        if now - last >= self.interval:
+            # Still flooding: this event joins the interval's one counted line.
+            self._emit(kind, now)
+            self._last[kind] = now
+        else:
+            self.suppressed += 1
+
+    def flush(self) -> None:
+        now = self.clock()
+        for kind, last in list(self._last.items()):
+            if now - last >= self.interval and self._held.get(kind):
+                self._emit(kind, now)
+                self._last[kind] = now
+
+    def _emit(self, kind: str, now: float) -> None:
+        held = self._held.pop(kind, None)
+        if not held:
+            return
+        since = now - self._last.get(kind, now)
+        by_reason = ", ".join(f"{r}={n}" for r, n in held.most_common(8))
+        self.logger.warning("%s: %d more in the last %.0fs (%s)", kind, sum(held.values()),
+                            since, by_reason)
+
+
+def shedding_queue(counters: Counter[str], note: RateLimitedLog) -> type[asyncio.Queue[Any]]:
+    """The incoming-message queue class for aiomqtt: when full, a message is counted
+    (``shed-queue-full``) and dropped before any work is spent on it, with no log line of its
+    own (aiomqtt would log one WARNING per message)."""
+
+    class SheddingQueue(asyncio.Queue[Any]):
+        def put_nowait(self, item: Any) -> None:
+            if self.full():
+                counters["shed-queue-full"] += 1
+                note("incoming queue full, messages dropped unread", "queue-full",
+                     "incoming queue full (%d messages): dropping messages unread",
+                     self.maxsize)
+                return
+            super().put_nowait(item)
+
+    return SheddingQueue
 
 
 class Collector(Protocol):
@@ -118,6 +189,7 @@ class Gate:
         self.trusted = trusted
         self.clock = clock
         self.counters: Counter[str] = Counter()
+        self.note = RateLimitedLog(log, config.log_interval)
         self._nonces: OrderedDict[str, float] = OrderedDict()  # nonce -> when to forget it
         self._state = state
         # Set when the remembered nonces could not be read: any query issued before this
@@ -166,10 +238,15 @@ class Gate:
                 os.close(fd)
             tmp.replace(path)
         except OSError as exc:
-            # Answering anyway: refusing every query on a full disk would let a miner blind
-            # its own confirmation; the cost is a replay window after a restart.
+            # Answering anyway: refusing every query on a full disk would let a miner (any
+            # user who can fill the filesystem) blind its own confirmation. The cost is a
+            # replay window after a restart, for queries answered while saving failed and
+            # only until they expire (max_query_ttl); the in-memory cache still refuses
+            # replays meanwhile, and the next successful save writes every live nonce.
             self.counters["nonce-state-failed"] += 1
-            log.warning("answered nonces not saved to %s: %s", path, exc)
+            self.note("answered nonces not saved", type(exc).__name__,
+                      "answered nonces not saved to %s: %s (queries are still answered; a "
+                      "restart before the next successful save forgets them)", path, exc)
             with contextlib.suppress(OSError):
                 tmp.unlink()
 
@@ -275,6 +352,7 @@ class Agent:
         self._in_flight = 0
         self._busy_replies = 0
         self._tasks: set[asyncio.Task[None]] = set()
+        self.note = self.gate.note
 
     def _status(self, state: str, reason: str = "") -> bytes:
         return encode_status(Status(
@@ -314,14 +392,17 @@ class Agent:
         client = aiomqtt.Client(
             cfg.mqtt.host,
             cfg.mqtt.port,
-            identifier=cfg.host_id,
+            # Random per connection: Mosquitto lets any client take over a connected client
+            # id, so a guessable one would let another certificate knock this agent off.
+            identifier=f"{cfg.host_id}-{secrets.token_hex(8)}",
             protocol=aiomqtt.ProtocolVersion.V5,
             will=will,
             clean_start=True,
             keepalive=cfg.mqtt.keepalive,
             timeout=cfg.mqtt.connect_timeout,
             tls_context=tls_context(cfg.mqtt),
-            max_queued_incoming_messages=256,
+            queue_type=shedding_queue(self.gate.counters, self.note),
+            max_queued_incoming_messages=INCOMING_QUEUE,
         )
         async with client:
             codes = await client.subscribe(query_topic(cfg.host_id), qos=1)
@@ -355,8 +436,13 @@ class Agent:
 
     async def _heartbeat(self, client: aiomqtt.Client) -> None:
         last: dict[str, int] = {}
+        next_status = time.monotonic() + self.config.status_interval
         while True:
-            await asyncio.sleep(self.config.status_interval)
+            await asyncio.sleep(min(self.config.status_interval, self.note.interval))
+            self.note.flush()
+            if time.monotonic() < next_status:
+                continue
+            next_status = time.monotonic() + self.config.status_interval
             current = dict(self.gate.counters)
             if current != last:
                 last = current
@@ -372,18 +458,22 @@ class Agent:
         try:
             query = self.gate.admit(payload, response, correlation)
         except Rejected as exc:
-            log.warning("query refused: %s", exc)
+            self.note("queries refused", exc.reason, "query refused: %s", exc)
             return
         assert response is not None
         if self._in_flight >= self.config.max_concurrent:
             # Dropped, not queued: a flood must not turn into minutes of CPU sampling. The
             # sensor is told at once, so it does not wait out its timeout either.
             self.gate.counters["busy"] += 1
-            log.warning("query %s dropped: %d reports already being built", query.nonce,
-                        self._in_flight)
             if self._busy_replies >= MAX_BUSY_REPLIES:
                 self.gate.counters["busy-unanswered"] += 1
+                self.note("queries beyond capacity", "unanswered",
+                          "query %s dropped unanswered: %d reports and %d busy answers in "
+                          "progress", query.nonce, self._in_flight, self._busy_replies)
                 return
+            self.note("queries beyond capacity", "busy",
+                      "query %s answered busy: %d reports already being built", query.nonce,
+                      self._in_flight)
             self._busy_replies += 1
             task = asyncio.create_task(self._answer_busy(client, query, response))
             self._tasks.add(task)
@@ -396,6 +486,7 @@ class Agent:
 
     async def _answer(self, client: aiomqtt.Client, query: HostQuery, response: str) -> None:
         cfg = self.config
+        started = time.monotonic()
         try:
             bounded = self.gate.bounded(query)
             try:
@@ -410,6 +501,9 @@ class Agent:
                 report = _failed_report(query, cfg.host_id, "collector answered another query")
             if await self._publish(client, query, response, report):
                 self.gate.counters["answered"] += 1
+                log.debug("answered %s in %.2fs (owner %s)", query.nonce,
+                          time.monotonic() - started, report.process.pid if report.process
+                          else None)
         finally:
             self._in_flight -= 1
 
@@ -445,7 +539,8 @@ class Agent:
             await client.publish(response, raw, qos=1, properties=props)
         except aiomqtt.MqttError as exc:
             self.gate.counters["publish-failed"] += 1
-            log.warning("report for %s not sent: %s", query.nonce, exc)
+            self.note("reports not sent", "publish-failed", "report for %s not sent: %s",
+                      query.nonce, exc)
             return False
         return True
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import socket
+import stat
 import struct
 import threading
 import time
@@ -13,7 +14,7 @@ from typing import NamedTuple
 
 import psutil
 
-from netdetect.agent import traits
+from netdetect.agent import hidden, traits
 from netdetect.agent.schema import FlowSpec, ProcessFacts, TopProcess
 
 PROC = "/proc"  # always the live kernel's view, whatever filesystem root persistence scans
@@ -174,6 +175,10 @@ class SocketLocator:
         self._ns: dict[str, list[int]] = {}
         self._fd_maps: dict[str, dict[int, list[tuple[int, str]]]] = {}
         self.fd_scans = 0  # full descriptor scans done; exposed for tests and metrics
+        # Pids the kernel lists but libc's readdir hides (a preload rootkit), from the last
+        # namespace scan, and why the kernel listing failed if it did.
+        self.hidden: list[int] = []
+        self.listing_error: str | None = None
 
     def namespaces(self, errors: list[str] | None = None, *, refresh: bool = False
                    ) -> dict[str, list[int]]:
@@ -194,18 +199,20 @@ class SocketLocator:
     def _scan_namespaces(self, errors: list[str] | None) -> dict[str, list[int]]:
         found: dict[str, list[int]] = {}
         denied = 0
-        with os.scandir(self._proc) as it:
-            for entry in it:
-                if not entry.name.isdigit():
-                    continue
-                try:
-                    ns = _readlink(f"{self._proc}/{entry.name}/ns/net")
-                except PermissionError:
-                    denied += 1
-                    continue
-                except OSError:  # exited meanwhile, or a kernel thread without namespaces
-                    continue
-                found.setdefault(ns, []).append(int(entry.name))
+        # The kernel's own listing, not libc's readdir: a hidden miner still owns its socket.
+        view = hidden.proc_view(self._proc)
+        self.hidden, self.listing_error = view.hidden, view.error
+        if view.error and errors is not None:
+            errors.append(f"processes: {view.error}")
+        for pid in view.pids:
+            try:
+                ns = _readlink(f"{self._proc}/{pid}/ns/net")
+            except PermissionError:
+                denied += 1
+                continue
+            except OSError:  # exited meanwhile, or a kernel thread without namespaces
+                continue
+            found.setdefault(ns, []).append(pid)
         if denied and errors is not None:
             errors.append(f"sockets: no access to the network namespace of {denied} processes")
         for pids in found.values():
@@ -369,6 +376,8 @@ class StatLine(NamedTuple):
     ticks: int  # utime + stime of the whole thread group
     start: int  # start time in clock ticks after boot: tells a reused pid apart
     threads: int
+    nice: int = 0
+    policy: int = 0  # SCHED_OTHER 0, FIFO 1, RR 2, BATCH 3, IDLE 5, DEADLINE 6
 
 
 def read_stat(pid: int, proc: str = PROC) -> StatLine:
@@ -384,7 +393,9 @@ def read_stat(pid: int, proc: str = PROC) -> StatLine:
         raise OSError(f"{proc}/{pid}/stat: malformed")
     comm = data[data.find(b"(") + 1 : close].decode("utf-8", "surrogateescape")
     f = data[close + 2 :].split()
-    return StatLine(comm, int(f[1]), int(f[11]) + int(f[12]), int(f[19]), int(f[17]))
+    policy = int(f[38]) if len(f) > 38 else 0
+    return StatLine(comm, int(f[1]), int(f[11]) + int(f[12]), int(f[19]), int(f[17]),
+                    int(f[16]), policy)
 
 
 class CpuSnapshot(NamedTuple):
@@ -401,13 +412,15 @@ def cpu_snapshot(proc: str = PROC) -> CpuSnapshot:
     """CPU ticks of every process right now (one read of /proc/<pid>/stat each)."""
     up = _uptime(proc)
     stats: dict[int, StatLine] = {}
-    with os.scandir(proc) as it:
-        for entry in it:
-            if entry.name.isdigit():
-                try:
-                    stats[int(entry.name)] = read_stat(int(entry.name), proc)
-                except (OSError, ValueError, IndexError):
-                    continue
+    try:
+        pids: Iterable[int] = hidden.kernel_pids(proc)  # a hidden miner burns CPU too
+    except (OSError, NotImplementedError):
+        pids = hidden.visible_pids(proc)
+    for pid in pids:
+        try:
+            stats[pid] = read_stat(pid, proc)
+        except (OSError, ValueError, IndexError):
+            continue
     return CpuSnapshot(up, stats)
 
 
@@ -427,6 +440,159 @@ def cpu_percentages(before: CpuSnapshot, after: CpuSnapshot) -> dict[int, float]
             used, span = st.ticks, after.uptime - st.start / CLK_TCK
         out[pid] = round(max(0.0, used / CLK_TCK / span * 100.0), 1) if span > 0 else 0.0
     return out
+
+
+# --- how a process uses the CPU and memory ------------------------------------------------------
+
+SCHED_POLICIES = {0: "other", 1: "fifo", 2: "rr", 3: "batch", 5: "idle", 6: "deadline"}
+BUSY_THREAD_PERCENT = 50.0  # a thread averaging this much of a core since its start is busy
+MAX_TASKS = 4096  # threads looked at per process
+MAX_MAPS_BYTES = 4 * 1024 * 1024
+
+
+class CpuProfile(NamedTuple):
+    nice: int
+    policy: str
+    lifetime_percent: float  # 100 = one core, since the process started
+    busy_threads: int
+
+
+def cpu_profile(pid: int, proc: str = PROC) -> CpuProfile:
+    """Scheduling class and the CPU a process and each of its threads used since they started.
+
+    Over the query's window a low-priority miner on a busy host may get little CPU; over its
+    lifetime, and thread by thread, its appetite still shows. Raises OSError if it is gone.
+    """
+    up = _uptime(proc)
+    st = read_stat(pid, proc)
+    age = up - st.start / CLK_TCK
+    lifetime = st.ticks / CLK_TCK / age * 100.0 if age > 0 else 0.0
+    busy = 0
+    task_dir = f"{proc}/{pid}/task"
+    try:
+        tids = [t for t in hidden.getdents_names(task_dir) if t.isdigit()]
+    except (OSError, NotImplementedError):
+        tids = [t for t in os.listdir(task_dir) if t.isdigit()]  # noqa: PTH208 -- hot, str only
+    for tid in tids[:MAX_TASKS]:
+        try:
+            t = read_stat(int(tid), task_dir)
+        except (OSError, ValueError, IndexError):
+            continue
+        t_age = up - t.start / CLK_TCK
+        if t_age > 0 and t.ticks / CLK_TCK / t_age * 100.0 >= BUSY_THREAD_PERCENT:
+            busy += 1
+    return CpuProfile(st.nice, SCHED_POLICIES.get(st.policy, str(st.policy)),
+                      round(lifetime, 1), busy)
+
+
+def anon_max_kb(pid: int, proc: str = PROC) -> int:
+    """The largest anonymous mapping in KiB: RandomX keeps a 2080 MiB dataset (256 MiB cache
+    in light mode) in one, whatever the binary is called or packed with."""
+    data = _read_capped(f"{proc}/{pid}/maps", MAX_MAPS_BYTES)
+    largest = 0
+    for line in data.split(b"\n"):
+        parts = line.split(None, 5)
+        if len(parts) < 5 or (len(parts) == 6 and not parts[5].startswith(b"[anon")):
+            continue
+        lo, _, hi = parts[0].partition(b"-")
+        try:
+            size = int(hi, 16) - int(lo, 16)
+        except ValueError:
+            continue
+        largest = max(largest, size)
+    return largest // 1024
+
+
+# Pool endpoints in a miner's configuration (XMRig's config.json "url", any stratum URL).
+_CONF_URL_RE = re.compile(
+    rb'"url"\s*:\s*"((?:[a-z0-9+]+://)?[A-Za-z0-9.-]+:\d{2,5})"|'
+    rb"\b(stratum\d?\+(?:tcp|ssl|tls)://[A-Za-z0-9.-]+:\d{2,5})", re.IGNORECASE)
+_CONF_SUFFIXES = (".json", ".conf", ".cfg", ".toml", ".yaml", ".yml", ".ini", ".txt", ".config")
+_CONF_NOT_FILES = ("socket:", "pipe:", "anon_inode:", "/dev/", "/proc/", "/sys/", "[")
+MAX_CONF_FILES = 32
+MAX_CONF_BYTES = 256 * 1024
+MAX_CONF_POOLS = 8
+
+
+def _conf_endpoints(path: str, *, held: bool) -> list[str]:
+    # /proc/<pid>/fd/N (`held`) is a link to the very file the process holds open, followed
+    # on purpose; a name in a directory is never followed if it is a symlink.
+    flags = os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC
+    if not held:
+        flags |= os.O_NOFOLLOW
+    try:
+        fd = os.open(path, flags)
+    except OSError:
+        return []
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > 16 * MAX_CONF_BYTES:
+            return []
+        data = os.read(fd, MAX_CONF_BYTES)
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    found: list[str] = []
+    for m in _CONF_URL_RE.finditer(data):
+        ep = (m.group(1) or m.group(2)).decode("ascii", "replace")
+        if ep not in found:
+            found.append(ep)
+    return found
+
+
+def config_pools(pid: int, exe: str | None, proc: str = PROC) -> list[str]:
+    """"file: endpoint" for pool endpoints in configuration files the process has open, or
+    beside it (its working directory, its executable's directory), where XMRig and its
+    clones read config.json from. Only those places: the agent follows no path it is given."""
+    base = f"{proc}/{pid}"
+    candidates: list[tuple[str, str, bool]] = []  # (path to open, name to show, held open)
+    try:
+        for fd in os.listdir(f"{base}/fd")[:1024]:  # noqa: PTH208 -- names only, per query
+            try:
+                target = _readlink(f"{base}/fd/{fd}")
+            except OSError:
+                continue
+            if not target.startswith(_CONF_NOT_FILES) and target.endswith(_CONF_SUFFIXES):
+                candidates.append((f"{base}/fd/{fd}", target, True))
+    except OSError:
+        pass
+    dirs = [(f"{base}/cwd", _safe_link(f"{base}/cwd"))]
+    if exe:
+        exe_dir = exe.removesuffix(" (deleted)").rsplit("/", 1)[0] or "/"
+        dirs.append((f"{base}/root{exe_dir}", exe_dir))
+    for real, shown in dirs:
+        if shown is None:
+            continue
+        try:
+            with os.scandir(real) as it:
+                for entry in it:
+                    if (entry.name.endswith(_CONF_SUFFIXES) or entry.name.startswith("config")) \
+                            and entry.is_file(follow_symlinks=False):
+                        shown_path = f"{shown.rstrip('/')}/{entry.name}"
+                        candidates.append((f"{real}/{entry.name}", shown_path, False))
+                    if len(candidates) >= MAX_CONF_FILES:
+                        break
+        except OSError:
+            continue
+    out: list[str] = []
+    seen: set[str] = set()
+    for path, shown, held in candidates[:MAX_CONF_FILES]:
+        if shown in seen:
+            continue
+        seen.add(shown)
+        for ep in _conf_endpoints(path, held=held):
+            out.append(f"{shown}: {ep}")
+            if len(out) >= MAX_CONF_POOLS:
+                return out
+    return out
+
+
+def _safe_link(path: str) -> str | None:
+    try:
+        return _readlink(path)
+    except OSError:
+        return None
 
 
 # --- process facts ----------------------------------------------------------------------------
@@ -512,8 +678,9 @@ def _exe_link(pid: int, proc: str) -> str | None:
         return None
 
 
-def process_facts(pid: int, *, cpu_percent: float, errors: list[str],
-                  proc: str = PROC) -> ProcessFacts | None:
+def process_facts(pid: int, *, cpu_percent: float, errors: list[str], proc: str = PROC,
+                  others_cpu_percent: float = -1.0, hidden_pids: Iterable[int] = ()
+                  ) -> ProcessFacts | None:
     """Everything the report says about one process; None (and an error) if it vanished."""
     try:
         p = psutil.Process(pid)
@@ -563,6 +730,20 @@ def process_facts(pid: int, *, cpu_percent: float, errors: list[str],
         netns = None
     huge = hugepages_kb(pid, proc)
     exe_path = exe.removesuffix(" (deleted)") if exe is not None else None
+    profile = CpuProfile(0, "other", 0.0, 0)
+    try:
+        profile = cpu_profile(pid, proc)
+    except (OSError, ValueError, IndexError) as exc:
+        errors.append(f"process {pid}: cpu profile: {exc}")
+    anon = 0
+    try:
+        anon = anon_max_kb(pid, proc)
+    except OSError as exc:
+        errors.append(f"process {pid}: maps: {exc.strerror or exc}")
+    pools = config_pools(pid, exe, proc)
+    trait_list = traits.process_traits(name, exe_path, cmdline, markers, hugepages_kb=huge)
+    if pools:
+        trait_list.append("config:pool-url")
     return ProcessFacts(
         pid=pid,
         ppid=ppid,
@@ -583,7 +764,15 @@ def process_facts(pid: int, *, cpu_percent: float, errors: list[str],
         rss_bytes=rss,
         hugepages_kb=huge,
         parents=parents(pid, proc),
-        traits=traits.process_traits(name, exe_path, cmdline, markers, hugepages_kb=huge),
+        traits=trait_list,
+        nice=profile.nice,
+        sched_policy=profile.policy,
+        cpu_lifetime_percent=profile.lifetime_percent,
+        busy_threads=profile.busy_threads,
+        others_cpu_percent=others_cpu_percent,
+        anon_max_kb=anon,
+        hidden=pid in set(hidden_pids),
+        config_pools=pools,
     )
 
 

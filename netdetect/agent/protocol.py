@@ -1,6 +1,6 @@
 """The sensor↔agent wire protocol: topics, signed query envelopes, status messages, MQTT setup.
 
-Query envelope (the MQTT payload on ``netdetect/v1/hosts/<host-id>/query``)::
+Query envelope (the MQTT payload on ``netdetect/v1/hosts/host:<host-id>/query``)::
 
     {"v": 1, "kid": "<16 hex>", "query": "<base64 of the HostQuery JSON bytes>",
      "sig": "<base64 Ed25519 signature>"}

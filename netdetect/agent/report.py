@@ -19,7 +19,7 @@ from typing import TypeVar
 import msgspec
 import psutil
 
-from netdetect.agent import procs
+from netdetect.agent import hidden, procs
 from netdetect.agent.persistence import Limits, Needles, PersistenceCache
 from netdetect.agent.schema import (
     MAX_REPORT_BYTES,
@@ -167,13 +167,18 @@ class CpuWindow:
         errors += self._errors
         return self._cpu
 
-    def facts(self, pid: int, cpu: dict[int, float], errors: list[str]) -> ProcessFacts | None:
+    def facts(self, pid: int, cpu: dict[int, float], errors: list[str],
+              hidden_pids: list[int] | None = None) -> ProcessFacts | None:
         with self._lock:
             got = self._facts.get(pid)
             if got is None:
                 errs: list[str] = []
+                # What the rest of the host used over the same window: a low-priority miner
+                # on a busy host gets little CPU, but takes what the others leave.
+                others = round(sum(cpu.values()) - cpu.get(pid, 0.0), 1) if cpu else -1.0
                 facts = partial(procs.process_facts, pid, cpu_percent=cpu.get(pid, 0.0),
-                                errors=errs)
+                                errors=errs, others_cpu_percent=others,
+                                hidden_pids=hidden_pids or ())
                 got = self._facts[pid] = (_guard(errs, f"process {pid}", facts, None), errs)
         errors += got[1]
         return got[0]
@@ -232,7 +237,7 @@ class PendingReport:
     def __init__(self, query: HostQuery, host_id: str, window: CpuWindow,
                  clock: Callable[[], float], errors: list[str], matches: list[procs.SocketMatch],
                  owners: list[procs.Owner], persistence: list[PersistenceEntry],
-                 host: HostFacts | None) -> None:
+                 host: HostFacts | None, hidden_pids: list[int] | None = None) -> None:
         self.query = query
         self.host_id = host_id
         self.window = window
@@ -243,6 +248,7 @@ class PendingReport:
         self._owners = owners
         self._persistence = persistence
         self._host = host
+        self._hidden = hidden_pids or []
 
     def finish(self) -> HostReport:
         """The report; never raises for host trouble."""
@@ -251,7 +257,7 @@ class PendingReport:
         process: ProcessFacts | None = None
         # Forked workers can share one socket: the busiest holder is the one burning the CPU.
         for owner in sorted(self._owners, key=lambda o: (-cpu.get(o.pid, 0.0), o.pid)):
-            process = window.facts(owner.pid, cpu, errors)
+            process = window.facts(owner.pid, cpu, errors, self._hidden)
             if process is not None:
                 break
         if self._matches and not self._owners:
@@ -271,12 +277,21 @@ class PendingReport:
             process=process,
             persistence=self._persistence,
             top=top,
-            host=self._host,
+            host=self._host_facts(errors),
             errors=errors,
         )
         # argv, comm and file names are bytes on the host: one that is not UTF-8 must not
         # make the whole report unencodable.
         return _fit(safe_struct(report))
+
+
+    def _host_facts(self, errors: list[str]) -> HostFacts | None:
+        if self._host is None:
+            return None
+        none: tuple[str, ...] = ()
+        hooks = list(_guard(errors, "preload", hidden.preloaded_hooks, none))
+        return msgspec.structs.replace(self._host, hidden_pids=self._hidden[:64],
+                                       preload_hooks=hooks[:16])
 
 
 class ReportBuilder:
@@ -315,8 +330,11 @@ class ReportBuilder:
         no_entries: list[PersistenceEntry] = []
         persistence = _guard(errors, "persistence", lambda: _persistence(
             self.persistence, root, needles, owners, errors), no_entries)
+        hidden_pids = list(loc.hidden)
+        if loc.listing_error:
+            errors.append(f"processes: {loc.listing_error}")
         return PendingReport(query, host_id, window, self.clock, errors, matches, owners,
-                             persistence, host)
+                             persistence, host, hidden_pids)
 
     def __call__(self, query: HostQuery, *, host_id: str, root: str = "/") -> HostReport:
         pending = self.begin(query, host_id=host_id, root=root)

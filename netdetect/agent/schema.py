@@ -62,6 +62,15 @@ class ProcessFacts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     hugepages_kb: int  # AnonHugePages + Hugetlb from smaps_rollup/status
     parents: list[str] = []  # "pid:name" from parent to init
     traits: list[str] = []  # miner traits seen (cmdline patterns, names, strings in exe)
+    # How it uses the CPU, as an analyst would weigh it against what the host had.
+    nice: int = 0
+    sched_policy: str = "other"  # other | batch | idle | fifo | rr | deadline
+    cpu_lifetime_percent: float = 0.0  # CPU since the process started, 100 = one core
+    busy_threads: int = 0  # threads that each averaged >= 50 % of a core since they started
+    others_cpu_percent: float = -1.0  # CPU every other process used over the window (-1: unknown)
+    anon_max_kb: int = 0  # the largest anonymous mapping (a RandomX dataset is ~2 GiB)
+    hidden: bool = False  # listed by the kernel but hidden from readdir on /proc (a rootkit)
+    config_pools: list[str] = []  # "path: endpoint" read from config files it has open or near it
 
 
 class PersistenceEntry(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
@@ -91,6 +100,8 @@ class HostFacts(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
     load1: float
     msr_module_loaded: bool
     nr_hugepages: int
+    hidden_pids: list[int] = []  # processes the kernel lists that readdir on /proc does not
+    preload_hooks: list[str] = []  # libraries preloaded into the agent itself right now
 
 
 class HostReport(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

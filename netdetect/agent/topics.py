@@ -30,12 +30,42 @@ def valid_nonce(value: str) -> bool:
     return _NONCE_RE.fullmatch(value) is not None
 
 
+# Client certificates name their role in the CN: ``host:<host id>`` for an agent,
+# ``sensor:<sensor id>`` for a sensor, ``reader:<name>`` for an alert consumer. The broker
+# takes the CN as the MQTT username, and every topic level that speaks for a host is that
+# host's full CN, so the ACL's `pattern` lines (``%u``, which apply to every client) give a
+# certificate rights only over topics named after itself: a sensor's or a reader's CN never
+# forms a host level (it lacks ``host:``), and a host's CN never matches a sensor's `user`
+# block. Host ids themselves (inventory, agent.toml, reports) stay bare: ``web-01``.
+HOST_CN = "host:"
+SENSOR_CN = "sensor:"
+READER_CN = "reader:"
+
+
+def host_cn(host_id: str) -> str:
+    """The CN of `host_id`'s certificate, and its level in every host topic."""
+    return f"{HOST_CN}{host_id}"
+
+
+def sensor_cn(sensor_id: str) -> str:
+    """The CN of sensor `sensor_id`'s certificate (its username in the broker ACL)."""
+    return f"{SENSOR_CN}{sensor_id}"
+
+
+def host_of_level(level: str) -> str | None:
+    """The host id a topic level (a host certificate's CN) names, or None."""
+    if not level.startswith(HOST_CN):
+        return None
+    host_id = level[len(HOST_CN):]
+    return host_id if valid_id(host_id) else None
+
+
 def query_topic(host_id: str) -> str:
-    return f"{PREFIX}/hosts/{host_id}/query"
+    return f"{PREFIX}/hosts/{host_cn(host_id)}/query"
 
 
 def status_topic(host_id: str) -> str:
-    return f"{PREFIX}/hosts/{host_id}/status"
+    return f"{PREFIX}/hosts/{host_cn(host_id)}/status"
 
 
 def status_filter() -> str:
@@ -53,7 +83,7 @@ def new_process_token() -> str:
 
 
 def report_topic(sensor_id: str, token: str, host_id: str) -> str:
-    return f"{PREFIX}/sensors/{sensor_id}/{token}/reports/{host_id}"
+    return f"{PREFIX}/sensors/{sensor_id}/{token}/reports/{host_cn(host_id)}"
 
 
 def report_filter(sensor_id: str, token: str) -> str:
@@ -64,7 +94,7 @@ def host_of_status_topic(topic: str) -> str | None:
     """The host id in a status topic, or None when the topic is not one."""
     parts = topic.split("/")
     if len(parts) == 5 and parts[:3] == ["netdetect", "v1", "hosts"] and parts[4] == "status":
-        return parts[3] if valid_id(parts[3]) else None
+        return host_of_level(parts[3])
     return None
 
 
@@ -78,12 +108,12 @@ def host_of_report_topic(topic: str, sensor_id: str, token: str) -> str | None:
         and parts[4] == token
         and parts[5] == "reports"
     ):
-        return parts[6] if valid_id(parts[6]) else None
+        return host_of_level(parts[6])
     return None
 
 
 def response_topic_ok(topic: str, host_id: str) -> bool:
-    """True when `topic` is ``netdetect/v1/sensors/<valid id>/<valid token>/reports/<host_id>``."""
+    """True when `topic` is ``netdetect/v1/sensors/<id>/<token>/reports/host:<host_id>``."""
     parts = topic.split("/")
     return (
         len(parts) == 7
@@ -91,7 +121,7 @@ def response_topic_ok(topic: str, host_id: str) -> bool:
         and valid_id(parts[3])
         and valid_id(parts[4])
         and parts[5] == "reports"
-        and parts[6] == host_id
+        and parts[6] == host_cn(host_id)
     )
 
 

@@ -27,11 +27,13 @@ MINER_AGENTS = "miner_agents.txt"
 TLS_FINGERPRINTS = "tls_fingerprints.txt"
 POOL_IPS = "pool_ips.txt"
 ALLOW_IPS = "allow_ips.txt"
+SANCTIONED = "sanctioned.txt"
 POOL_IPS_MMDB = "pool_ips.mmdb"
 IMPORTED = "imported"
 
 REQUIRED = (POOL_DOMAINS, ALLOW_DOMAINS, POOL_PORTS, WEB_PORTS, MINER_AGENTS, TLS_FINGERPRINTS)
-OPTIONAL = (POOL_IPS, ALLOW_IPS)
+OPTIONAL = (POOL_IPS, ALLOW_IPS, SANCTIONED)
+SANCTIONED_KINDS = frozenset({"pool", "address", "wallet"})
 
 # imported/NAME<suffix>: which top-level file format each imported file follows.
 IMPORTED_KINDS = {
@@ -85,6 +87,72 @@ class TlsMatch:
     label: str
     weight: int
     note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class SanctionedEntry:
+    """Mining the organisation runs on purpose (sanctioned.txt): a match makes the verdict
+    `allowed` from the network side alone, before and without asking any host."""
+
+    kind: str  # "pool" (host name suffix) | "address" (IP / CIDR) | "wallet"
+    value: str
+    ports: frozenset[int]  # empty: any port
+    source: str  # "sanctioned.txt:12"
+    reason: str
+
+    def describe(self) -> str:
+        ports = f" port {','.join(map(str, sorted(self.ports)))}" if self.ports else ""
+        return f"sanctioned {self.kind} {self.value}{ports} ({self.source}: {self.reason})"
+
+
+class Sanctioned:
+    """Lookups over the sanctioned entries; called once per suspect, never per packet."""
+
+    def __init__(self, entries: tuple[SanctionedEntry, ...] = ()) -> None:
+        self.entries = entries
+        self._pools: dict[str, list[SanctionedEntry]] = {}
+        self._wallets: dict[str, SanctionedEntry] = {}
+        self._networks: list[tuple[ipaddress.IPv4Network | ipaddress.IPv6Network,
+                                   SanctionedEntry]] = []
+        for e in entries:
+            if e.kind == "pool":
+                self._pools.setdefault(e.value, []).append(e)
+            elif e.kind == "wallet":
+                self._wallets.setdefault(e.value, e)
+            else:
+                self._networks.append((ipaddress.ip_network(e.value), e))
+
+    def __bool__(self) -> bool:
+        return bool(self.entries)
+
+    def match(self, ip: str, port: int, host: str | None,
+              login: str | None) -> SanctionedEntry | None:
+        """The entry sanctioning a flow to `ip`:`port` (pool `host`, miner `login`), if any."""
+        if not self.entries:
+            return None
+        if host:
+            norm = normalise_name(host)
+            for suffix in _walk_suffixes(norm) if norm else ():
+                for e in self._pools.get(suffix, ()):
+                    if not e.ports or port in e.ports:
+                        return e
+        if self._networks:
+            try:
+                addr = ipaddress.ip_address(ip)
+            except ValueError:
+                addr = None
+            if addr is not None:
+                for network, e in self._networks:
+                    if addr in network and (not e.ports or port in e.ports):
+                        return e
+        if login and self._wallets:
+            if login in self._wallets:
+                return self._wallets[login]
+            # Miners append a worker or difficulty to the wallet after . + / :
+            cut = next((i for i, ch in enumerate(login) if ch in ".+/:" and i > 0), None)
+            if cut is not None and login[:cut] in self._wallets:
+                return self._wallets[login[:cut]]
+        return None
 
 
 class SignatureLoadError(SignatureError):
@@ -164,7 +232,9 @@ class Intel:
         ip_db: IpSetDb | None,
         geo: GeoDb | None,
         counts: dict[str, int],
+        sanctioned: Sanctioned | None = None,
     ) -> None:
+        self.sanctioned = sanctioned or Sanctioned()
         self._domains = domains
         self._allow_suffix = allow_suffix
         self._allow_exact = allow_exact
@@ -433,6 +503,7 @@ class _Loader:
         self.tls: dict[tuple[str, str], TlsMatch] = {}
         self.ip_entries: list[IpEntry] = []
         self.ip_sources: list[Path] = []
+        self.sanctioned: list[SanctionedEntry] = []
 
     def rel(self, path: Path) -> str:
         try:
@@ -459,6 +530,7 @@ class _Loader:
         self.load_file(self.dir / WEB_PORTS, WEB_PORTS)
         self.load_file(self.dir / MINER_AGENTS, MINER_AGENTS)
         self.load_file(self.dir / TLS_FINGERPRINTS, TLS_FINGERPRINTS)
+        self.load_file(self.dir / SANCTIONED, SANCTIONED)
         self.load_ip_files()
         self.load_imported(skip_ips=True)
 
@@ -505,6 +577,7 @@ class _Loader:
             TLS_FINGERPRINTS: self.parse_tls_line,
             POOL_IPS: self.parse_ip_line,
             ALLOW_IPS: self.parse_allow_ip_line,
+            SANCTIONED: self.parse_sanctioned_line,
         }[kind]
         if kind in {POOL_IPS, ALLOW_IPS}:
             self.ip_sources.append(path)
@@ -689,6 +762,39 @@ class _Loader:
         self.ip_entries.append(IpEntry(network, self.rel(path), "allow", note, frozenset()))
         return network
 
+    def parse_sanctioned_line(self, path: Path, number: int, line: str) -> object:
+        cols = _columns(path, number, line, 4, 4, self.errors)
+        if cols is None:
+            return None
+        kind, value, port_text, reason = cols
+        problem: str | None = None
+        if kind not in SANCTIONED_KINDS:
+            problem = f"unknown kind {kind!r} (want {' | '.join(sorted(SANCTIONED_KINDS))})"
+        elif kind == "pool":
+            problem = check_domain(value)
+        elif kind == "address":
+            network = parse_network(value)
+            if isinstance(network, str):
+                problem = network
+            else:
+                value = str(network)
+        elif not value or any(c.isspace() for c in value):
+            problem = f"bad wallet {value!r}"
+        ports = _parse_ports(port_text)
+        if problem is None and isinstance(ports, str):
+            problem = ports
+        elif problem is None and kind == "wallet" and ports:
+            problem = "a wallet entry takes no ports ('-')"
+        if problem is None and not reason:
+            problem = "say why this mining is sanctioned (fourth column)"
+        if problem is not None:
+            self.errors.add(path, number, problem)
+            return None
+        assert not isinstance(ports, str)
+        self.sanctioned.append(SanctionedEntry(kind, value, ports,
+                                               f"{self.rel(path)}:{number}", reason))
+        return (kind, value, ports)
+
     def sources_digest(self) -> str:
         """Identifies the address lists a compiled DB was made from (names and bytes)."""
         h = hashlib.sha256()
@@ -822,6 +928,7 @@ def load_intel(
         "web_ports": len(loader.web_ports),
         "miner_agents": len(loader.agents),
         "tls_fingerprints": len(loader.tls),
+        "sanctioned": len(loader.sanctioned),
         "pool_ip_db_cached": int(cached),
         "geo": int(geo is not None),
     }
@@ -836,4 +943,5 @@ def load_intel(
         ip_db=ip_db,
         geo=geo,
         counts=counts,
+        sanctioned=Sanctioned(tuple(loader.sanctioned)),
     )

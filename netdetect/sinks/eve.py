@@ -189,6 +189,7 @@ def _facts(s: Suspect) -> dict[str, Any]:
                 "jobs": pf.jobs,
                 "algo": pf.algo,
                 "encoding": pf.encoding,
+                "sanctioned": pf.sanctioned,
                 "as": {"number": pf.asn, "organization": {"name": pf.as_org}} if pf.asn else None,
                 "geo": {"country_iso_code": pf.country} if pf.country else None,
             }

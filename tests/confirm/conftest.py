@@ -30,7 +30,8 @@ DEPLOY = REPO / "deploy"
 MOSQUITTO = Path("/usr/sbin/mosquitto")
 SENSOR = "sensor-1"
 TOKEN = "0123456789abcdef"  # a sensor process's report-topic token, for hand-made queries
-HOSTS = ("web-01", "db-01", "siem-forwarder")
+HOSTS = ("web-01", "db-01")
+READER = "siem-forwarder"  # an alert consumer's certificate (make-pki.sh -r)
 
 
 @dataclass(frozen=True)
@@ -41,9 +42,15 @@ class Pki:
     def ca(self) -> Path:
         return self.root / "ca.crt"
 
-    def cert(self, cn: str) -> tuple[Path, Path]:
-        sub = "sensors" if cn == SENSOR else "hosts"
-        return self.root / sub / f"{cn}.crt", self.root / sub / f"{cn}.key"
+    def cert(self, name: str) -> tuple[Path, Path]:
+        """The certificate and key made for `name`: the sensor, the reader or a host id, or
+        ``role:id`` (host:sensor-1 is the host certificate of a host that shares the id)."""
+        role, sep, ident = name.partition(":")
+        if sep:
+            sub, name = f"{role}s", ident
+        else:
+            sub = {SENSOR: "sensors", READER: "readers"}.get(name, "hosts")
+        return self.root / sub / f"{name}.crt", self.root / sub / f"{name}.key"
 
     @property
     def signing_key(self) -> Path:
@@ -59,7 +66,7 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
     root = tmp_path_factory.mktemp("pki")
     subprocess.run(
         [str(DEPLOY / "make-pki.sh"), "-o", str(root), "-d", "2", "-b", "127.0.0.1",
-         "-b", "localhost", "-s", SENSOR, *HOSTS],
+         "-b", "localhost", "-s", SENSOR, "-r", READER, *HOSTS, SENSOR],
         check=True, capture_output=True, timeout=120,
     )
     return Pki(root)

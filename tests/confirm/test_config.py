@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 from pathlib import Path
 
 import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
 from netdetect.config import load_agent_config, load_sensor_config
 from netdetect.errors import ConfigError
@@ -18,10 +23,24 @@ def errors_of(exc: pytest.ExceptionInfo[ConfigError]) -> list[str]:
     return str(exc.value).splitlines()
 
 
+def write_cert(path: Path, cn: str) -> None:
+    """A self-signed PEM certificate whose subject CN is `cn` (only the CN is read here)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+    now = dt.datetime.now(dt.UTC)
+    cert = (x509.CertificateBuilder().subject_name(name).issuer_name(name)
+            .public_key(key.public_key()).serial_number(x509.random_serial_number())
+            .not_valid_before(now).not_valid_after(now + dt.timedelta(days=1))
+            .sign(key, hashes.SHA256()))
+    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
+
+
 @pytest.fixture
 def files(tmp_path: Path) -> Path:
-    for name in ("ca.crt", "c.crt", "c.key", "sign.key", "sign.pub"):
+    for name in ("ca.crt", "c.key", "sign.key", "sign.pub"):
         (tmp_path / name).write_text("x")
+    write_cert(tmp_path / "c.crt", "host:web-01")
+    write_cert(tmp_path / "s.crt", "sensor:sensor-1")
     for name in ("c.key", "sign.key"):
         (tmp_path / name).chmod(0o600)
     return tmp_path
@@ -111,7 +130,7 @@ id = "sensor-1"
 [mqtt]
 host = "broker"
 ca = "ca.crt"
-cert = "c.crt"
+cert = "s.crt"
 key = "c.key"
 
 [confirm]
@@ -134,6 +153,19 @@ pool_domains = [".Pool.Example."]
     assert cfg.allowlist.sha256 == frozenset({"ab" * 32})
     assert cfg.allowlist.pool_domains == ("pool.example",)
     assert cfg.correlate.cpu_threshold == 50.0
+    assert (cfg.confirm.ask_threshold, cfg.confirm.ask_per_host, cfg.confirm.ask_budget,
+            cfg.confirm.ask_period) == (25, 4, 60, 60.0)
+    assert (cfg.correlate.confirm_score, cfg.correlate.ask_confirm_score) == (30, 50)
+    path.write_text(path.read_text().replace("timeout = 4\n", "timeout = 4\nask_threshold = 0\n"
+                                             "ask_per_host = 1\n[correlate]\n"
+                                             "ask_confirm_score = 80\n"))
+    cfg = load_sensor_config(path)
+    assert cfg.confirm is not None
+    assert (cfg.confirm.ask_threshold, cfg.confirm.ask_per_host) == (0, 1)
+    assert cfg.correlate.ask_confirm_score == 80
+    path.write_text(path.read_text().replace("ask_threshold = 0", "ask_threshold = 101"))
+    with pytest.raises(ConfigError, match=r"confirm\.ask_threshold"):
+        load_sensor_config(path)
 
 
 def test_sensor_config_cross_checks(files: Path) -> None:
@@ -222,8 +254,8 @@ def test_private_keys_readable_by_others_are_refused(files: Path) -> None:
             "(mode 0644); run chmod 600 on it")
     assert errors_of(exc) == [want]
     sensor = files / "sensor.toml"
-    sensor.write_text('[sensor]\nid = "s-1"\n\n[mqtt]\nhost = "b"\nca = "ca.crt"\n'
-                      'cert = "c.crt"\nkey = "c.key"\n\n[confirm]\nsigning_key = "sign.key"\n')
+    sensor.write_text('[sensor]\nid = "sensor-1"\n\n[mqtt]\nhost = "b"\nca = "ca.crt"\n'
+                      'cert = "s.crt"\nkey = "c.key"\n\n[confirm]\nsigning_key = "sign.key"\n')
     with pytest.raises(ConfigError) as exc:
         load_sensor_config(sensor)
     assert [e.split(": ", 2)[1] for e in errors_of(exc)] == ["mqtt.key", "confirm.signing_key"]
@@ -240,3 +272,29 @@ def test_agent_root_is_relative_to_the_config_and_must_exist(files: Path) -> Non
     with pytest.raises(ConfigError) as exc:
         load_agent_config(path)
     assert errors_of(exc) == [f"{path}:4: agent.root: {files / 'missing'} does not exist"]
+
+
+def test_client_certificate_must_carry_the_role_and_id_the_acl_expects(files: Path) -> None:
+    """The broker ACL gives host rights to CN host:<id> and sensor rights to sensor:<id>; a
+    certificate for another role or id (or one made before roles were in the CN) would only
+    show up as refused subscriptions, so the config loader names it."""
+    path = files / "agent.toml"
+    for cn in ("web-01", "host:db-01", "sensor:web-01"):
+        write_cert(files / "c.crt", cn)
+        path.write_text(AGENT)
+        with pytest.raises(ConfigError) as exc:
+            load_agent_config(path)
+        want = (f"{path}:8: mqtt.cert: {files / 'c.crt'} is issued to CN {cn!r}, but the broker "
+                "ACL gives this id's rights only to CN 'host:web-01' "
+                "(deploy/make-pki.sh issues it)")
+        assert errors_of(exc) == [want]
+    write_cert(files / "c.crt", "host:web-01")
+    assert load_agent_config(path).host_id == "web-01"
+    sensor = files / "sensor.toml"
+    sensor.write_text('[sensor]\nid = "sensor-1"\n\n[mqtt]\nhost = "b"\nca = "ca.crt"\n'
+                      'cert = "c.crt"\nkey = "c.key"\n')
+    with pytest.raises(ConfigError, match=r"issued to CN 'host:web-01'.*'sensor:sensor-1'"):
+        load_sensor_config(sensor)
+    (files / "c.crt").write_text("not a certificate")
+    with pytest.raises(ConfigError, match=r"mqtt\.cert: .*c\.crt is not a PEM certificate"):
+        load_sensor_config(sensor)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
+import logging
+from collections import Counter
 from pathlib import Path
 
 import msgspec
@@ -11,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from netdetect.agent.daemon import Gate
+from netdetect.agent.daemon import Gate, RateLimitedLog, shedding_queue
 from netdetect.agent.protocol import (
     MAX_ENVELOPE_BYTES,
     Envelope,
@@ -39,6 +42,7 @@ from netdetect.agent.topics import (
     host_of_status_topic,
     report_topic,
     response_topic_ok,
+    status_topic,
     valid_id,
 )
 from netdetect.config import AgentConfig
@@ -220,14 +224,20 @@ def test_gate_bounds_query_cost() -> None:
 
 
 def test_topic_helpers() -> None:
-    assert host_of_status_topic("netdetect/v1/hosts/web-01/status") == "web-01"
-    assert host_of_status_topic("netdetect/v1/hosts/+/status") is None
-    assert host_of_status_topic("netdetect/v1/hosts/web-01/query") is None
+    assert status_topic("web-01") == "netdetect/v1/hosts/host:web-01/status"
+    assert host_of_status_topic("netdetect/v1/hosts/host:web-01/status") == "web-01"
+    # A level that is not a host certificate's CN names no host: a sensor's or reader's
+    # certificate (whose CN the ACL patterns substitute just the same) cannot speak for one.
+    for level in ("web-01", "sensor:web-01", "reader:web-01", "host:", "host:a/b", "+"):
+        assert host_of_status_topic(f"netdetect/v1/hosts/{level}/status") is None
+    assert host_of_status_topic("netdetect/v1/hosts/host:web-01/query") is None
+    assert RT.endswith("/reports/host:web-01")
     assert host_of_report_topic(RT, "sensor-1", TOKEN) == "web-01"
     assert host_of_report_topic(RT, "sensor-2", TOKEN) is None
     assert response_topic_ok(RT, "web-01")
     assert not response_topic_ok(RT + "/x", "web-01")
-    assert not response_topic_ok("netdetect/v1/sensors/#/reports/web-01", "web-01")
+    assert not response_topic_ok("netdetect/v1/sensors/#/reports/host:web-01", "web-01")
+    assert not response_topic_ok(RT.replace("host:web-01", "web-01"), "web-01")
     assert valid_id("web-01.example_1")
     for bad in ("", "a/b", "a+b", "#", "-x", "a b", "x" * 65):
         assert not valid_id(bad)
@@ -325,3 +335,57 @@ def test_gate_unreadable_state_refuses_queries_issued_before_start(tmp_path: Pat
     assert err.value.reason == "issued-before-start"
     fresh = make_query(nonce="e" * 32, issued_at=NOW + 2, expires_at=NOW + 30)
     assert admit(g, fresh) == fresh
+
+
+# --- flood shedding: counted, rate-limited logging ----------------------------------------
+
+
+def test_rate_limited_log_counts_by_reason_and_writes_one_line_per_interval(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    now = [100.0]
+    note = RateLimitedLog(logging.getLogger("t.flood"), 10.0, clock=lambda: now[0])
+    with caplog.at_level(logging.WARNING, logger="t.flood"):
+        for i in range(1000):
+            note("queries refused", "bad-signature" if i % 4 else "expired",
+                 "query refused: %d", i)
+        assert [r.getMessage() for r in caplog.records] == ["query refused: 0"]
+        note.flush()  # nothing is due before the interval has passed
+        assert len(caplog.records) == 1
+        now[0] += 10.5
+        note.flush()
+        assert [r.getMessage() for r in caplog.records][1:] == [
+            "queries refused: 999 more in the last 10s (bad-signature=750, expired=249)"]
+        note.flush()
+        note("queries beyond capacity", "busy", "busy %s", "x")  # kinds are limited apart
+        now[0] += 20
+        note("queries refused", "expired", "query refused: %s", "late")  # after a quiet spell
+        # A flood that goes on past the interval: one counted line per interval, no more.
+        for _ in range(3):
+            for _ in range(50):
+                now[0] += 0.25
+                note("queries refused", "expired", "query refused: %s", "again")
+    lines = [r.getMessage() for r in caplog.records][2:]
+    assert lines == ["busy x", "query refused: late",
+                     "queries refused: 40 more in the last 10s (expired=40)",
+                     "queries refused: 40 more in the last 10s (expired=40)",
+                     "queries refused: 40 more in the last 10s (expired=40)"]
+    assert note.suppressed == 999 + 150 - 3
+
+
+def test_shedding_queue_counts_and_drops_without_logging_each(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    counters: Counter[str] = Counter()
+    note = RateLimitedLog(logging.getLogger("t.queue"), 10.0)
+
+    async def run() -> list[int]:
+        q = shedding_queue(counters, note)(maxsize=4)
+        for i in range(100):
+            q.put_nowait(i)  # what aiomqtt calls per incoming message
+        return [q.get_nowait() for _ in range(q.qsize())]
+
+    with caplog.at_level(logging.WARNING, logger="t.queue"):
+        assert asyncio.run(run()) == [0, 1, 2, 3]
+    assert counters["shed-queue-full"] == 96
+    assert len(caplog.records) == 1
