@@ -24,6 +24,9 @@ K_LEASE: int
 K_LEASE_UNUSABLE: int
 K_END: int
 K_SETTLE: int
+K_PROXY: int
+K_WS: int
+K_TLS_SHAPE: int
 
 MARK_ALERTED: int
 MARK_KEEP: int

@@ -26,6 +26,7 @@ from netdetect.decoders.jsonrpc import (
     peek_method,
 )
 from netdetect.decoders.stratum import LineDecoder
+from netdetect.decoders.webminer import parse_ws_message
 from netdetect.detect import (
     COUNTED_METHODS,
     DEFAULT_HOME_NET,
@@ -34,6 +35,7 @@ from netdetect.detect import (
     TIMING_SMALL,
     Detector,
     Inspection,
+    TlsShape,
 )
 from netdetect.errors import CaptureError, DecodeError
 from netdetect.intel import Intel
@@ -42,7 +44,7 @@ from netdetect.model import FlowEnd, HostLease, Suspect, ip_str
 _MAX_LEASES = 4096
 # Events of the modes a flow enters after DEEP (WATCH: timing and SV2 frames; SAMPLE):
 # once a flow alerted, it has nothing more to learn from them.
-_AFTER_DEEP = frozenset({_core.K_TIMING, _core.K_SV2, _core.K_SAMPLE})
+_AFTER_DEEP = frozenset({_core.K_TIMING, _core.K_SV2, _core.K_SAMPLE, _core.K_TLS_SHAPE})
 _DEFAULT_BUDGET = 128 << 20
 
 
@@ -349,6 +351,12 @@ class CoreEngine:
                 pushes, client_small, nbytes = body
                 flow.bytes = [nbytes, 0]
                 det.check_timing(flow, ins, pushes, client_small, ts)
+            elif kind == _core.K_TLS_SHAPE:
+                det.check_tls_shape(flow, ins, TlsShape(*body), ts)
+            elif kind == _core.K_PROXY:
+                det.proxy(flow, ins, d, body[0], body[1], body[2], ts)
+            elif kind == _core.K_WS:
+                self._ws(st, d, body[1], ts)
             elif kind == _core.K_POOL_ANSWER and not ins.alerted:
                 # Only flows not yet raised learn a late answer (its mark may lag a batch).
                 det.pool_answer(flow, ins, body[0], body[1], ts)
@@ -492,6 +500,15 @@ class CoreEngine:
             for dec in st.lines:
                 if dec is not None:
                     dec.switch_encoding("gzip")
+
+    def _ws(self, st: _State, d: int, data: bytes, ts: float) -> None:
+        try:
+            msgs = parse_ws_message(data)
+        except DecodeError:
+            self.line_errors += 1
+            return
+        for msg in msgs:
+            self.detector.websocket_message(st.flow, st.ins, d, msg, ts)
 
     def _sample(self, st: _State, d: int, data: bytes, ts: float) -> None:
         for raw in data.split(b"\n"):

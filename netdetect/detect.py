@@ -7,6 +7,7 @@ import hashlib
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from netdetect.decoders.events import (
     Certificate,
@@ -52,11 +53,15 @@ W_TLS_BARE = 25  # ClientHello without SNI and without ALPN
 W_TLS_POOL_PORT = 35  # ... to a well-known pool port
 W_TLS_NONWEB_PORT = 15  # ... to another non-web port
 W_TLS_TIMING = 35  # ... with stratum-like timing: long-lived, small periodic records both ways
+W_TLS_SHAPE = 35  # ... with a stratum session's record shape (login answered by a job, pushes)
+W_POOL_PROXY = 50  # a proxy handshake (SOCKS4a/5 domain, HTTP CONNECT) names a pool: like a
+# certificate, a name that the tunnelled protocol (TLS, stratum) then corroborates
 ALERT_THRESHOLD = 60
 # Evidence that the remote end is a pool's, from different sources (DNS, SNI, certificate,
 # HTTP Host, address lists): one fact, so only the strongest counts. A browser visiting a
 # pool's web site shows several of them and nothing mining-like.
 NAME_KINDS = frozenset({"pool-dns", "pool-website", "pool-domain-sni", "pool-domain-cert",
+                        "pool-domain-proxy",
                         "pool-domain-http", "pool-ip"})
 WEB_ALPN = frozenset({"h2", "http/1.1", "h3", "http/1.0", "spdy/3.1"})
 
@@ -68,6 +73,25 @@ TIMING_MIN_CLIENT = 2
 TIMING_SMALL = 1200  # bytes of TCP payload
 TIMING_MAX_BYTES = 512 * 1024  # a bulk transfer is not stratum
 
+# The record shape of a TLS stratum session (tls/shape.rs counts, this judges), learned from
+# XMRig sessions recorded in the lab (pcaps/lab/): the miner speaks first (login); the reply
+# that ends the pool's first flight carries a job (XMRig: a 461-byte record after two 250-byte
+# session tickets), not a bare acknowledgement (MQTT's CONNACK, a WebSocket 101); the pool then
+# pushes job-sized records nobody asked for (376 bytes), and the miner sends share-sized
+# records (227 bytes). HTTP/1.1 never pushes; IMAP and SMTP servers speak first; an MQTT or
+# WebSocket feed pushes but its client only pings.
+SHAPE_MIN_LOGIN = 80  # bytes of the client's first record
+SHAPE_MIN_ANSWER = 200  # bytes of the record that ends the server's first flight
+SHAPE_MIN_PUSHES = 2  # job-sized records the pool sent unprompted ...
+SHAPE_MIN_CLIENT = 1  # ... and share-sized records from the miner,
+SHAPE_SAME_PUSHES = 4  # or this many pushes of one size (± 8 bytes): a pool's jobs, before the
+# miner's first share (a feed's messages vary in size; a broker's CONNACK ends its answer)
+SHAPE_MAX_RECORD = 4096  # a record larger than this after the handshake: not stratum
+# The looser shape without which the 45 s timing evidence does not count either (stratum v1
+# answers a subscribe with a short record): client first, more than a ping each way, a
+# job-sized push and a share-sized client record.
+TIMING_SHAPE_MIN = 64
+
 _SHARE_METHODS = frozenset(
     {"mining.submit", "submit", "eth_submitWork", "submitblock", "eth_submitHashrate"}
 )
@@ -75,6 +99,22 @@ JOB_METHODS = frozenset({"mining.notify", "job", "mining.set"})
 COUNTED_METHODS = _SHARE_METHODS | JOB_METHODS
 """Methods that, once a flow has alerted and already carried them, only add to its job and
 share counts (`count_repeat`) plus the pool's latest difficulty and target (`refresh`)."""
+
+
+class TlsShape(NamedTuple):
+    """The core's record-shape counts of a bare-TLS session (src/tls/shape.rs)."""
+
+    client_first: bool
+    first_client: int
+    first_answer: int
+    pushes: int
+    pushes_small: int
+    pushes_same: int
+    client_small: int
+    records: tuple[int, int]
+    max_record: int
+    bytes: int
+    first_ts: float
 
 
 @dataclass(slots=True)
@@ -113,6 +153,9 @@ class Inspection:
     bare_tls: bool = False  # ClientHello without SNI and ALPN seen
     remote_checked: bool = False
     gzip: bool = False
+    proxy: str | None = None  # "socks5", "socks4a", "socks4", "http-connect"
+    shape: TlsShape | None = None  # the latest record shape of bare TLS
+    proxy_port: int | None = None  # the port the miner asked the proxy for
     name_weight: int = 0  # the strongest "the remote is a pool" evidence counted so far
     asked: bool = False  # put to the host early (score between the ask and alert thresholds)
 
@@ -259,6 +302,14 @@ class Detector:
         seconds, the miner answers with small records, for a long time, moving little data."""
         if "tls-timing" in ins.kinds or not ins.bare_tls:
             return
+        sh = ins.shape
+        if sh is not None and not (sh.client_first and sh.first_client >= TIMING_SHAPE_MIN
+                                   and sh.first_answer >= TIMING_SHAPE_MIN and sh.pushes
+                                   and sh.client_small):
+            # The records say server-first, a bare acknowledgement, no job-sized push or a
+            # client that only pings: MQTT, IMAP IDLE, a notification feed — periodic, but
+            # not stratum.
+            return
         if ts - flow.first_ts < TIMING_MIN_DURATION or client_small < TIMING_MIN_CLIENT:
             return
         if flow.bytes[0] + flow.bytes[1] > TIMING_MAX_BYTES:
@@ -307,6 +358,7 @@ class Detector:
         ev: StratumMessage,
         ts: float,
         via_http: bool,
+        websocket: bool = False,
     ) -> None:
         if not ev.mining:
             return
@@ -316,14 +368,17 @@ class Detector:
                 "getwork": "getwork-http",
                 "getblocktemplate": "getblocktemplate-http",
                 "eth-proxy": "eth-getwork-http",
+                "monero-daemon": "monero-daemon-rpc",
             }.get(dialect, f"{dialect}-http")
+        elif websocket and not dialect.endswith("-ws"):
+            dialect = f"{dialect}-ws"
         if ins.dialect is None or ins.dialect in ("tls", "browser-tls") or (
             # The first method the client sent decides getwork vs getblocktemplate.
             ins.dialect == "stratum-v1" and dialect.startswith("ethereumstratum")
         ):
             ins.dialect = dialect
-        if ins.app_proto is None:
-            ins.app_proto = "http" if via_http else "stratum"
+        if ins.app_proto is None or (websocket and ins.app_proto == "http"):
+            ins.app_proto = "websocket" if websocket else "http" if via_http else "stratum"
         method = ev.method
         if method:
             ins.methods.add(method)
@@ -359,6 +414,65 @@ class Detector:
         if ev.encoding == "gzip":
             ins.gzip = True
 
+    def websocket_message(
+        self, flow: FlowView, ins: Inspection, d: int, ev: StratumMessage, ts: float
+    ) -> None:
+        """A mining message carried in a WebSocket message (browser and Node.js miners)."""
+        self._stratum(flow, ins, d, ev, ts, via_http=False, websocket=True)
+
+    def proxy(
+        self, _flow: FlowView, ins: Inspection, d: int, kind: str, host: str, port: int,
+        ts: float,
+    ) -> None:
+        """A proxy handshake (SOCKS4/4a/5, HTTP CONNECT) named the miner's target: the
+        flow's remote end is the proxy, the target is the pool."""
+        ins.client_dir = d if ins.client_dir is None else ins.client_dir
+        ins.proxy = kind
+        ins.proxy_port = port or None
+        target = f"{host}:{port}"
+        m = self.intel.match_domain(host)
+        if m is not None:
+            self.add(ins, "pool-domain-proxy", W_POOL_PROXY, f"{kind} target {target}", ts)
+            self._pool_host(ins, host, kind, m.domain)
+            if m.category == "browser-miner":
+                ins.dialect = ins.dialect or "browser-tls"
+            return
+        try:
+            im = self.intel.match_ip(host)
+        except ValueError:
+            im = None
+        if im is not None:
+            self.add(ins, "pool-ip", W_POOL_IP, f"{kind} target {target} in pool address "
+                     f"list {im.source}", ts)
+            ins.list_match = ins.list_match or f"{im.source}:{im.network}"
+        if ins.pool_host is None:
+            ins.pool_host = host
+            ins.pool_host_source = kind
+
+    def check_tls_shape(self, _flow: FlowView, ins: Inspection, shape: TlsShape,
+                        ts: float) -> None:
+        """Bare TLS whose records are shaped like a stratum session (see SHAPE_*)."""
+        ins.shape = shape
+        if "tls-shape" in ins.kinds or not ins.bare_tls:
+            return
+        if not shape.client_first or shape.first_client < SHAPE_MIN_LOGIN:
+            return
+        if shape.first_answer < SHAPE_MIN_ANSWER or shape.max_record > SHAPE_MAX_RECORD:
+            return
+        if shape.bytes > TIMING_MAX_BYTES:
+            return
+        pushes, shares = shape.pushes, shape.client_small
+        if not ((pushes >= SHAPE_MIN_PUSHES and shares >= SHAPE_MIN_CLIENT)
+                or shape.pushes_same >= SHAPE_SAME_PUSHES):
+            return
+        self.add(
+            ins, "tls-shape", W_TLS_SHAPE,
+            f"stratum-shaped TLS: {shape.first_client}-byte first record answered by "
+            f"{shape.first_answer} bytes, {pushes} unprompted job-sized records, "
+            f"{shape.pushes_same} of one size, {shares} share-sized records from the client",
+            ts,
+        )
+
     def count_repeat(self, ins: Inspection, method: str) -> None:
         """One more message of a COUNTED_METHODS method the alerted flow already carried:
         everything else about it is known, so it is only counted."""
@@ -387,7 +501,8 @@ class Detector:
         if ev.is_request:
             if ins.client_dir is None and ev.rpc:
                 ins.client_dir = d
-            if ev.host:
+            if ev.host and ev.method != "CONNECT":
+                # (A CONNECT's Host repeats its target: proxy evidence covers it.)
                 host = ev.host.rsplit(":", 1)[0] if not ev.host.startswith("[") else ev.host
                 m = self.intel.match_domain(host)
                 if m is not None:
@@ -418,7 +533,7 @@ class Detector:
         ins.app_proto = ins.app_proto or "tls"
         ins.ja3 = ev.ja3_hash
         ins.ja4 = ev.ja4
-        server_port = flow.b_port if d == 0 else flow.a_port
+        server_port = ins.proxy_port or (flow.b_port if d == 0 else flow.a_port)
         if ev.sni:
             ins.sni = ev.sni
             m = self.intel.match_domain(ev.sni)
@@ -515,6 +630,8 @@ class Detector:
                 as_org=geo.as_org if geo else None,
                 country=geo.country if geo else None,
                 encoding="gzip" if ins.gzip else None,
+                proxy=ins.proxy,
+                proxy_port=ins.proxy_port if ins.proxy else None,
                 sanctioned=sanctioned.describe() if sanctioned else None,
             ),
             miner_facts=MinerFacts(

@@ -87,6 +87,10 @@ class PoolFacts:
     as_org: str | None = None
     country: str | None = None
     encoding: str | None = None  # "gzip" once an EthereumStratum/2.0.0 pool switched to it
+    # Reached through a proxy ("socks5", "socks4a", "socks4", "http-connect"): the flow's
+    # remote end is the proxy, `host`/`port` are the target the miner asked it for.
+    proxy: str | None = None
+    proxy_port: int | None = None
     # The signatures' sanctioned.txt entry covering this pool (verdict `allowed`), described.
     sanctioned: str | None = None
 

@@ -22,8 +22,11 @@ use crate::lines::{Framed, LineFramer};
 use crate::packet::{Decoded, PacketDecoder, TCP, UDP};
 use crate::pdns::{answer_addresses, PassiveDns};
 use crate::reasm::Reassembler;
+use crate::socks::{self, SocksSniffer};
 use crate::sv2::{self, SetupConnection};
+use crate::tls::shape::{ShapeSummary, ShapeTracker};
 use crate::tls::{CertNames, ClientHelloInfo, TlsEvent, TlsSniffer};
+use crate::ws::WsSniffer;
 use hashbrown::HashMap;
 use std::collections::VecDeque;
 use std::net::{IpAddr, Ipv4Addr};
@@ -41,6 +44,14 @@ const DHCP_WAIT: f64 = 300.0;
 /// struct sizes plus hash map overhead; inspection state is counted on top.
 const FLOW_COST: usize = 256;
 const INSPECT_COST: usize = 768;
+/// Proxy, WebSocket and TLS-shape state of a flow that has any (see `Paths`): the struct
+/// (232 bytes) plus a held proxy target's host name (at most 255 bytes).
+const PATHS_COST: usize = 512;
+/// Bare TLS stays in DEEP this long, so its record shape is seen (then WATCH timing).
+const SHAPE_WINDOW: f64 = 60.0;
+const SHAPE_EMITS: u8 = 24;
+/// Tunnels opened inside one direction (CONNECT inside SOCKS ...): more is not a client.
+const MAX_TUNNELS: u8 = 3;
 
 // What Python marked on a flow.
 pub const MARK_ALERTED: u32 = 1;
@@ -123,6 +134,19 @@ pub enum Body {
     /// A small packet of an unidentified flow that looks like JSON-RPC.
     Sample(Vec<u8>),
     Sv2Setup(Box<SetupConnection>),
+    /// A proxy handshake named the target: SOCKS4/4a/5 or HTTP CONNECT.
+    Proxy {
+        kind: &'static str,
+        host: String,
+        port: u16,
+    },
+    /// A complete WebSocket data message (unmasked, inflated) that may be JSON.
+    WsMessage {
+        opcode: u8,
+        data: Vec<u8>,
+    },
+    /// The record shape of a bare-TLS session changed (see tls::shape).
+    TlsShape(ShapeSummary),
     Sv2(Sv2Kind, usize),
     /// Bare TLS in WATCH: small pool records' times and the miner's small record count.
     Timing {
@@ -183,6 +207,27 @@ enum Dec {
     /// JSON lines, framed and checked here.
     Json(Box<LineFramer>),
     DnsTcp(Box<DnsTcpFramer>),
+    Socks(Box<SocksSniffer>),
+    Ws(Box<WsSniffer>),
+}
+
+/// The ways mining leaves a network besides a plain pool connection: through a proxy,
+/// in WebSocket frames, in TLS without a name. Boxed: most flows have none of it.
+#[derive(Default)]
+struct Paths {
+    /// The SOCKS version and the client's direction, once a client spoke SOCKS.
+    socks: Option<(socks::Version, usize)>,
+    /// The direction that answers a CONNECT.
+    connect_reply: Option<usize>,
+    /// A proxy target not handed up yet (an ordinary web target): it goes up before the
+    /// flow's first other event, if the flow ever has one.
+    proxy_held: Option<Body>,
+    /// Upgrade: websocket seen from this direction; the 101 agreed permessage-deflate.
+    websocket: [bool; 2],
+    ws_deflate: bool,
+    tunnels: [u8; 2],
+    shape: Option<ShapeTracker>,
+    shape_emits: u8,
 }
 
 struct Inspect {
@@ -208,6 +253,7 @@ struct Inspect {
     /// heads): both count against the memory budget.
     pending_bytes: usize,
     dec_bytes: usize,
+    paths: Option<Box<Paths>>,
 }
 
 impl Inspect {
@@ -230,6 +276,7 @@ impl Inspect {
             held_hello: None,
             pending_bytes: 0,
             dec_bytes: 0,
+            paths: None,
         }
     }
 }
@@ -602,7 +649,22 @@ impl Engine {
 
     fn emit(&mut self, key: &Key, d: usize, ts: f64, body: Body) {
         self.announce(key, ts, Vec::new(), Vec::new());
-        let handle = self.flows[key].handle;
+        let flow = self.flows.get_mut(key).expect("flow");
+        let handle = flow.handle;
+        let held = flow
+            .ins
+            .as_mut()
+            .and_then(|i| i.paths.as_mut())
+            .and_then(|p| p.proxy_held.take());
+        if let Some(held) = held {
+            let cd = flow.ins.as_ref().and_then(|i| i.client_dir).unwrap_or(0);
+            self.out.push(Event {
+                handle,
+                d: cd,
+                ts,
+                body: held,
+            });
+        }
         self.out.push(Event {
             handle,
             d: d as u8,
@@ -628,6 +690,46 @@ impl Engine {
         }
     }
 
+    /// The flow's proxy/WebSocket/shape state, made (and charged) on first use.
+    fn paths(&mut self, key: &Key) -> &mut Paths {
+        let ins = self
+            .flows
+            .get_mut(key)
+            .expect("flow")
+            .ins
+            .as_mut()
+            .expect("ins");
+        if ins.paths.is_none() {
+            self.mem_inspect += PATHS_COST;
+        }
+        ins.paths.get_or_insert_with(Box::default)
+    }
+
+    /// A proxy handshake named its target. A pool name or a non-web port goes up now; an
+    /// ordinary web target only if the flow turns out to have something else to judge.
+    fn proxy_target(
+        &mut self,
+        key: &Key,
+        d: usize,
+        kind: &'static str,
+        host: String,
+        port: u16,
+        ts: f64,
+    ) {
+        if let Some(ins) = self.flows.get_mut(key).and_then(|f| f.ins.as_mut()) {
+            ins.client_dir.get_or_insert(d as u8);
+        }
+        let wanted = self.flows[key].announced
+            || !matches!(port, 80 | 443)
+            || self.intel.pool_name(host.trim_end_matches('.'));
+        let body = Body::Proxy { kind, host, port };
+        if wanted {
+            self.emit(key, d, ts, body);
+        } else {
+            self.paths(key).proxy_held = Some(body);
+        }
+    }
+
     // -- DEEP -------------------------------------------------------------------------
 
     fn deep(&mut self, key: &Key, d: usize, ts: f64, seq: u32, payload: &[u8]) {
@@ -639,10 +741,14 @@ impl Engine {
         buf.clear();
         ends.clear();
         let gap;
+        let watching;
         {
             let flow = self.flows.get_mut(key).expect("flow");
             let isn = flow.isn[d];
             let ins = flow.ins.as_mut().expect("inspect");
+            // Bare TLS past its handshake stays in DEEP for its record shape; its packets
+            // count for WATCH timing exactly as they would in WATCH.
+            watching = ins.bare_tls && !ins.sv2 && ins.handshake_done[0] && ins.handshake_done[1];
             if ins.first_len[d] == 0 {
                 ins.first_len[d] = payload.len();
                 if d == 0 {
@@ -681,6 +787,9 @@ impl Engine {
         }
         self.chunk_buf = buf;
         self.chunk_ends = ends;
+        if watching {
+            self.timing(key, d, ts, payload.len());
+        }
         self.maybe_leave_deep(key, d);
     }
 
@@ -705,6 +814,29 @@ impl Engine {
         let mut decs: Vec<Dec> = Vec::new();
         let head = chunk.first().copied();
         let second = chunk.get(1).copied();
+        let (socks_state, connect_reply, tunnelled) = self.flows[key]
+            .ins
+            .as_ref()
+            .and_then(|i| i.paths.as_ref())
+            .map_or((None, None, false), |p| {
+                (p.socks, p.connect_reply, p.tunnels[d] > 0)
+            });
+        if !midflow && !tunnelled {
+            match socks_state {
+                Some((v, cd)) if cd != d => {
+                    decs.push(Dec::Socks(Box::new(SocksSniffer::new(v, false))));
+                    return decs;
+                }
+                Some(_) => {}
+                None => {
+                    if let Some(v) = socks::detect(chunk) {
+                        self.paths(key).socks = Some((v, d));
+                        decs.push(Dec::Socks(Box::new(SocksSniffer::new(v, true))));
+                        return decs;
+                    }
+                }
+            }
+        }
         if head == Some(0x16) && second == Some(3) {
             decs.push(Dec::Tls(Box::new(TlsSniffer::new(false))));
         } else if midflow && matches!(head, Some(0x14..=0x17)) && second == Some(3) {
@@ -714,7 +846,11 @@ impl Engine {
             if matches!(first, Some(b'{' | b'[')) {
                 decs.push(Dec::Json(Box::new(LineFramer::new(false))));
             } else if chunk.len() >= 4 && is_http_start(&chunk[..4]) {
-                decs.push(Dec::Http(Box::default()));
+                let mut h = Box::<HttpSniffer>::default();
+                if connect_reply == Some(d) {
+                    h.expect_connect_reply();
+                }
+                decs.push(Dec::Http(h));
             } else if midflow && memchr::memchr(b'{', chunk).is_some() {
                 // Joined mid-line: the framer drops bytes up to the first LF.
                 decs.push(Dec::Json(Box::new(LineFramer::new(true))));
@@ -759,8 +895,43 @@ impl Engine {
         };
         // Which decoders stay (bit i: decs[i]); the vector is kept, not rebuilt, per packet.
         let mut alive: u64 = 0;
+        // A proxy handshake or an HTTP upgrade ended: the bytes after it are the tunnelled
+        // protocol (true: WebSocket frames).
+        let mut tunnel: Option<(Vec<u8>, bool)> = None;
         for (i, dec) in decs.iter_mut().enumerate() {
             let ok = match dec {
+                Dec::Socks(sn) => match sn.feed(chunk) {
+                    Ok(socks::Step::NeedMore) => true,
+                    Ok(socks::Step::Request(t, rest)) => {
+                        self.proxy_target(key, d, t.kind, t.host, t.port, ts);
+                        tunnel = Some((rest, false));
+                        true
+                    }
+                    Ok(socks::Step::Open(rest)) => {
+                        tunnel = Some((rest, false));
+                        true
+                    }
+                    Err(_) => false,
+                },
+                Dec::Ws(w) => {
+                    let mut msgs = Vec::new();
+                    let r = w.feed(chunk, &mut msgs);
+                    for m in msgs {
+                        let first = m.data.iter().find(|c| !c.is_ascii_whitespace());
+                        if matches!(first, Some(b'{' | b'[')) {
+                            self.emit(
+                                key,
+                                d,
+                                ts,
+                                Body::WsMessage {
+                                    opcode: m.opcode,
+                                    data: m.data,
+                                },
+                            );
+                        }
+                    }
+                    r.is_ok()
+                }
                 Dec::Tls(t) => {
                     let mut evs = Vec::new();
                     let r = t.feed(chunk, &mut evs);
@@ -773,7 +944,16 @@ impl Engine {
                     let mut heads = Vec::new();
                     let r = h.feed(chunk, &mut heads);
                     for head in heads {
+                        self.http_paths(key, d, &head, ts);
                         self.http_head(key, d, head, ts);
+                    }
+                    if let Some(rest) = h.take_tunnel() {
+                        let ws = self.flows[key]
+                            .ins
+                            .as_ref()
+                            .and_then(|i| i.paths.as_ref())
+                            .is_some_and(|p| p.websocket[d]);
+                        tunnel = Some((rest, ws));
                     }
                     r.is_ok()
                 }
@@ -811,6 +991,10 @@ impl Engine {
                 self.counters.decode_errors += 1;
             }
         }
+        if let Some((rest, ws)) = tunnel {
+            self.open_tunnel(key, d, rest, ws, ts);
+            return;
+        }
         let mut i = 0;
         decs.retain(|_| {
             let keep = alive & (1 << i) != 0;
@@ -827,21 +1011,129 @@ impl Engine {
         }
     }
 
-    fn tls_event(&mut self, key: &Key, d: usize, ev: TlsEvent, ts: f64) {
-        match ev {
-            TlsEvent::Record { content_type, .. } => {
-                if content_type == 23 {
-                    let ins = self
-                        .flows
-                        .get_mut(key)
-                        .expect("flow")
-                        .ins
-                        .as_mut()
-                        .expect("ins");
-                    ins.handshake_done[d] = true;
+    /// What an HTTP head says about the bytes after it: a CONNECT names its target and
+    /// makes the other direction's 2xx a tunnel; an Upgrade to websocket makes it frames.
+    fn http_paths(&mut self, key: &Key, d: usize, head: &HttpHead, ts: f64) {
+        let ws = head
+            .upgrade
+            .as_deref()
+            .is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+        if head.is_request && head.method.as_deref() == Some("CONNECT") {
+            let target = head.path.clone().unwrap_or_default();
+            let (host, port) = match target.rsplit_once(':') {
+                Some((h, p)) => (h, p.parse::<u16>().unwrap_or(0)),
+                None => (target.as_str(), 0),
+            };
+            let host = host
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_ascii_lowercase();
+            self.paths(key).connect_reply = Some(1 - d);
+            if let Some(decs) = self
+                .flows
+                .get_mut(key)
+                .and_then(|f| f.ins.as_mut())
+                .and_then(|i| i.decs[1 - d].as_mut())
+            {
+                for dec in decs.iter_mut() {
+                    if let Dec::Http(h) = dec {
+                        h.expect_connect_reply();
+                    }
                 }
             }
-            TlsEvent::ServerHello(_) => {}
+            // A DNS name is at most 253 bytes: anything longer is not a target to name.
+            if !host.is_empty() && host.len() <= 255 {
+                self.proxy_target(key, d, "http-connect", host, port, ts);
+            }
+        } else if ws && (head.is_request || head.status == Some(101)) {
+            let p = self.paths(key);
+            p.websocket[d] = true;
+            if head.status == Some(101) && head.ws_deflate {
+                p.ws_deflate = true;
+                if let Some(decs) = self
+                    .flows
+                    .get_mut(key)
+                    .and_then(|f| f.ins.as_mut())
+                    .and_then(|i| i.decs[1 - d].as_mut())
+                {
+                    for dec in decs.iter_mut() {
+                        if let Dec::Ws(w) = dec {
+                            w.set_deflate();
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// A proxy handshake or an upgrade is over in direction `d`: the rest of the stream is
+    /// sniffed afresh (or as WebSocket frames), starting with `rest`.
+    fn open_tunnel(&mut self, key: &Key, d: usize, rest: Vec<u8>, ws: bool, ts: f64) {
+        let p = self.paths(key);
+        p.tunnels[d] = p.tunnels[d].saturating_add(1);
+        let too_deep = p.tunnels[d] > MAX_TUNNELS;
+        let deflate = p.ws_deflate;
+        let ins = self
+            .flows
+            .get_mut(key)
+            .expect("flow")
+            .ins
+            .as_mut()
+            .expect("ins");
+        if ins.mode != Mode::Deep {
+            return;
+        }
+        ins.decs[d] = if ws {
+            Some(vec![Dec::Ws(Box::new(WsSniffer::new(deflate)))])
+        } else if too_deep {
+            Some(Vec::new())
+        } else {
+            None
+        };
+        let held = dec_buffered(&ins.decs);
+        self.mem_inspect = (self.mem_inspect + held).saturating_sub(ins.dec_bytes);
+        ins.dec_bytes = held;
+        if !rest.is_empty() && !too_deep {
+            self.decode(key, d, &rest, ts);
+        }
+    }
+
+    fn tls_event(&mut self, key: &Key, d: usize, ev: TlsEvent, ts: f64) {
+        match ev {
+            TlsEvent::Record {
+                content_type,
+                length,
+            } => {
+                let flow = self.flows.get_mut(key).expect("flow");
+                let alerted = flow.marks & MARK_ALERTED != 0;
+                let ins = flow.ins.as_mut().expect("ins");
+                if content_type == 23 {
+                    ins.handshake_done[d] = true;
+                }
+                let from_client = ins.client_dir == Some(d as u8);
+                let summary = ins.paths.as_mut().and_then(|p| {
+                    let sh = p.shape.as_mut()?;
+                    let changed = sh.record(from_client, content_type, length, ts);
+                    (changed && !alerted && p.shape_emits < SHAPE_EMITS).then(|| {
+                        p.shape_emits += 1;
+                        sh.s
+                    })
+                });
+                if let Some(s) = summary {
+                    self.emit(key, d, ts, Body::TlsShape(s));
+                }
+            }
+            TlsEvent::ServerHello(info) => {
+                if let Some(sh) = self
+                    .flows
+                    .get_mut(key)
+                    .and_then(|f| f.ins.as_mut())
+                    .and_then(|i| i.paths.as_mut())
+                    .and_then(|p| p.shape.as_mut())
+                {
+                    sh.set_version(info.version);
+                }
+            }
             TlsEvent::Certificate(names) => {
                 let interesting = self.flows[key].announced
                     || names
@@ -861,7 +1153,10 @@ impl Engine {
                 ins.client_dir = Some(d as u8);
                 if bare {
                     ins.bare_tls = true;
+                    self.paths(key).shape = Some(ShapeTracker::new());
                 }
+                let flow = self.flows.get_mut(key).expect("flow");
+                let ins = flow.ins.as_mut().expect("ins");
                 let wanted = announced
                     || bare
                     || hello
@@ -929,7 +1224,8 @@ impl Engine {
                     fresh.push(Dec::Json(Box::new(next)));
                 }
                 Dec::Tls(_) => fresh.push(Dec::Tls(Box::new(TlsSniffer::new(true)))),
-                Dec::Http(_) | Dec::DnsTcp(_) => {}
+                // Frames and handshakes cannot be resynchronised after a hole.
+                Dec::Http(_) | Dec::DnsTcp(_) | Dec::Socks(_) | Dec::Ws(_) => {}
             }
         }
         ins.decs[d] = Some(fresh);
@@ -978,7 +1274,11 @@ impl Engine {
         let empty = |x: &Option<Vec<Dec>>| x.as_ref().is_some_and(Vec::is_empty);
         let dead = (empty(&ins.decs[0]) && empty(&ins.decs[1]))
             || (empty(&ins.decs[d]) && ins.decs[1 - d].is_none() && pkts_d > 3);
-        let tls_over = ins.handshake_done[0] && ins.handshake_done[1];
+        // Bare TLS stays until its record shape had its window (or the flow alerted).
+        let shaping = !alerted
+            && ins.paths.as_ref().is_some_and(|p| p.shape.is_some())
+            && flow.last_ts - flow.first_ts < SHAPE_WINDOW;
+        let tls_over = ins.handshake_done[0] && ins.handshake_done[1] && !shaping;
         if !(exhausted || dead || tls_over) {
             return;
         }
@@ -996,12 +1296,8 @@ impl Engine {
     // -- WATCH / SAMPLE -----------------------------------------------------------------
 
     fn watch(&mut self, key: &Key, d: usize, ts: f64, plen: usize) {
-        let small = self.cfg.timing_small;
-        let min_dur = self.cfg.timing_min_duration;
         let flow = self.flows.get_mut(key).expect("flow");
         let alerted = flow.marks & MARK_ALERTED != 0;
-        let total = flow.bytes[0] + flow.bytes[1];
-        let elapsed = ts - flow.first_ts;
         let ins = flow.ins.as_mut().expect("ins");
         if ins.sv2 {
             if sv2::encrypted_frame_plausible(plen) {
@@ -1016,6 +1312,18 @@ impl Engine {
             }
             return;
         }
+        self.timing(key, d, ts, plen);
+    }
+
+    /// Bare TLS: small records' times each way, for stratum-like timing.
+    fn timing(&mut self, key: &Key, d: usize, ts: f64, plen: usize) {
+        let small = self.cfg.timing_small;
+        let min_dur = self.cfg.timing_min_duration;
+        let flow = self.flows.get_mut(key).expect("flow");
+        let alerted = flow.marks & MARK_ALERTED != 0;
+        let total = flow.bytes[0] + flow.bytes[1];
+        let elapsed = ts - flow.first_ts;
+        let ins = flow.ins.as_mut().expect("ins");
         let client = usize::from(ins.client_dir.unwrap_or(0));
         let mut timing = None;
         if plen <= small {
@@ -1326,7 +1634,8 @@ impl Engine {
         self.handles.remove(&flow.handle);
         if let Some(mut ins) = flow.ins.take() {
             drop_streams(&mut ins, &mut self.mem_inspect);
-            self.mem_inspect = self.mem_inspect.saturating_sub(INSPECT_COST);
+            let cost = INSPECT_COST + if ins.paths.is_some() { PATHS_COST } else { 0 };
+            self.mem_inspect = self.mem_inspect.saturating_sub(cost);
             if !flow.announced {
                 return;
             }
@@ -1445,6 +1754,8 @@ fn dec_buffered(decs: &[Option<Vec<Dec>>; 2]) -> usize {
         .map(|d| match d {
             Dec::Tls(t) => t.buffered(),
             Dec::Http(h) => h.buffered(),
+            Dec::Socks(s) => s.buffered(),
+            Dec::Ws(w) => w.buffered(),
             Dec::Json(f) => f.buffered(),
             Dec::DnsTcp(f) => f.buffered(),
         })
@@ -1468,4 +1779,16 @@ fn host_part(h: &str) -> &str {
         return h;
     }
     h.rsplit_once(':').map_or(h, |(host, _)| host)
+}
+
+#[cfg(test)]
+mod paths_tests {
+    use super::*;
+
+    #[test]
+    fn paths_cost_covers_the_struct() {
+        // What PATHS_COST charges the budget covers what a flow's Paths box holds, a held
+        // proxy target's host name (at most a DNS name) included.
+        assert!(std::mem::size_of::<Paths>() + 255 <= PATHS_COST);
+    }
 }

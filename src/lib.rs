@@ -19,8 +19,10 @@ pub mod packet;
 pub mod pdns;
 pub mod reasm;
 pub mod ring;
+pub mod socks;
 pub mod sv2;
 pub mod tls;
+pub mod ws;
 
 #[cfg(feature = "python")]
 mod python;

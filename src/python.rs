@@ -32,6 +32,9 @@ const K_LEASE_UNUSABLE: u8 = 14;
 const K_END: u8 = 15;
 const K_SETTLE: u8 = 16;
 const K_LINES: u8 = 17;
+const K_PROXY: u8 = 18;
+const K_WS: u8 = 19;
+const K_TLS_SHAPE: u8 = 20;
 
 fn ip_bytes<'py>(py: Python<'py>, ip: &IpAddr) -> Bound<'py, PyBytes> {
     match ip {
@@ -162,6 +165,33 @@ fn payload<'py>(py: Python<'py>, body: Body) -> PyResult<(u8, Bound<'py, PyAny>)
         } => (
             K_TIMING,
             (pushes, client_small, bytes).into_pyobject(py)?.into_any(),
+        ),
+        Body::Proxy { kind, host, port } => {
+            (K_PROXY, (kind, host, port).into_pyobject(py)?.into_any())
+        }
+        Body::WsMessage { opcode, data } => (
+            K_WS,
+            (opcode, PyBytes::new(py, &data))
+                .into_pyobject(py)?
+                .into_any(),
+        ),
+        Body::TlsShape(s) => (
+            K_TLS_SHAPE,
+            (
+                s.client_first,
+                s.first_client,
+                s.first_answer,
+                s.pushes,
+                s.pushes_small,
+                s.pushes_same,
+                s.client_small,
+                (s.records[0], s.records[1]),
+                s.max_record,
+                s.bytes,
+                s.first_ts,
+            )
+                .into_pyobject(py)?
+                .into_any(),
         ),
         Body::PoolAnswer { ip, name } => (
             K_POOL_ANSWER,
@@ -543,6 +573,9 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         ("K_LEASE_UNUSABLE", K_LEASE_UNUSABLE),
         ("K_END", K_END),
         ("K_SETTLE", K_SETTLE),
+        ("K_PROXY", K_PROXY),
+        ("K_WS", K_WS),
+        ("K_TLS_SHAPE", K_TLS_SHAPE),
     ] {
         m.add(name, v)?;
     }

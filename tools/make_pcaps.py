@@ -876,6 +876,18 @@ def tls12_server_flight(rng: random.Random, certs: PoolCert) -> bytes:
     return tls_record(22, msgs)
 
 
+def tls13_eager(conn: TcpConn, ts: float, hello: bytes, first: bytes, reply: bytes, *,
+                cert_size: int = 2400) -> float:
+    """A TLS 1.3 handshake as an OpenSSL client really runs it: its Finished and its first
+    record leave together, the server's session tickets come back with the reply."""
+    rng = conn.cap.rng
+    t = conn.send(ts, True, hello)
+    t = conn.send(t + conn.rtt + 0.004, False, tls13_server_flight(rng, hello[44:76], cert_size))
+    t = conn.send(t + 0.0012, True, tls_record(20, b"\x01") + app_data(rng, 36) + first)
+    return conn.send(t + conn.rtt + 0.0005, False, app_data(rng, 233) + app_data(rng, 233)
+                     + reply)
+
+
 def tls13_open(conn: TcpConn, ts: float, hello: bytes, *, cert_size: int = 2400) -> float:
     """Handshake of a TLS 1.3 session on an open connection; returns when app data may flow."""
     rng = conn.cap.rng
@@ -1810,11 +1822,14 @@ def ja4_of(hello: bytes) -> str:
     return f"{head}_{digest(cipher_text)}_{digest(ext_text)}"
 
 
-def tls_stratum_traffic(conn: TcpConn, ts: float, end: float, *, tls13: bool = True) -> float:
+def tls_stratum_traffic(conn: TcpConn, ts: float, end: float, *, tls13: bool = True,
+                        login: bool = True) -> float:
     """Stratum-shaped application data: a login, pushes every 20-60 s, shares, keepalives."""
     rng = conn.cap.rng
-    t = conn.send(ts + 0.0004, True, app_data(rng, 591, tls13=tls13))
-    t = conn.send(t + conn.rtt + 0.003, False, app_data(rng, 465, tls13=tls13))
+    t = ts
+    if login:
+        t = conn.send(ts + 0.0004, True, app_data(rng, 591, tls13=tls13))
+        t = conn.send(t + conn.rtt + 0.003, False, app_data(rng, 465, tls13=tls13))
     next_job = t + rng.uniform(20, 60)
     next_share = t + rng.expovariate(1 / 30)
     while True:
@@ -2911,6 +2926,410 @@ def sc_demo(cap: Capture) -> Result:
 
 # One seed for every wrapped copy, so each holds the very same session (same ports, ISNs,
 # payloads, timing) and only the encapsulation differs.
+# ---------------------------------------------------------------------------------------------
+# Other ways out: solo mining on node RPC, proxies, WebSocket miners, TLS without a name
+# ---------------------------------------------------------------------------------------------
+
+XMR_WALLET = ("44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2"
+              "wfn3RVGQBEP3A")
+
+
+def _leb128(n: int) -> bytes:
+    """CryptoNote's varint (7 bits per byte, low first), not Bitcoin's CompactSize."""
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        out.append(b | (0x80 if n else 0))
+        if not n:
+            return bytes(out)
+
+
+def monero_template(rng: random.Random, height: int, ts: float) -> str:
+    """A v16 Monero block template: header, coinbase with one tagged-key output, extra with
+    the tx pubkey and an 8-byte reserved nonce, no other transactions."""
+    blob = bytearray([16, 16]) + _leb128(int(ts)) + rng.randbytes(32) + bytes(4)
+    blob += _leb128(2) + _leb128(height + 60) + b"\x01\xff" + _leb128(height)
+    blob += b"\x01" + _leb128(600_000_000_000 + rng.randrange(10**9)) + b"\x03"
+    blob += rng.randbytes(32) + rng.randbytes(1)
+    extra = b"\x01" + rng.randbytes(32) + b"\x02\x08" + bytes(8)
+    blob += _leb128(len(extra)) + extra + b"\x00" + _leb128(0)
+    return blob.hex()
+
+
+def monerod_reply(obj: Any, ts: float) -> bytes:
+    # monerod's epee server: pretty-printed JSON, "Server: Epee-based".
+    body = json.dumps(obj, indent=2).encode()
+    return http_response("200 Ok", [("Server", "Epee-based"), ("Content-Length", str(len(body))),
+                                    ("Content-Type", "application/json"),
+                                    ("Last-Modified", http_date(ts)),
+                                    ("Accept-Ranges", "bytes")], body)
+
+
+def xmrig_http(method: str, host: str, path: str, body: bytes = b"",
+               extra: Sequence[tuple[str, str]] = ()) -> bytes:
+    """XMRig's HttpClient as recorded in pcaps/lab/xmrig_daemon.pcap: its headers live in a
+    std::map, so they go out sorted by name; Host is the address without the port."""
+    headers = [("Connection", "close"), ("Host", host.rsplit(":", 1)[0]),
+               ("User-Agent", "XMRig/6.26.0 (Linux x86_64) libuv/1.44.2 gcc/12.2.0"), *extra]
+    if body:
+        headers += [("Content-Length", str(len(body))), ("Content-Type", "application/json")]
+    return http_request(method, path, sorted(headers), body)
+
+
+def sc_monero_daemon_solo(cap: Capture) -> Result:
+    miner = cap.lan("10.20.18.21", "ac:1f:6b")
+    node = cap.remote("203.0.113.81", ttl=51)
+    rng = cap.rng
+    host = f"{node.ip}:18081"
+    height = 3_312_457
+    t = T0 + 30_000.0
+    alerts = []
+    # XMRig --daemon: one connection per request (Connection: close); /getheight every second,
+    # a template when the height moves, submitblock when a share meets the block target.
+    for i in range(8):
+        conn = cap.tcp(miner, node, 18081, rtt=0.031)
+        t = conn.open(t)
+        if i in (0, 5):
+            req = jline({"id": i, "jsonrpc": "2.0", "method": "getblocktemplate", "params": {
+                "wallet_address": XMR_WALLET, "extra_nonce": hx(rng, 8)}})[:-1]
+            tpl = monero_template(rng, height, t)
+            resp = monerod_reply({"id": i, "jsonrpc": "2.0", "result": {
+                "blockhashing_blob": tpl[:152], "blocktemplate_blob": tpl,
+                "difficulty": 389_203_311_752, "difficulty_top64": 0,
+                "expected_reward": 600_153_520_000, "height": height, "next_seed_hash": "",
+                "prev_hash": hx(rng, 32), "reserved_offset": 130, "seed_hash": hx(rng, 32),
+                "seed_height": 3_311_616, "status": "OK", "untrusted": False,
+                "wide_difficulty": "0x5a9e7d6888"}}, t)
+            t = conn.exchange(t + 0.0003, xmrig_http("POST", host, "/json_rpc", req), resp)
+            alerts.append(conn.alert("monero-daemon-rpc", methods=["getblocktemplate"]))
+        elif i == 7:
+            req = jline({"id": i, "jsonrpc": "2.0", "method": "submitblock",
+                         "params": [monero_template(rng, height, t)]})[:-1]
+            resp = monerod_reply({"id": i, "jsonrpc": "2.0", "result": {
+                "block_id": hx(rng, 32), "status": "OK", "untrusted": False}}, t)
+            t = conn.exchange(t + 0.0003, xmrig_http(
+                "POST", host, "/json_rpc", req, [("X-Hash-Difficulty", "412883190144")]), resp)
+            alerts.append(conn.alert("monero-daemon-rpc", methods=["submitblock"]))
+        else:
+            if i == 4:
+                height += 1
+            resp = monerod_reply({"hash": hx(rng, 32), "height": height, "status": "OK",
+                                  "untrusted": False}, t)
+            t = conn.exchange(t + 0.0003, xmrig_http("GET", host, "/getheight"), resp)
+        conn.close(t + 0.0002, by_client=False)
+        t += 1.0
+    return Result(alerts)
+
+
+def sc_neg_monerod_rpc(cap: Capture) -> Result:
+    rng = cap.rng
+    node = cap.remote("203.0.113.82", ttl=51)
+    t = T0 + 30_600.0
+    # A wallet (monero-wallet-rpc style) and a monitoring exporter polling a public node.
+    wallet = cap.lan("10.30.4.17", "3c:ec:ef")
+    conn = cap.tcp(wallet, node, 18081, rtt=0.029)
+    t = conn.open(t)
+    height = 3_312_460
+    for i, method in enumerate(["get_info", "get_height", "get_block_count",
+                                "get_last_block_header", "get_fee_estimate", "get_info",
+                                "get_last_block_header"]):
+        body = jline({"jsonrpc": "2.0", "id": "0", "method": method}, spaced=True)[:-1]
+        if method == "get_info":
+            result: dict[str, Any] = {"height": height, "target_height": 0,
+                                      "difficulty": 389_203_311_752, "top_block_hash":
+                                      hx(rng, 32), "status": "OK", "synchronized": True,
+                                      "nettype": "mainnet", "version": "0.18.3.4-release"}
+        elif method == "get_height":
+            result = {"height": height, "hash": hx(rng, 32), "status": "OK"}
+        elif method == "get_block_count":
+            result = {"count": height, "status": "OK", "untrusted": False}
+        elif method == "get_fee_estimate":
+            result = {"fee": 20000, "quantization_mask": 10000, "status": "OK"}
+        else:
+            result = {"block_header": {"height": height - 1, "hash": hx(rng, 32),
+                                       "difficulty": 389_203_311_752, "reward": 600_000_000_000,
+                                       "timestamp": int(t) - 80, "major_version": 16},
+                      "status": "OK", "untrusted": False}
+        req = http_request("POST", "/json_rpc", [("Host", f"{node.ip}:18081"),
+                                                 ("User-Agent", "python-requests/2.31.0"),
+                                                 ("Content-Type", "application/json"),
+                                                 ("Content-Length", str(len(body)))], body)
+        t = conn.exchange(t + (0.0004 if i == 0 else rng.uniform(8, 12)), req,
+                          monerod_reply({"id": "0", "jsonrpc": "2.0", "result": result}, t))
+    conn.close(t + 0.3)
+    # An explorer's legacy endpoints, and bitcoind's getblockchaininfo from a dashboard.
+    exp = cap.tcp(wallet, node, 18081, rtt=0.029)
+    t = exp.open(t + 2.0)
+    for path in ("/getheight", "/get_transaction_pool_stats", "/getinfo"):
+        req = http_request("GET", path, [("Host", f"{node.ip}:18081"),
+                                         ("User-Agent", "curl/7.88.1"), ("Accept", "*/*")])
+        t = exp.exchange(t + 1.0, req, monerod_reply({"height": height, "status": "OK",
+                                                      "untrusted": False}, t))
+    exp.close(t + 0.1)
+    btc = cap.remote("203.0.113.83", ttl=51)
+    mon = cap.tcp(wallet, btc, 8332, rtt=0.02)
+    t = mon.open(t + 1.0)
+    body = jline({"jsonrpc": "1.0", "id": "grafana", "method": "getblockchaininfo",
+                  "params": []})[:-1]
+    req = http_request("POST", "/", [("Host", f"{btc.ip}:8332"), ("Authorization",
+                                     "Basic " + base64.b64encode(b"mon:pw").decode()),
+                                     ("Content-Type", "application/json"),
+                                     ("Content-Length", str(len(body)))], body)
+    resp_body = jline({"result": {"chain": "main", "blocks": 928_600, "headers": 928_600,
+                                  "difficulty": 1.2e14, "mediantime": int(t) - 900},
+                       "error": None, "id": "grafana"})
+    t = mon.exchange(t + 0.001, req, http_response(
+        "200 OK", [("Content-Type", "application/json"), ("Content-Length",
+                                                           str(len(resp_body)))], resp_body))
+    mon.close(t + 0.1)
+    return Result([])
+
+
+def socks5_request(host: str, port: int) -> bytes:
+    return bytes([5, 1, 0, 3, len(host)]) + host.encode() + struct.pack("!H", port)
+
+
+def sc_socks_proxies(cap: Capture) -> Result:
+    rng = cap.rng
+    miner = cap.lan("10.20.19.5", "00:50:56")
+    proxy = cap.lan("10.20.0.8", "00:50:56", name="proxy")
+    alerts = []
+    # XMRig -x: SOCKS5, no auth, domain target; then XMRig's TLS (no SNI, no ALPN) inside.
+    conn = cap.tcp(miner, proxy, 1080, rtt=0.0006)
+    t = conn.open(T0 + 31_200.0)
+    t = conn.send(t + 0.0002, True, b"\x05\x01\x00")
+    t = conn.send(t + 0.0008, False, b"\x05\x00")
+    t = conn.send(t + 0.0001, True, socks5_request("pool.supportxmr.com", 443))
+    t = conn.send(t + 0.09, False, b"\x05\x00\x00\x01" + bytes(6))
+    t = tls13_eager(conn, t + 0.0002, openssl111_hello(rng, None), app_data(rng, 591),
+                    app_data(rng, 465), cert_size=2600)
+    t = tls_stratum_traffic(conn, t, t + 90, login=False)
+    conn.close(t + 0.4)
+    alerts.append(conn.alert("tls", tls=True, proxy="socks5"))
+    # SOCKS4 by address to a pool port, plain CryptoNote inside.
+    conn = cap.tcp(miner, proxy, 1080, rtt=0.0006)
+    t = conn.open(T0 + 31_500.0)
+    t = conn.send(t + 0.0002, True, b"\x04\x01" + struct.pack("!H", 3333)
+                  + socket.inet_aton("198.51.100.41") + b"\0")
+    t = conn.send(t + 0.07, False, b"\x00\x5a" + bytes(6))
+    login = {"id": 1, "jsonrpc": "2.0", "method": "login", "params": {
+        "login": XMR_WALLET, "pass": "x", "agent": XMRIG_AGENT, "algo": ["rx/0"]}}
+    t = conn.send(t + 0.0003, True, jline(login))
+    job = {"blob": "1010" + hx(rng, 74), "job_id": hx(rng, 4), "target": "b88d0600",
+           "algo": "rx/0", "height": 3_312_457, "seed_hash": hx(rng, 32)}
+    t = conn.send(t + 0.07, False, jline({"id": 1, "jsonrpc": "2.0", "error": None, "result": {
+        "id": hx(rng, 8), "job": job, "extensions": ["algo"], "status": "OK"}}))
+    conn.close(t + 20.0)
+    alerts.append(conn.alert("cryptonote", methods=["login"], proxy="socks4"))
+    # A browser's SOCKS5 connection to an ordinary site: not mining.
+    conn = cap.tcp(miner, proxy, 1080, rtt=0.0006)
+    t = conn.open(T0 + 31_600.0)
+    t = conn.send(t + 0.0002, True, b"\x05\x01\x00")
+    t = conn.send(t + 0.0008, False, b"\x05\x00")
+    t = conn.send(t + 0.0001, True, socks5_request("www.debian.org", 443))
+    t = conn.send(t + 0.03, False, b"\x05\x00\x00\x01" + bytes(6))
+    t = conn.send(t + 0.0002, True, chrome_hello(rng, "www.debian.org"))
+    t = conn.send(t + 0.03, False, tls13_server_flight(rng, bytes(32), 3100))
+    conn.close(t + 1.0)
+    return Result(alerts)
+
+
+def sc_http_connect(cap: Capture) -> Result:
+    rng = cap.rng
+    miner = cap.lan("10.20.19.6", "00:50:56")
+    proxy = cap.lan("10.20.0.9", "00:50:56", name="squid")
+    # A miner behind the corporate proxy: CONNECT names the pool, then TLS without SNI.
+    conn = cap.tcp(miner, proxy, 3128, rtt=0.0007)
+    t = conn.open(T0 + 32_000.0)
+    t = conn.send(t + 0.0002, True, http_request("CONNECT", "xmr-eu1.nanopool.org:14433", [
+        ("Host", "xmr-eu1.nanopool.org:14433"), ("User-Agent", "curl/7.88.1"),
+        ("Proxy-Connection", "Keep-Alive")]))
+    t = conn.send(t + 0.11, False, b"HTTP/1.1 200 Connection established\r\n\r\n")
+    t = tls13_eager(conn, t + 0.0003, openssl111_hello(rng, None), app_data(rng, 591),
+                    app_data(rng, 465), cert_size=2700)
+    t = tls_stratum_traffic(conn, t, t + 60, login=False)
+    conn.close(t + 0.2)
+    alerts = [conn.alert("tls", tls=True, proxy="http-connect")]
+    # The same proxy carrying an ordinary HTTPS visit: no alert.
+    conn = cap.tcp(miner, proxy, 3128, rtt=0.0007)
+    t = conn.open(T0 + 32_100.0)
+    t = conn.send(t + 0.0002, True, http_request("CONNECT", "www.wikipedia.org:443", [
+        ("Host", "www.wikipedia.org:443"), ("User-Agent", "Mozilla/5.0")]))
+    t = conn.send(t + 0.03, False, b"HTTP/1.1 200 Connection established\r\n\r\n")
+    t = conn.send(t + 0.0003, True, chrome_hello(rng, "www.wikipedia.org"))
+    t = conn.send(t + 0.03, False, tls13_server_flight(rng, bytes(32), 3100))
+    conn.close(t + 2.0)
+    return Result(alerts)
+
+
+def ws_frame(rng: random.Random, payload: bytes, *, masked: bool, opcode: int = 1) -> bytes:
+    head = bytearray([0x80 | opcode])
+    m = 0x80 if masked else 0
+    if len(payload) < 126:
+        head.append(m | len(payload))
+    else:
+        head.append(m | 126)
+        head += struct.pack("!H", len(payload))
+    if not masked:
+        return bytes(head) + payload
+    key = rng.randbytes(4)
+    return bytes(head) + key + bytes(b ^ key[i & 3] for i, b in enumerate(payload))
+
+
+def ws_upgrade(rng: random.Random, host: str, path: str, agent: str) -> tuple[bytes, bytes]:
+    key = base64.b64encode(rng.randbytes(16)).decode()
+    accept = base64.b64encode(hashlib.sha1(
+        (key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
+    req = http_request("GET", path, [("Host", host), ("User-Agent", agent),
+                                     ("Upgrade", "websocket"), ("Connection", "Upgrade"),
+                                     ("Sec-WebSocket-Key", key), ("Sec-WebSocket-Version", "13"),
+                                     ("Origin", f"http://{host}")])
+    resp = http_response("101 Switching Protocols", [("Upgrade", "websocket"),
+                                                     ("Connection", "Upgrade"),
+                                                     ("Sec-WebSocket-Accept", accept)])
+    return req, resp
+
+
+def _cjson(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def sc_websocket_miners(cap: Capture) -> Result:
+    rng = cap.rng
+    browser = cap.lan("192.168.30.61", "f8:bc:12")
+    proxy = cap.remote("198.51.100.90", ttl=54)
+    chrome = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko) "
+              "Chrome/120.0.0.0 Safari/537.36")
+    alerts = []
+    # CoinHive-protocol miner (coin-hive-stratum bridge) over plain ws:// on 8892.
+    conn = cap.tcp(browser, proxy, 8892, rtt=0.027)
+    t = conn.open(T0 + 33_000.0)
+    req, resp = ws_upgrade(rng, f"{proxy.ip}:8892", "/", chrome)
+    t = conn.exchange(t + 0.0004, req, resp)
+    t = conn.send(t + 0.02, True, ws_frame(rng, _cjson({"type": "auth", "params": {
+        "site_key": "x7Qp2LmZkq9v", "type": "anonymous", "user": None, "goal": 0}}),
+        masked=True))
+    t = conn.send(t + conn.rtt, False, ws_frame(rng, _cjson({"type": "authed", "params": {
+        "token": "", "hashes": 0}}), masked=False))
+    for i in range(6):
+        job: dict[str, Any] = {"job_id": hx(rng, 6), "blob": "0707" + hx(rng, 74),
+                               "target": "ffff0000"}
+        t = conn.send(t + rng.uniform(1, 3), False, ws_frame(rng, _cjson(
+            {"type": "job", "params": job}), masked=False))
+        t = conn.send(t + rng.uniform(4, 9), True, ws_frame(rng, _cjson({"type": "submit",
+            "params": {"job_id": job["job_id"], "nonce": hx(rng, 4),
+                       "result": hx(rng, 32)}}), masked=True))
+        t = conn.send(t + conn.rtt, False, ws_frame(rng, _cjson(
+            {"type": "hash_accepted", "params": {"hashes": 256 * (i + 1)}}), masked=False))
+    conn.close(t + 0.5)
+    alerts.append(conn.alert("coinhive-ws", methods=["auth", "authed", "hash_accepted", "job",
+                                                     "submit"]))
+    # webminerpool: handshake naming the real pool and wallet, jobs, solved.
+    conn = cap.tcp(browser, proxy, 8181, rtt=0.027)
+    t = conn.open(T0 + 33_200.0)
+    req, resp = ws_upgrade(rng, f"{proxy.ip}:8181", "/", chrome)
+    t = conn.exchange(t + 0.0004, req, resp)
+    t = conn.send(t + 0.03, True, ws_frame(rng, _cjson({
+        "identifier": "handshake", "pool": "moneroocean.stream", "login": XMR_WALLET,
+        "password": "web", "userid": "", "version": 7}), masked=True))
+    for _ in range(4):
+        job = {"identifier": "job", "job_id": hx(rng, 8), "algo": "cn", "variant": 1,
+               "blob": "0b0b" + hx(rng, 74), "target": "b88d0600"}
+        t = conn.send(t + rng.uniform(2, 6), False, ws_frame(rng, _cjson(job), masked=False))
+        t = conn.send(t + rng.uniform(5, 9), True, ws_frame(rng, _cjson({
+            "identifier": "solved", "job_id": job["job_id"], "nonce": hx(rng, 4),
+            "result": hx(rng, 32)}), masked=True))
+        t = conn.send(t + conn.rtt, False, ws_frame(rng, _cjson(
+            {"identifier": "hashsolved"}), masked=False))
+    conn.close(t + 0.5)
+    alerts.append(conn.alert("webminerpool-ws", methods=["handshake", "hashsolved", "job",
+                                                         "solved"]))
+    return Result(alerts)
+
+
+def sc_neg_websocket_chat(cap: Capture) -> Result:
+    rng = cap.rng
+    desk = cap.lan("192.168.30.62", "f8:bc:12")
+    srv = cap.remote("198.51.100.95", ttl=54)
+    conn = cap.tcp(desk, srv, 80, rtt=0.021)
+    t = conn.open(T0 + 33_600.0)
+    req, resp = ws_upgrade(rng, "chat.example.net", "/socket", "Mozilla/5.0 (X11; Linux x86_64)")
+    t = conn.exchange(t + 0.0004, req, resp)
+    t = conn.send(t + 0.01, True, ws_frame(rng, _cjson({"type": "auth", "params": {
+        "token": hx(rng, 16)}}), masked=True))
+    t = conn.send(t + conn.rtt, False, ws_frame(rng, _cjson({"type": "hello", "params": {
+        "user": "mona", "unread": 3}}), masked=False))
+    for i in range(8):
+        if i % 3 == 0:
+            # A job board's push: {"type": "job"} without a blob and target is not mining.
+            msg = {"type": "job", "params": {"job_id": 4100 + i, "title": "Backend developer",
+                                             "location": "Remote"}}
+        else:
+            msg = {"type": "message", "params": {"from": "lee", "text": "lunch at 12?",
+                                                 "ts": int(t)}}
+        t = conn.send(t + rng.uniform(3, 12), False, ws_frame(rng, _cjson(msg), masked=False))
+        t = conn.send(t + rng.uniform(1, 5), True, ws_frame(rng, _cjson({
+            "type": "submit", "params": {"text": "sounds good", "nonce": hx(rng, 4)}}),
+            masked=True))
+        t = conn.send(t + 0.5, True, ws_frame(rng, b"", masked=True, opcode=9))
+        t = conn.send(t + conn.rtt, False, ws_frame(rng, b"", masked=False, opcode=10))
+    conn.close(t + 0.3)
+    return Result([])
+
+
+def sc_neg_tls_longlived(cap: Capture) -> Result:
+    """Long-lived TLS without SNI or ALPN that is not stratum: MQTT, IMAP IDLE, a WebSocket
+    notification feed, each by address with the OpenSSL 1.1.1 default hello."""
+    rng = cap.rng
+    host = cap.lan("10.30.7.40", "00:50:56")
+    broker = cap.remote("198.51.100.120", ttl=55)
+    imap = cap.remote("198.51.100.121", ttl=55)
+    feed = cap.remote("198.51.100.122", ttl=55)
+    # MQTT over TLS on 8883: CONNECT/CONNACK, SUBSCRIBE/SUBACK, telemetry pushes, PINGREQ.
+    conn = cap.tcp(host, broker, 8883, rtt=0.015)
+    t = conn.open(T0 + 34_000.0)
+    t = tls13_eager(conn, t + 0.0002, openssl111_hello(rng, None), app_data(rng, 38),
+                    app_data(rng, 4), cert_size=1900)
+    t = conn.send(t + 0.0003, True, app_data(rng, 19))
+    t = conn.send(t + conn.rtt, False, app_data(rng, 5))
+    end = t + 300
+    next_ping = t + 60
+    while t < end:
+        nxt = t + rng.uniform(2, 4)
+        if nxt > next_ping:
+            t = conn.send(next_ping, True, app_data(rng, 2))
+            t = conn.send(t + conn.rtt, False, app_data(rng, 2))
+            next_ping += 60
+        t = conn.send(max(nxt, t + 0.01), False, app_data(rng, rng.randrange(140, 420)))
+    conn.close(t + 0.1)
+    # IMAP IDLE on 993: the server speaks first; EXISTS pushes; the client re-IDLEs.
+    conn = cap.tcp(host, imap, 993, rtt=0.02)
+    t = conn.open(T0 + 34_400.0)
+    t = tls13_open(conn, t + 0.0002, openssl111_hello(rng, None), cert_size=2600)
+    t = conn.send(t + 0.001, False, app_data(rng, 96))
+    t = conn.send(t + 0.01, True, app_data(rng, 48))
+    t = conn.send(t + conn.rtt, False, app_data(rng, 210))
+    t = conn.send(t + 0.01, True, app_data(rng, 21))
+    t = conn.send(t + conn.rtt, False, app_data(rng, 180))
+    t = conn.send(t + 0.01, True, app_data(rng, 12))
+    t = conn.send(t + conn.rtt, False, app_data(rng, 22))
+    for _ in range(12):
+        t = conn.send(t + rng.uniform(5, 25), False, app_data(rng, rng.choice([17, 19, 160])))
+    conn.close(t + 0.1)
+    # A WebSocket notification feed over TLS by address (a Node.js service, no ALPN).
+    conn = cap.tcp(host, feed, 443, rtt=0.018)
+    t = conn.open(T0 + 34_800.0)
+    t = tls13_eager(conn, t + 0.0002, openssl111_hello(rng, None), app_data(rng, 231),
+                    app_data(rng, 129), cert_size=2400)
+    for _ in range(14):
+        t = conn.send(t + rng.uniform(2, 6), False, app_data(rng, rng.randrange(120, 600)))
+        if rng.random() < 0.3:
+            t = conn.send(t + 0.2, True, app_data(rng, 6))
+    conn.close(t + 0.1)
+    return Result([])
+
+
 WRAPPED_SEED = 126
 
 SCENARIOS: tuple[Scenario, ...] = (
@@ -3061,6 +3480,34 @@ SCENARIOS: tuple[Scenario, ...] = (
     Scenario("neg_pool_website.pcap", 148,
              "a browser reading two mining pools' web sites over HTTPS (pool DNS, SNI, ALPN h2)",
              sc_neg_pool_website),
+    Scenario("monero_daemon_solo.pcap", 148,
+             "XMRig --daemon style solo mining on a Monero node's RPC (18081): a connection "
+             "per request (Connection: close), /getheight polls, getblocktemplate with "
+             "wallet_address + extra_nonce answered with a v16 template, submitblock",
+             sc_monero_daemon_solo),
+    Scenario("neg_monerod_rpc.pcap", 149,
+             "a wallet and an exporter polling a Monero node (get_info, get_height, "
+             "get_block_count, get_last_block_header, get_fee_estimate, legacy /getheight), "
+             "and bitcoind getblockchaininfo from a dashboard", sc_neg_monerod_rpc),
+    Scenario("socks_proxies.pcap", 150,
+             "an internal SOCKS proxy on 1080: XMRig -x SOCKS5 to pool.supportxmr.com:443 "
+             "then TLS without SNI inside; SOCKS4 by address to 198.51.100.41:3333 with a "
+             "CryptoNote login inside; a browser's SOCKS5 visit to www.debian.org (no alert)",
+             sc_socks_proxies),
+    Scenario("http_connect.pcap", 151,
+             "a corporate proxy on 3128: CONNECT xmr-eu1.nanopool.org:14433 then TLS without "
+             "SNI; CONNECT www.wikipedia.org:443 with a browser hello (no alert)",
+             sc_http_connect),
+    Scenario("websocket_miners.pcap", 152,
+             "browser miners over ws://: the CoinHive protocol (coin-hive-stratum bridge) on "
+             "8892 and webminerpool on 8181, client frames masked", sc_websocket_miners),
+    Scenario("neg_websocket_chat.pcap", 153,
+             "a WebSocket chat on 80: masked client messages, pushed messages, a job board's "
+             "{\"type\": \"job\"} pushes without blob/target, pings", sc_neg_websocket_chat),
+    Scenario("neg_tls_longlived.pcap", 154,
+             "long-lived TLS by address without SNI/ALPN that is not stratum: MQTT on 8883 "
+             "(telemetry pushes, PINGREQ), IMAP IDLE on 993 (server first), a WebSocket "
+             "notification feed on 443", sc_neg_tls_longlived),
     Scenario("demo.pcap", 147,
              "60 s of an office network: five desktops browsing over TLS, DNS, and three miners "
              "(XMRig plain, cgminer, XMRig over TLS after resolving pool.supportxmr.com)",
@@ -3082,6 +3529,10 @@ Small captures the project made itself with `tools/make_pcaps.py` (scapy for IP/
 checksums, hand-built payloads, an own pcap/pcapng writer). Every file is reproducible byte for
 byte: seeded `random.Random`, fixed timestamps (scenarios start at 2026-01-05 09:00 UTC plus an
 offset), no wall clock. `tests/test_pcaps_generated.py` regenerates them and compares.
+
+`lab/` holds something else: recordings of real clients (XMRig built from upstream source, the
+lab's simulators, Mosquitto) made in the network-namespace lab by `deploy/lab/record.py`;
+`lab/README.md` says how each was made and `lab/expected.json` what each must produce.
 
 Regenerate with `python tools/make_pcaps.py` in an environment with the test extras (scapy,
 cryptography); it writes the captures, `expected.json` and this file. Do not edit this README
@@ -3123,10 +3574,14 @@ One entry per file:
 - `alerts`: every mining connection in the file, one per TCP connection; an empty list means
   the detector must stay silent. `client_*` is the miner. `methods` (where the stream is
   readable) are the sorted distinct JSON-RPC method names in both directions.
+- `proxy`: the connection goes to a SOCKS or HTTP CONNECT proxy (`socks4`, `socks5`,
+  `http-connect`); the handshake comes before the mining protocol.
 - `dialect`: `stratum-v1` (Bitcoin-style `mining.*`, Zcash `set_target` included),
   `cryptonote`, `eth-proxy`, `ethereumstratum-1`, `ethereumstratum-2` (both are
   `ethereumstratum` in the corpus labels), `getwork-http`, `getblocktemplate-http`,
-  `eth-getwork-http`, `tls` (pool over TLS), `browser-tls`, `stratum-v2`.
+  `eth-getwork-http`, `tls` (pool over TLS), `browser-tls`, `stratum-v2`,
+  `monero-daemon-rpc` (solo mining on a Monero node's RPC), `coinhive-ws` and
+  `webminerpool-ws` (browser miners' WebSocket protocols).
 - `unscored`: flows an alert on is neither a hit nor a false alert.
 - `dns`: pool names the file resolves, so intel tests can check what the DNS decoder learns.
   A pool lookup alone is not a mining connection; `dns_pool_*.pcap` expect no alert.

@@ -35,6 +35,13 @@ def main() -> None:
         pcap = REPO / "pcaps" / entry["file"]
         (out / f"{pcap.stem}.jsonl").write_text(golden_lines(pcap), encoding="utf-8")
     print(f"wrote {len(entries)} golden files to {out}")
+    # The lab recordings (pcaps/lab/expected.json), into tests/golden/lab/.
+    lab = json.loads((REPO / "pcaps" / "lab" / "expected.json").read_text(encoding="utf-8"))
+    (out / "lab").mkdir(exist_ok=True)
+    for entry in lab["files"]:
+        pcap = REPO / "pcaps" / "lab" / entry["file"]
+        (out / "lab" / f"{pcap.stem}.jsonl").write_text(golden_lines(pcap), encoding="utf-8")
+    print(f"wrote {len(lab['files'])} golden files to {out / 'lab'}")
 
 
 if __name__ == "__main__":

@@ -73,11 +73,27 @@ class Burner(threading.Thread):
 
 
 def session(args: argparse.Namespace, burner: Burner) -> None:
-    try:
-        ip = str(ipaddress.ip_address(args.pool))
-    except ValueError:
-        ip = resolve(args.pool, args.dns)
-    raw = socket.create_connection((ip, args.port), timeout=10)
+    if args.http_proxy:
+        # Through a corporate HTTP proxy: CONNECT names the pool, the proxy resolves it.
+        phost, _, pport = args.http_proxy.rpartition(":")
+        ip = phost
+        raw = socket.create_connection((phost, int(pport)), timeout=10)
+        raw.sendall(f"CONNECT {args.pool}:{args.port} HTTP/1.1\r\nHost: {args.pool}:"
+                    f"{args.port}\r\nUser-Agent: curl/7.88.1\r\n\r\n".encode())
+        head = b""
+        while b"\r\n\r\n" not in head:
+            chunk = raw.recv(4096)
+            if not chunk:
+                raise OSError("proxy closed the connection")
+            head += chunk
+        if head.split(b" ", 2)[1:2] != [b"200"]:
+            raise OSError(f"proxy refused: {head[:60]!r}")
+    else:
+        try:
+            ip = str(ipaddress.ip_address(args.pool))
+        except ValueError:
+            ip = resolve(args.pool, args.dns)
+        raw = socket.create_connection((ip, args.port), timeout=10)
     sock: socket.socket = raw
     if args.tls:
         ctx = ssl.create_default_context()
@@ -146,6 +162,8 @@ def main() -> None:
     ap.add_argument("--pool", help="pool host name or address (default: config.json)")
     ap.add_argument("--port", type=int, default=4444)
     ap.add_argument("--dns", help="DNS server address (when the pool is a name)")
+    ap.add_argument("--http-proxy", metavar="HOST:PORT",
+                    help="reach the pool through this HTTP CONNECT proxy (it resolves the name)")
     ap.add_argument("--dialect", choices=("cryptonote", "stratum"), default="cryptonote")
     ap.add_argument("--tls", action="store_true")
     ap.add_argument("--sni", action="store_true", help="send the pool name as TLS SNI")

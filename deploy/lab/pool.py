@@ -29,10 +29,19 @@ def _hex(n: int) -> str:
     return os.urandom(n).hex()
 
 
+ALGO = "rx/0"
+TARGET = "b88d0600"
+
+
 class Session:
+    algo = ALGO
+    target = TARGET
+
     def __init__(self, writer: asyncio.StreamWriter, job_interval: float) -> None:
         self.writer = writer
         self.job_interval = job_interval
+        # One seed per session: a real XMRig re-initialises RandomX when the seed changes.
+        self.seed = _hex(32)
         self.dialect: str | None = None
         self.pusher: asyncio.Task[None] | None = None
         self.height = 3_100_000
@@ -43,8 +52,8 @@ class Session:
 
     def cn_job(self) -> dict[str, Any]:
         self.height += 1
-        return {"blob": "1010" + _hex(74), "job_id": _hex(4), "target": "b88d0600",
-                "algo": "rx/0", "height": self.height, "seed_hash": _hex(32)}
+        return {"blob": "1010" + _hex(74), "job_id": _hex(4), "target": self.target,
+                "algo": self.algo, "height": self.height, "seed_hash": self.seed}
 
     def v1_notify(self) -> dict[str, Any]:
         params = [_hex(4), _hex(32), "01000000010000" + _hex(20), _hex(24),
@@ -133,6 +142,9 @@ async def run(args: argparse.Namespace) -> None:
     if args.cert:
         ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         ctx.load_cert_chain(args.cert, args.key)
+        if args.keylog:
+            # NSS key log: a recording's TLS can be decrypted to check its labels.
+            ctx.keylog_filename = args.keylog
 
     async def handler(r: asyncio.StreamReader, w: asyncio.StreamWriter) -> None:
         await client(r, w, args.job_interval)
@@ -155,7 +167,11 @@ def main() -> None:
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--job-interval", type=float, default=3.0)
+    ap.add_argument("--keylog", help="write TLS session keys here (NSS key log format)")
+    ap.add_argument("--algo", default=ALGO, help="CryptoNote algorithm named in jobs")
+    ap.add_argument("--target", default=TARGET, help="CryptoNote share target (hex)")
     args = ap.parse_args()
+    Session.algo, Session.target = args.algo, args.target
     if not args.port:
         args.port = [3333, 4444]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s pool: %(message)s")

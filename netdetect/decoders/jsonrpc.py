@@ -15,6 +15,12 @@ Dialects (the `StratumMessage.dialect` values this module produces):
   caller knows which one carried it).
 - ``getwork``: Bitcoin getwork (``getwork``, and a result carrying ``data`` + ``target``).
 - ``getblocktemplate``: BIP 22/23 (``getblocktemplate``, ``submitblock``, and a block template).
+- ``monero-daemon``: solo mining on a Monero (or CryptoNote-fork) daemon's RPC, as XMRig's
+  ``--daemon`` mode and p2pool do: ``get_block_template``/``getblocktemplate`` with a
+  ``wallet_address`` (plus ``reserve_size`` or ``extra_nonce``), ``submit_block``/``submitblock``
+  with a block blob, ``get_miner_data``, and a result carrying ``blocktemplate_blob``. The
+  daemon's other methods (``get_info``, ``get_height``, ``get_block_count``,
+  ``get_last_block_header``) are what wallets, explorers and monitoring poll: generic.
 - ``jsonrpc``: anything else that is JSON-RPC shaped; ``mining`` is then always False.
 
 Classification is stateless: one message at a time. A message is ``mining`` only when its method
@@ -197,6 +203,10 @@ def _classify_call(
         return out if out is not None else generic
     if method.startswith("eth_"):
         out = _eth(obj, method, params, kind, msg_id)
+        return out if out is not None else generic
+    if method in _MONERO_DAEMON or (method in ("getblocktemplate", "submitblock")
+                                     and _monero_params(method, params)):
+        out = _monero_daemon(method, params, kind, msg_id)
         return out if out is not None else generic
     if method in ("getwork", "getblocktemplate", "submitblock"):
         out = _bitcoin_http(method, params, kind, msg_id)
@@ -425,6 +435,47 @@ def _eth(
     return None
 
 
+_MONERO_DAEMON: Final = frozenset({"get_block_template", "submit_block", "get_miner_data"})
+
+
+def _monero_blob(value: object) -> bool:
+    """A hex CryptoNote block: major and minor version varints (1..127), then a timestamp
+    varint whose first byte has the continuation bit; a Bitcoin block starts with a 4-byte
+    little-endian version instead."""
+    if not (isinstance(value, str) and 152 <= len(value) <= 2_000_000 and _is_hex(value[:16])):
+        return False
+    b = bytes.fromhex(value[:6])
+    return 1 <= b[0] <= 0x7F and b[1] <= 0x7F and b[2] >= 0x80
+
+
+def _monero_params(method: str, params: object) -> bool:
+    if method == "getblocktemplate":
+        return isinstance(params, dict) and "wallet_address" in params
+    return isinstance(params, list) and bool(params) and _monero_blob(params[0])
+
+
+def _monero_daemon(
+    method: str, params: object, kind: str, msg_id: str | None
+) -> StratumMessage | None:
+    d = params if isinstance(params, dict) else None
+    if method in ("get_block_template", "getblocktemplate"):
+        if d is None or not isinstance(d.get("wallet_address"), str):
+            return None
+        if not ({"reserve_size", "extra_nonce"} & d.keys()) and len(d) > 1:
+            return None
+        login, _ = _split_login(_text(d["wallet_address"]))
+        return _msg("monero-daemon", kind, method, msg_id, True, True, login=login)
+    if method in ("submit_block", "submitblock"):
+        lst = params if isinstance(params, list) else None
+        if lst and (_monero_blob(lst[0]) or (method == "submit_block" and _is_hex(lst[0]))):
+            return _msg("monero-daemon", kind, method, msg_id, True, True)
+        return None
+    # get_miner_data (p2pool): no params.
+    if params is None or params in ({}, []):
+        return _msg("monero-daemon", kind, method, msg_id, True, True)
+    return None
+
+
 def _bitcoin_http(
     method: str, params: object, kind: str, msg_id: str | None
 ) -> StratumMessage | None:
@@ -467,6 +518,15 @@ def _classify_result(result: object, msg_id: str | None) -> StratumMessage:
             )
         if _is_hex(result.get("data")) and _is_hex(result.get("target")):
             return _msg("getwork", kind, None, msg_id, True, False, target=_text(result["target"]))
+        if isinstance(result.get("blocktemplate_blob"), str) and (
+            "blockhashing_blob" in result or "reserved_offset" in result
+        ):
+            return _msg("monero-daemon", kind, None, msg_id, True, False,
+                        target=_text(str(result.get("difficulty", ""))) or None)
+        if (isinstance(result.get("prev_id"), str) and isinstance(result.get("seed_hash"), str)
+                and "median_weight" in result and "tx_backlog" in result):
+            # get_miner_data's answer (p2pool).
+            return _msg("monero-daemon", kind, None, msg_id, True, False)
         if isinstance(result.get("previousblockhash"), str) and (
             "coinbasevalue" in result or "coinbasetxn" in result
         ):

@@ -37,6 +37,11 @@ SIGNATURE_IDS: dict[str, int] = {
     "tls": 9_000_009,
     "browser-tls": 9_000_010,
     "stratum-v2": 9_000_011,
+    "monero-daemon-rpc": 9_000_012,
+    "cryptonote-ws": 9_000_014,
+    "stratum-v1-ws": 9_000_015,
+    "coinhive-ws": 9_000_016,
+    "webminerpool-ws": 9_000_017,
     "unknown": 9_000_099,
 }
 
@@ -52,6 +57,11 @@ _DIALECT_TEXT = {
     "tls": "TLS session to a mining pool",
     "browser-tls": "TLS session to a browser-mining service",
     "stratum-v2": "Stratum V2 mining session",
+    "monero-daemon-rpc": "solo mining on a Monero daemon's RPC",
+    "cryptonote-ws": "CryptoNote stratum in WebSocket frames",
+    "stratum-v1-ws": "Stratum v1 in WebSocket frames",
+    "coinhive-ws": "browser miner (CoinHive-style WebSocket protocol)",
+    "webminerpool-ws": "browser miner (webminerpool WebSocket protocol)",
 }
 
 
@@ -189,6 +199,8 @@ def _facts(s: Suspect) -> dict[str, Any]:
                 "jobs": pf.jobs,
                 "algo": pf.algo,
                 "encoding": pf.encoding,
+                "proxy": pf.proxy,
+                "proxy_target_port": pf.proxy_port,
                 "sanctioned": pf.sanctioned,
                 "as": {"number": pf.asn, "organization": {"name": pf.as_org}} if pf.asn else None,
                 "geo": {"country_iso_code": pf.country} if pf.country else None,

@@ -31,6 +31,8 @@ pub struct HttpHead {
     /// User part of Basic authorization (a miner's login).
     pub authorization_user: Option<String>,
     pub upgrade: Option<String>,
+    /// A 101 that agreed permessage-deflate (`Sec-WebSocket-Extensions`).
+    pub ws_deflate: bool,
     /// The body when it may be JSON-RPC (as http.py decides), else empty; capped.
     /// It is the decoded (gunzipped/inflated) body with surrounding whitespace removed,
     /// starting with `{` or `[`.
@@ -68,6 +70,7 @@ struct Fields {
     x_long_polling: Option<String>,
     authorization: Option<String>,
     upgrade: Option<String>,
+    ws_extensions: Option<String>,
     connection: Option<String>,
     transfer_encoding: Option<String>,
     content_length: Option<String>,
@@ -104,6 +107,10 @@ pub struct HttpSniffer {
     body_cut: bool,
     remaining: u64,
     failed: bool,
+    /// The request this direction answers was a CONNECT: a 2xx opens the tunnel.
+    connect_reply: bool,
+    /// Bytes after the head that opened a tunnel, until taken.
+    tunnel_rest: Option<Vec<u8>>,
 }
 
 impl HttpSniffer {
@@ -129,7 +136,20 @@ impl HttpSniffer {
             body_cut: false,
             remaining: 0,
             failed: false,
+            connect_reply: false,
+            tunnel_rest: None,
         }
+    }
+
+    /// The other direction sent a CONNECT: its 2xx answer ends HTTP on this direction.
+    pub fn expect_connect_reply(&mut self) {
+        self.connect_reply = true;
+    }
+
+    /// Once, after a CONNECT, an upgrade or their 2xx/101 answer: the bytes that followed
+    /// the head (the start of the tunnelled protocol).
+    pub fn take_tunnel(&mut self) -> Option<Vec<u8>> {
+        self.tunnel_rest.take()
     }
 
     /// Bytes held (head in progress plus kept body); at most about max_head + max_body.
@@ -414,7 +434,9 @@ impl HttpSniffer {
             }
             return Ok(());
         }
-        if is_request || status.is_some_and(|s| s < 200 || s == 204 || s == 304) {
+        let connect_ok =
+            !is_request && self.connect_reply && status.is_some_and(|s| (200..300).contains(&s));
+        if is_request || connect_ok || status.is_some_and(|s| s < 200 || s == 204 || s == 304) {
             self.finish(out);
             return Ok(());
         }
@@ -448,6 +470,8 @@ impl HttpSniffer {
             x_long_polling: clip(f.x_long_polling.as_deref()),
             authorization_user: basic_user(f.authorization.as_deref()),
             upgrade: clip(f.upgrade.as_deref()),
+            ws_deflate: head.status == Some(101)
+                && crate::ws::deflate_agreed(f.ws_extensions.as_deref()),
             body,
         });
         self.messages += 1;
@@ -458,10 +482,18 @@ impl HttpSniffer {
             && f.connection
                 .as_deref()
                 .is_some_and(|c| c.to_lowercase().contains("upgrade"));
+        let connect_ok = !head.is_request
+            && self.connect_reply
+            && head.status.is_some_and(|s| (200..300).contains(&s));
+        if !head.is_request && head.status.is_some_and(|s| s >= 200) {
+            self.connect_reply = false;
+        }
         if head.status == Some(101)
+            || connect_ok
             || (head.is_request && (head.method.as_deref() == Some("CONNECT") || upgrading))
         {
             self.state = State::Tunnel;
+            self.tunnel_rest = Some(self.buf[self.off..].to_vec());
             self.off = self.buf.len();
         }
     }
@@ -694,6 +726,7 @@ fn parse_head(raw: &[u8]) -> Result<Head, DecodeError> {
             "x-long-polling" => &mut f.x_long_polling,
             "authorization" => &mut f.authorization,
             "upgrade" => &mut f.upgrade,
+            "sec-websocket-extensions" => &mut f.ws_extensions,
             "connection" => &mut f.connection,
             "transfer-encoding" => &mut f.transfer_encoding,
             "content-encoding" => &mut f.content_encoding,

@@ -16,6 +16,7 @@
 
 mod cert;
 mod hello;
+pub mod shape;
 #[cfg(test)]
 mod tests;
 
