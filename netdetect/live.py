@@ -36,6 +36,7 @@ from multiprocessing.sharedctypes import Synchronized
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from netdetect.campaign import CampaignBook
 from netdetect.capture.afpacket import (
     DEFAULT_BPF,
     Insn,
@@ -110,6 +111,7 @@ class SniffOptions:
     user: str | None = None
     duration: float | None = None
     eve: str | None = None
+    campaigns: str | None = None  # campaign updates, JSON lines (netdetect.sinks.campaigns)
     syslog: str | None = None
     syslog_facility: str = "local5"
     home_net: tuple[str, ...] = tuple(DEFAULT_HOME_NET)
@@ -142,6 +144,7 @@ class SniffOptions:
             user=args.user,
             duration=args.duration,
             eve=args.eve,
+            campaigns=getattr(args, "campaigns", None),
             syslog=getattr(args, "syslog", None),
             syslog_facility=getattr(args, "syslog_facility", None) or "local5",
             home_net=tuple(args.home_net or DEFAULT_HOME_NET),
@@ -432,6 +435,13 @@ class Sensor:
         self._stopping = False
         self._reload_requested = False
         self._prev: tuple[float, int, int] = (0.0, 0, 0)
+        # Campaigns kept current as alerts arrive; their updates go to the campaign sinks.
+        from netdetect.sinks.campaigns import CampaignPublisher
+
+        self.publisher = CampaignPublisher(
+            on_error=lambda sink, exc: self._sink_failed(sink, "campaign", exc))
+        self.campaigns = CampaignBook(opts.home_net, on_update=self.publisher.update)
+        self._campaign_file: Any = None
 
     # --- setup (privileged) -------------------------------------------------------------------
 
@@ -471,6 +481,17 @@ class Sensor:
             except OSError as exc:
                 self._close_rings()
                 raise LiveCaptureError(f"--eve {o.eve}: {exc.strerror or exc}") from exc
+        if o.campaigns is not None:
+            from netdetect.sinks.campaigns import CampaignFile
+
+            try:
+                self._campaign_file = CampaignFile(o.campaigns)
+            except OSError as exc:
+                self._close_rings()
+                raise LiveCaptureError(f"--campaigns {o.campaigns}: {exc.strerror or exc}"
+                                       ) from exc
+            self.publisher.sinks.append(self._campaign_file)
+        self.publisher.context = {"host": self._host_name(), "in_iface": o.interface}
         if o.user:
             _preload(confirm=o.confirm)
             drop_privileges(o.user)
@@ -542,6 +563,8 @@ class Sensor:
             self.metrics.close()
             if self._eve is not None:
                 self._eve.close()
+            if self._campaign_file is not None:
+                self._campaign_file.close()
         return self._exit_code()
 
     def _exit_code(self) -> int:
@@ -635,6 +658,12 @@ class Sensor:
                                  client_id=f"{cfg.sensor_id}-alerts-{secrets.token_hex(4)}",
                                  topic=cfg.alerts.topic, buffer=cfg.alerts.buffer)
             self.sinks.append(await stack.enter_async_context(sink))
+            from netdetect.sinks.campaigns import CAMPAIGN_TOPIC, CampaignMqtt
+
+            updates = MqttAlertSink(cfg.mqtt,
+                                    client_id=f"{cfg.sensor_id}-campaigns-{os.getpid()}",
+                                    topic=CAMPAIGN_TOPIC, buffer=cfg.alerts.buffer)
+            self.publisher.sinks.append(CampaignMqtt(await stack.enter_async_context(updates)))
 
     async def _loop(self, inbox: asyncio.Queue[tuple[Any, ...]], tg: asyncio.TaskGroup) -> None:
         o = self.opts
@@ -713,6 +742,7 @@ class Sensor:
         tg.create_task(one())
 
     def _emit(self, alert: Alert) -> None:
+        alert = self.campaigns.tag(alert)
         self.alerts.append(alert)
         self.metrics.count_alert(alert.verdict.value)
         s = alert.suspect
@@ -774,6 +804,11 @@ class Sensor:
                 log.info("SIGHUP: reopened %s", self._eve.name)
             except SinkError as exc:
                 log.error("SIGHUP: %s; alerts keep going to the old file", exc)  # noqa: TRY400
+        if self._campaign_file is not None:
+            try:
+                self._campaign_file.reopen()
+            except OSError as exc:
+                log.error("SIGHUP: %s: %s", self._campaign_file.name, exc)  # noqa: TRY400
         if self._syslog is not None:
             self._syslog.reopen()  # a collector that moved (DNS) is found again
         try:

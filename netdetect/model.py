@@ -168,6 +168,14 @@ class HostLease:
 
 
 @dataclass(frozen=True, slots=True)
+class CampaignRef:
+    """The campaign an alert was placed in when it was raised (netdetect.campaign)."""
+
+    id: str
+    ties: tuple[str, ...] = ()  # the strong tie kinds that joined it to an earlier campaign
+
+
+@dataclass(frozen=True, slots=True)
 class Alert:
     """A suspect with its verdict and, when the host answered, the host's half of the evidence."""
 
@@ -179,3 +187,4 @@ class Alert:
     reasons: tuple[str, ...] = ()  # why this verdict, one short sentence each
     mitre: tuple[str, ...] = ("T1496",)
     pcap_filename: str | None = None  # replay: the capture being read when it was raised
+    campaign: CampaignRef | None = None

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
 from netdetect import _core
+from netdetect.campaign import CampaignBook
 from netdetect.core_engine import CoreEngine
 from netdetect.correlate import correlate
 from netdetect.detect import DEFAULT_HOME_NET
@@ -49,6 +50,8 @@ class RunResult:
     counters: dict[str, int] = field(default_factory=dict)
     sink_error: str | None = None  # an output failed: the run stopped there
     interrupted: bool = False  # Ctrl-C: what was read so far was flushed
+    # Every alert is placed in a campaign (netdetect.campaign) before the sinks see it.
+    campaigns: CampaignBook = field(default_factory=CampaignBook)
 
     @property
     def incomplete(self) -> bool:
@@ -186,7 +189,7 @@ def replay(
     A sink that fails to write stops the run (`sink_error`); Ctrl-C stops reading and
     flushes what was found so far (`interrupted`). Either way the result is returned.
     """
-    result = RunResult()
+    result = RunResult(campaigns=CampaignBook(home_net))
     engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
     files = _Files(expand_inputs(paths, result), result, progress)
 
@@ -222,6 +225,7 @@ def _emit(alert: Alert, sinks: Sequence[AlertSink], result: RunResult, files: _F
         alert = dataclasses.replace(alert, pcap_filename=files.current)
         files.alert_file.setdefault(alert.suspect.flow_id, collections.deque()).append(
             files.current)
+    alert = result.campaigns.tag(alert)
     result.alerts.append(alert)
     for sink in sinks:
         sink.write(alert)
@@ -257,7 +261,7 @@ async def replay_confirmed(
     the inventory declares) are learned into `confirmer.inventory` before the suspects of
     the same batch are looked up.
     """
-    result = RunResult()
+    result = RunResult(campaigns=CampaignBook(home_net))
     engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
     engine.detector.ask_threshold = getattr(confirmer, "ask_threshold", 0)
     files = _Files(expand_inputs(paths, result), result, progress)

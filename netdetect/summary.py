@@ -118,6 +118,12 @@ def summary_lines(
             "agent on your hosts and replay with --confirm --config sensor.toml to learn "
             "which process made each flow and what keeps it alive: deploy/README.md "
             "walks through it."))
+    if alerts:
+        out.append(_wrap(
+            "next: `netdetect report` on the EVE output (or on the same captures) groups "
+            "these alerts into campaigns by wallet, binary, persistence, pool and proxy, in "
+            "one HTML page a responder can hand on (README: Campaigns and the incident "
+            "report)."))
     return out
 
 

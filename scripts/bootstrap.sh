@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-APT_PACKAGES=(python3-venv mosquitto mosquitto-clients tshark tcpreplay libndpi-bin libpcap0.8 tcpdump iproute2 openssl procps logrotate gcc libc6-dev)
+APT_PACKAGES=(python3-venv mosquitto mosquitto-clients tshark tcpreplay libndpi-bin libpcap0.8 tcpdump iproute2 openssl procps logrotate gcc libc6-dev chromium fonts-dejavu-core)
 # UPX packs the lab's disguised miner as real campaigns pack XMRig; Debian 12 ships it only
 # in bookworm-backports.
 BACKPORTS_PACKAGES=(upx-ucl)

@@ -1569,7 +1569,7 @@ impl Engine {
         let mut aged = Vec::new();
         for (key, f) in &self.flows {
             if f.first_ts < oldest {
-                aged.push(*key);
+                aged.push((f.handle, *key));
                 continue;
             }
             let idle = now - f.last_ts;
@@ -1579,14 +1579,18 @@ impl Engine {
                 self.cfg.udp_idle
             };
             if (f.is_closed() && idle > self.cfg.closed_linger) || idle > limit {
-                dead.push(*key);
+                dead.push((f.handle, *key));
             }
         }
-        for key in dead {
+        // The table's iteration order is the hasher's (seeded per process): flows leave in
+        // the order they came, so the flow records of a replay are the same on every run.
+        dead.sort_unstable_by_key(|(h, _)| *h);
+        aged.sort_unstable_by_key(|(h, _)| *h);
+        for (_, key) in dead {
             self.counters.flows_expired += 1;
             self.remove(&key, "timeout");
         }
-        for key in aged {
+        for (_, key) in aged {
             self.counters.flows_active_expired += 1;
             self.remove(&key, "active");
         }

@@ -1047,7 +1047,7 @@ def cgminer_session(conn: TcpConn, ts: float, duration: float, *, worker: str = 
 
 def xmrig_session(conn: TcpConn, ts: float, duration: float, *, agent: str = XMRIG_AGENT,
                   rigid: str = "web-03", opened: bool = False,
-                  tls: bool = False) -> tuple[float, set[str]]:
+                  tls: bool = False, login: str = MONERO_WALLET) -> tuple[float, set[str]]:
     """XMRig CryptoNote stratum: compact JSON, login with algo list, job pushes, keepalived.
     With tls=True the same exchange is sent as TLS 1.3 records of the same sizes."""
     s = Session(conn)
@@ -1073,7 +1073,7 @@ def xmrig_session(conn: TcpConn, ts: float, duration: float, *, agent: str = XMR
                 "algo": "rx/0", "height": height, "seed_hash": seed_hash}
 
     t = out(t + 0.0003, True, {"id": 1, "jsonrpc": "2.0", "method": "login", "params": {
-        "login": MONERO_WALLET, "pass": "x", "agent": agent, "rigid": rigid,
+        "login": login, "pass": "x", "agent": agent, "rigid": rigid,
         "algo": XMRIG_ALGOS}})
     current = job()
     t = out(s.reply_at(t), False, {"id": 1, "jsonrpc": "2.0", "error": None, "result": {
@@ -2920,6 +2920,61 @@ def sc_demo(cap: Capture) -> Result:
               "answers": [supportxmr.ip]}])
 
 
+# -- an internal mining proxy ------------------------------------------------------------------
+
+PROXY_AGENT = "xmrig-proxy/6.21.0 (Linux x86_64) libuv/1.44.2 gcc/11.2.0"
+PROXY_WALLET = ("48ASi45ub7Qe4ZE36UT5G6cU4ud8Fhhe4deS4F3cw9KTAb8dLcukC7edhDQ7cn5d4gEYkbUrMWe"
+                "WQLGsCmrG6dLaYyNoVKf")
+PROXY_MINERS = 20
+
+
+def mining_proxy(cap: Capture, *, upstream_tls: bool) -> Result:
+    """xmrig-proxy on an internal server: 20 internal XMRig miners log in to it with a
+    placeholder login (the wallet is the proxy's business), and the proxy keeps one session
+    of its own to the public pool, plain CryptoNote or TLS with SNI."""
+    rng = cap.rng
+    start = T0 + 30600.0
+    proxy = cap.lan("10.30.0.10", "52:54:00", name="mine-proxy")
+    resolver = cap.lan("10.30.0.53", "52:54:00")
+    pool = cap.remote("198.51.100.23", ttl=50)
+    alerts: list[dict[str, Any]] = []
+    start = dns_lookup(cap, start, proxy, resolver, "pool.supportxmr.com",
+                       [("pool.supportxmr.com", 1, 300, pool.ip)]) + 0.0008
+    if upstream_tls:
+        up = cap.tcp(proxy, pool, 443, rtt=0.094)
+        t = up.open(start)
+        hello = openssl111_hello(rng, "pool.supportxmr.com")
+        ja3, ja3_hash = ja3_of(hello)
+        t = tls13_open(up, t + 0.0003, hello)
+        t = tls_stratum_traffic(up, t, start + 90)
+        up.close(t + 0.4)
+        alerts.append(up.alert("tls", tls=True, sni="pool.supportxmr.com", ja3=ja3,
+                               ja3_hash=ja3_hash, ja4=ja4_of(hello)))
+    else:
+        up = cap.tcp(proxy, pool, 3333, rtt=0.094)
+        t, methods = xmrig_session(up, start, 90, agent=PROXY_AGENT, rigid="mine-proxy",
+                                   login=PROXY_WALLET)
+        up.close(t + 0.4)
+        alerts.append(up.alert("cryptonote", methods=_methods(methods)))
+    for n in range(PROXY_MINERS):
+        miner = cap.lan(f"10.30.1.{11 + n}", "00:50:56")
+        conn = cap.tcp(miner, proxy, 3333, rtt=rng.uniform(0.0002, 0.0009))
+        t, methods = xmrig_session(conn, start + 1.5 + n * rng.uniform(0.6, 1.4), 45,
+                                   rigid=f"node-{11 + n:02d}", login="x")
+        conn.close(t + 0.3)
+        alerts.append(conn.alert("cryptonote", methods=_methods(methods)))
+    return Result(alerts, dns=[{"client_ip": proxy.ip, "name": "pool.supportxmr.com",
+                                "answers": [pool.ip]}])
+
+
+def sc_proxy_plain(cap: Capture) -> Result:
+    return mining_proxy(cap, upstream_tls=False)
+
+
+def sc_proxy_tls(cap: Capture) -> Result:
+    return mining_proxy(cap, upstream_tls=True)
+
+
 # ---------------------------------------------------------------------------------------------
 # The catalogue
 # ---------------------------------------------------------------------------------------------
@@ -3512,6 +3567,13 @@ SCENARIOS: tuple[Scenario, ...] = (
              "60 s of an office network: five desktops browsing over TLS, DNS, and three miners "
              "(XMRig plain, cgminer, XMRig over TLS after resolving pool.supportxmr.com)",
              sc_demo),
+    Scenario("proxy_stratum.pcap", 148,
+             "an internal xmrig-proxy (10.30.0.10:3333) serving 20 internal XMRig miners that "
+             "log in with a placeholder, and its own CryptoNote session to the public pool",
+             sc_proxy_plain),
+    Scenario("proxy_stratum_tls.pcap", 149,
+             "the same proxy and miners, the proxy's upstream session over TLS with SNI "
+             "pool.supportxmr.com", sc_proxy_tls),
 )
 
 

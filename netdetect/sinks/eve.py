@@ -261,6 +261,8 @@ def alert_to_eve(alert: Alert, context: dict[str, str] | None = None) -> dict[st
         import msgspec
 
         nd.setdefault("host", {})["report"] = msgspec.to_builtins(alert.host)
+    if alert.campaign is not None:
+        nd["campaign"] = {"id": alert.campaign.id, "ties": list(alert.campaign.ties)}
     out["netdetect"] = nd
     return out
 

@@ -137,11 +137,14 @@ def test_lab_miner_confirmed_persistent_and_background_silent(
     inventory.write_text(f'[[host]]\nid = "{HOST_ID}"\naddresses = ["{lab["victim"]}"]\n')
     sensor_toml = write_sensor_toml(tmp_path / "sensor.toml", broker, inventory, timeout=10.0,
                                     cpu_window=1.0)
+    # Alerts and campaign updates are also published to the broker.
+    sensor_toml.write_text(sensor_toml.read_text() + "\n[alerts]\nmqtt = true\n")
     eve = tmp_path / "eve.json"
+    campaigns = tmp_path / "campaigns.json"
     sniff = procs.start(sensor_ns, "sniff", sys.executable, "-m", "netdetect.cli", "sniff",
                         "-i", lab["span"], "--workers", "2", "--home-net", lab["home_net"],
                         "--confirm", "--config", str(sensor_toml), "--eve", str(eve),
-                        "--stats-interval", "2", "-q")
+                        "--campaigns", str(campaigns), "--stats-interval", "2", "-q")
     procs.wait_log("sniff", r"all 2 worker\(s\) capturing", 30)
 
     miner = procs.start(victim_ns, "miner", *miner_cmd)
@@ -191,3 +194,13 @@ def test_lab_miner_confirmed_persistent_and_background_silent(
     assert "T1053.003" in ev["alert"]["metadata"]["mitre_technique_id"]
     log = procs.log("sniff")
     assert re.search(r"final stats: packets=\d+ .*kernel_drops=0", log), log
+    assert "record lost" not in log, log
+    # The campaign update carries the host's proof: the cron line that relaunches the miner.
+    (update,) = [json.loads(line) for line in campaigns.read_text().splitlines()]
+    assert update["change"] == "new"
+    assert update["campaign"]["id"] == nd["campaign"]["id"]
+    assert update["campaign"]["hosts"] == {HOST_ID: 1}
+    assert update["campaign"]["severity_why"][:2] == ["a host confirmed the miner process",
+                                                      "persistence relaunches it"]
+    (entry,) = update["campaign"]["persistence"]
+    assert (entry["path"], entry["line"]) == ("/etc/cron.d/kworker", 2)  # as the host sees it
