@@ -5,7 +5,7 @@ TLS + ACL configuration, the loopback pool and XMRig stand-in from tests/e2e, an
 as a real process (``python -m netdetect.agent.daemon``, real collectors, root "/"). The
 miner's flow is captured once from ``lo`` (AF_PACKET, so run as root).
 
-(a) latency, repeated --runs times: a fresh Engine is fed the captured frames one by one from
+(a) latency, repeated --runs times: a fresh CoreEngine is fed the captured frames one by one from
     the first one; as soon as the detector raises the suspect, the in-process Confirmer asks
     the agent and correlates the answer. Measured from handing the engine the first stratum
     packet to the Alert being returned, CPU window included. Not included: packet capture
@@ -42,7 +42,7 @@ from typing import Any
 
 from netdetect.config import load_sensor_config
 from netdetect.confirm import Confirmer
-from netdetect.engine import Engine
+from netdetect.core_engine import CoreEngine as Engine
 from netdetect.hosts import Inventory
 from netdetect.intel import Intel, load_intel
 from netdetect.model import Alert, Suspect

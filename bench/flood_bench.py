@@ -1,4 +1,5 @@
-"""SYN-flood benchmark of the detection core: N distinct SYNs (default 1 M) through `Engine`
+"""SYN-flood benchmark of the detection core: N distinct SYNs (default 1 M) through the
+compiled core (`CoreEngine`, in batches of 4096 frames)
 with a small flow-table cap, a Stratum session interleaved with the flood. Prints peak RSS
 against the cap, evictions, and whether the mining flow still alerted.
 
@@ -17,8 +18,8 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from netdetect.capture.files import read_frames  # noqa: E402
-from netdetect.engine import Engine  # noqa: E402
+from netdetect import _core  # noqa: E402
+from netdetect.core_engine import CoreEngine  # noqa: E402
 from netdetect.intel import load_intel  # noqa: E402
 
 _ETH = bytes.fromhex("020000000002" "020000000001" "0800")
@@ -48,9 +49,15 @@ def main() -> int:
     args = ap.parse_args()
 
     intel = load_intel(REPO / "signatures")
-    mining = [frame for _ts, _lt, frame in read_frames(str(args.mining))]
-    engine = Engine(intel, max_flows=args.max_flows)
-    feed = engine.feed
+    mining = [frame for _ts, _lt, frame, _orig in _core.read_capture(str(args.mining))[0]]
+    engine = CoreEngine(intel, max_flows=args.max_flows)
+    batch: list[tuple[float, int, bytes]] = []
+
+    def feed(ts: float, lt: int, frame: bytes) -> None:
+        batch.append((ts, lt, frame))
+        if len(batch) >= 4096:
+            engine.feed_frames(batch)
+            batch.clear()
     base_rss = rss_kib()
     t0 = 1_700_000_000.0
     m = 0
@@ -64,6 +71,7 @@ def main() -> int:
             m += 1
     for frame in mining[m:]:
         feed(t0 + args.syns * 1e-5, 1, frame)
+    engine.feed_frames(batch)
     took = time.perf_counter() - started
     suspects = engine.take_suspects()
     c = engine.counters()

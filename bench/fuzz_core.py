@@ -21,7 +21,6 @@ import time
 from pathlib import Path
 
 from netdetect import _core
-from netdetect.capture.files import FrameReader
 
 REPO = Path(__file__).resolve().parents[1]
 BOUNDARY = (0x00, 0x01, 0x7F, 0x80, 0xFE, 0xFF)
@@ -35,7 +34,7 @@ def _cpu() -> float:
 def seed_frames() -> list[tuple[float, int, bytes]]:
     out: list[tuple[float, int, bytes]] = []
     for p in sorted((REPO / "pcaps").glob("*.pcap*")):
-        out.extend((ts, lt, bytes(f)) for ts, lt, f in FrameReader(str(p)))
+        out.extend((ts, lt, f) for ts, lt, f, _orig in _core.read_capture(str(p))[0])
     return out
 
 

@@ -119,7 +119,7 @@ def run_sniff(ns: str, sw: str, iface: str, workers: int, capture: Path, loops: 
 PCAPY_CAPTURE = r"""
 import sys, time, pcapy
 sys.path.insert(0, sys.argv[4])
-from netdetect.engine import Engine
+from netdetect.core_engine import CoreEngine as Engine
 from netdetect.intel import load_intel
 intel = load_intel(sys.argv[4] + "/signatures")
 eng = Engine(intel, home_net=sys.argv[3].split(","))

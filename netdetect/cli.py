@@ -105,14 +105,6 @@ def build_parser() -> argparse.ArgumentParser:
 
     rp = sub.add_parser("replay", help="analyse capture files (pcap, pcapng, gzip, directories)")
     rp.add_argument("paths", nargs="+", metavar="PATH")
-    rp.add_argument("--prefilter", action="store_true",
-                    help="drop bulk packets in C before the detector (faster; may miss "
-                    "evidence that only shows late in long flows, see bench/PERF.md)")
-    rp.add_argument("--prefilter-heads", type=int, default=8, metavar="N",
-                    help="with --prefilter: packets per flow direction always kept")
-    rp.add_argument("--engine", choices=("core", "python"), default="core",
-                    help="core: the compiled packet core (default); python: the earlier "
-                    "per-packet engine, kept for comparison")
     detector_opts(rp)
 
     dp = sub.add_parser("demo", help="replay the bundled demo capture")
@@ -307,15 +299,9 @@ def cmd_replay(args: argparse.Namespace) -> int:
                 _replay_confirmed(args, paths, intel, home_net, sinks, bar)
             )
         else:
-            prefilter = None
-            if getattr(args, "prefilter", False):
-                from netdetect.service import PrefilterOptions
-
-                prefilter = PrefilterOptions(head_packets=args.prefilter_heads)
             result = replay(
                 paths, intel=intel, sinks=sinks, home_net=home_net,
-                max_flows=args.max_flows, progress=bar, prefilter=prefilter,
-                engine_kind=getattr(args, "engine", "core"),
+                max_flows=args.max_flows, progress=bar,
             )
     finally:
         if bar is not None:
@@ -379,7 +365,6 @@ async def _replay_confirmed(
         return await replay_confirmed(
             paths, intel=intel, confirmer=confirmer, sinks=[*sinks, *extra],
             home_net=home_net, max_flows=args.max_flows, progress=progress,
-            engine_kind=getattr(args, "engine", "core"),
         )
 
 

@@ -40,7 +40,6 @@ from netdetect.detect import (
 from netdetect.errors import CaptureError, DecodeError
 from netdetect.intel import Intel
 from netdetect.model import FlowEnd, HostLease, Suspect, ip_str
-from netdetect.pdns import PassiveDns
 
 _MAX_LEASES = 4096
 # Events of the modes a flow enters after DEEP (WATCH: timing and SV2 frames; SAMPLE):
@@ -144,7 +143,7 @@ class CoreEngine:
         )
         self.core.set_intel(*intel.prefilter())
         # The detector never looks names up itself here: the core hands them over.
-        self.detector = Detector(intel, PassiveDns(max_entries=1), home_net=home_net)
+        self.detector = Detector(intel, home_net=home_net)
         self._on_dns_answer = on_dns_answer
         self._flows: dict[int, _State] = {}
         self.flow_ends: list[FlowEnd] = []
@@ -190,9 +189,11 @@ class CoreEngine:
         try:
             return _core.Capture(path)
         except OSError as exc:
-            args = exc.args
-            if len(args) == 3:
-                raise CaptureError(str(args[0]), int(args[1]), str(args[2])) from None
+            # The core raises OSError(path, offset, reason); Python files a three-argument
+            # OSError as (errno, strerror, filename).
+            if exc.filename is not None:
+                path, offset, reason = str(exc.errno), int(str(exc.strerror)), str(exc.filename)
+                raise CaptureError(path, offset, reason) from None
             raise
 
     def run(self, source: _core.Capture, max_frames: int = 65536) -> int:

@@ -28,7 +28,6 @@ from netdetect.model import (
     Suspect,
     ip_str,
 )
-from netdetect.pdns import PassiveDns
 
 DEFAULT_HOME_NET = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 
@@ -168,7 +167,6 @@ class Detector:
     def __init__(
         self,
         intel: Intel,
-        pdns: PassiveDns,
         *,
         home_net: Iterable[str] = DEFAULT_HOME_NET,
         threshold: int = ALERT_THRESHOLD,
@@ -176,7 +174,6 @@ class Detector:
         ask_threshold: int = 0,
     ) -> None:
         self.intel = intel
-        self.pdns = pdns
         self.home_nets = [ipaddress.ip_network(n, strict=False) for n in home_net]
         self.threshold = threshold
         # Flows scoring at least this (and below `threshold`) are handed out once as asked
@@ -250,17 +247,17 @@ class Detector:
         flow: FlowView,
         ins: Inspection,
         ts: float,
-        names: Callable[[str], Sequence[str]] | None = None,
+        names: Callable[[str], Sequence[str]],
     ) -> None:
         """Once per flow, at its first payload: is either end a known pool address, or an
         address this sensor saw resolved from a pool name? `names` gives an address's
-        passive-DNS names when the caller already looked them up (the compiled core)."""
+        passive-DNS names (the compiled core keeps passive DNS)."""
         if ins.remote_checked:
             return
         ins.remote_checked = True
         for side, raw in ((1, flow.b_ip), (0, flow.a_ip)):
             ip = ip_str(raw)
-            for name in self.pdns.names_for(ip, ts) if names is None else names(ip):
+            for name in names(ip):
                 m = self.intel.match_domain(name)
                 if m is not None:
                     kind, weight = _dns_kind(name)

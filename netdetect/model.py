@@ -5,7 +5,7 @@ from __future__ import annotations
 import socket
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import TYPE_CHECKING, NamedTuple, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
     from netdetect.agent.schema import HostReport
@@ -19,22 +19,6 @@ SYN = 0x02
 RST = 0x04
 PSH = 0x08
 ACK = 0x10
-
-
-class Packet(NamedTuple):
-    """One decoded L3/L4 packet. A NamedTuple, not a dataclass: built once per packet on the
-    hot path, where tuple construction is several times cheaper than a frozen dataclass."""
-
-    ts: float
-    src: bytes  # raw address, 4 (IPv4) or 16 (IPv6) bytes
-    dst: bytes
-    proto: int  # IP protocol number; ports are 0 for non TCP/UDP
-    sport: int
-    dport: int
-    flags: int  # TCP flags, 0 otherwise
-    seq: int  # TCP sequence number, 0 otherwise
-    payload: memoryview  # L4 payload as captured (may be shorter than on the wire)
-    vlan: int  # outermost 802.1Q VLAN id, 0 when untagged
 
 
 class FlowView(Protocol):

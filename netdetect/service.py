@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import collections
 import dataclasses
-import itertools
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Protocol
 
+from netdetect import _core
 from netdetect.campaign import CampaignBook
-from netdetect.capture.files import FrameReader, capture_size, expand_paths
-from netdetect.capture.prefilter import HEAD_PACKETS, SMALL_PAYLOAD, PrefilteredFile, PrefilterStats
 from netdetect.core_engine import CoreEngine
 from netdetect.correlate import correlate
 from netdetect.detect import DEFAULT_HOME_NET
@@ -23,12 +22,6 @@ from netdetect.sinks.eve import EveWriter, SinkError
 
 if TYPE_CHECKING:
     from netdetect.hosts import Inventory
-
-YIELD_EVERY = 2048  # frames between event-loop yields while confirmations run
-# Frames per Engine.feed_frames call in replay: large enough that the per-call cost vanishes,
-# small enough that a suspect is emitted within a few milliseconds of capture time.
-BATCH = 4096
-
 
 class Confirms(Protocol):
     """The host-confirmation side as the replay loop sees it (netdetect.confirm.Confirmer)."""
@@ -75,29 +68,6 @@ def network_only(suspect: Suspect) -> Alert:
     return dataclasses.replace(alert, reasons=("host confirmation not requested",))
 
 
-@dataclass
-class PrefilterOptions:
-    """Replay through the C prefilter (netdetect.capture.prefilter); totals over all files."""
-
-    head_packets: int = HEAD_PACKETS
-    small: int = SMALL_PAYLOAD
-    heads: int = 0
-    dropped: int = 0
-    passed: int = 0
-
-    def add(self, stats: PrefilterStats) -> None:
-        self.heads += stats.heads
-        self.dropped += stats.dropped
-        self.passed += stats.passed
-
-    def counters(self) -> dict[str, int]:
-        return {
-            "prefilter_heads": self.heads,
-            "prefilter_dropped": self.dropped,
-            "prefilter_passed": self.passed,
-        }
-
-
 class Progress(Protocol):
     def __call__(self, done: int, total: int, path: str) -> None: ...
 
@@ -108,9 +78,14 @@ STDIN_PATHS = ("-", "/dev/stdin")
 # Frames per compiled-core call: the core returns early when events pile up.
 BATCH_CORE = 65536
 
-ENGINES = ("core", "python")
-"""`core`: the compiled core (netdetect._core). `python`: the earlier per-packet Python
-engine, kept only as the differential oracle until the core has replaced it everywhere."""
+def capture_size(path: str) -> int:
+    """Size of a capture file on disk in bytes (progress is reported against it)."""
+    try:
+        return Path(path).stat().st_size
+    except FileNotFoundError:
+        raise CaptureError(path, 0, "no such file") from None
+    except OSError as exc:
+        raise CaptureError(path, 0, f"cannot stat: {exc.strerror or exc}") from exc
 
 
 def expand_inputs(paths: Sequence[str], result: RunResult) -> list[str]:
@@ -121,15 +96,12 @@ def expand_inputs(paths: Sequence[str], result: RunResult) -> list[str]:
         if path in STDIN_PATHS:
             files.append(path)
             continue
-        try:
-            found = expand_paths([path])
-        except CaptureError as exc:
-            result.errors.append(str(exc))
+        # The core recognises captures by content, as it reads them.
+        found, errors = _core.expand_paths([path])
+        for err in errors:
+            result.errors.append(str(CaptureError(*err)))
             result.unreadable += 1
-            continue
-        except OSError as exc:
-            result.errors.append(f"{path}: {exc.strerror or exc}")
-            result.unreadable += 1
+        if errors and not found:
             continue
         if not found:
             result.warnings.append(f"{path}: no capture files in this directory")
@@ -144,79 +116,11 @@ class _Files:
     paths: list[str]
     result: RunResult
     progress: Progress | None
-    prefilter: PrefilterOptions | None = None
-    decoded: Callable[[], int] = lambda: 0
     current: str | None = None
     # The capture each alerted flow was seen in, for its flow record's pcap_filename. A
     # queue per flow_id: one session replayed from several captures (tunnel variants of one
     # trace) is several flows with one flow_id, each ending after the next one alerted.
     alert_file: dict[int, collections.deque[str]] = field(default_factory=dict)
-    _last: tuple[str, int, bool, int] = ("", 0, False, 0)
-
-    def frames_of(self, path: str, done_before: int, total: int) -> Iterable[
-            tuple[float, int, bytes]]:
-        """One file's frames; damage ends the file, not the run."""
-        result, progress, prefilter = self.result, self.progress, self.prefilter
-        self.current = path
-        result.files += 1
-        decoded_before = self.decoded()
-        n = 0
-        reader: FrameReader | None = None
-        pre: PrefilteredFile | None = None
-        damaged = False
-        self._last = (path, 0, False, decoded_before)
-        try:
-            if prefilter is not None:
-                pre = PrefilteredFile(
-                    path, head_packets=prefilter.head_packets, small=prefilter.small
-                )
-                for frame in pre.frames():
-                    n += 1
-                    yield frame
-            elif progress is None:
-                # No per-frame bookkeeping here: the reader's own generator is the loop.
-                reader = FrameReader(path)
-                yield from reader
-            else:
-                reader = FrameReader(path)
-                for frame in reader:
-                    n += 1
-                    if n & 0x3FFF == 0:
-                        progress(done_before + reader.file_offset, total, path)
-                    yield frame
-        except CaptureError as exc:
-            result.errors.append(str(exc))
-            result.unreadable += 1
-            damaged = True
-        except OSError as exc:
-            result.errors.append(f"{path}: {exc.strerror or exc}")
-            result.unreadable += 1
-            damaged = True
-        if reader is not None:
-            n = reader.frames
-        if pre is not None and prefilter is not None:
-            prefilter.add(pre.stats)
-        result.frames += n
-        self._last = (path, n, damaged, decoded_before)
-        if progress is not None:
-            progress(done_before + capture_size(path), total, path)
-
-    def file_done(self) -> None:
-        """After the engine took a file's last frame: warn when it held nothing to analyse.
-
-        Checked here, not in the generator: the engine adds its fast-path counts when a
-        feed call returns, so the decoded counter is only current between calls.
-        """
-        path, n, damaged, decoded_before = self._last
-        if damaged or self.prefilter is not None:
-            return
-        if n == 0:
-            self.result.warnings.append(f"{path}: no packets in this capture")
-        elif self.decoded() == decoded_before:
-            self.result.warnings.append(
-                f"{path}: none of its {n} frames decoded to an IP packet "
-                "(unsupported link type, or snaplen too short?)"
-            )
 
     def through_core(self, engine: CoreEngine) -> Iterator[str]:
         """Run every file through the compiled core, yielding after each batch so the
@@ -260,13 +164,6 @@ class _Files:
                 progress(done, total, path)
             yield path
 
-    def each(self) -> Iterable[tuple[str, Iterable[tuple[float, int, bytes]]]]:
-        total = sum(capture_size(p) for p in self.paths) if self.progress else 0
-        done = 0
-        for path in self.paths:
-            yield path, iter(self.frames_of(path, done, total))
-            done += capture_size(path) if self.progress else 0
-
     def flow_file(self, fe: FlowEnd) -> FlowEnd:
         queue = self.alert_file.get(fe.suspect.flow_id)
         name = self.current
@@ -286,76 +183,12 @@ def replay(
     max_flows: int = 150_000,
     progress: Progress | None = None,
     on_error: Callable[[str], None] | None = None,
-    prefilter: PrefilterOptions | None = None,
-    engine_kind: str = "core",
 ) -> RunResult:
     """Replay captures through the core; every alert is network-only (no host asked).
-
-    With `prefilter`, each file is read through the C prefilter: much faster on bulk-heavy
-    captures, at the cost of the evidence listed in netdetect.capture.prefilter.
 
     A sink that fails to write stops the run (`sink_error`); Ctrl-C stops reading and
     flushes what was found so far (`interrupted`). Either way the result is returned.
     """
-    if engine_kind == "core" and prefilter is None:
-        return _replay_core(paths, intel=intel, sinks=sinks, home_net=home_net,
-                            max_flows=max_flows, progress=progress, on_error=on_error)
-    from netdetect.engine import Engine  # the differential oracle only
-
-    result = RunResult(campaigns=CampaignBook(home_net))
-    engine = Engine(
-        intel,
-        home_net=home_net,
-        max_flows=max_flows,
-        stream_pending=65536 if prefilter is None else 0,
-    )
-    feed_frames = engine.feed_frames
-    detector = engine.detector
-    islice = itertools.islice
-    files = _Files(expand_inputs(paths, result), result, progress, prefilter,
-                   decoded=lambda: engine.counters().get("decoded", 0))
-
-    def emit_suspects() -> None:
-        for s in engine.take_suspects():
-            _emit(network_only(s), sinks, result, files)
-
-    try:
-        try:
-            for _path, frames in files.each():
-                while feed_frames(islice(frames, BATCH)):
-                    if detector.suspects:
-                        emit_suspects()
-                    if engine.flow_ends:
-                        _emit_flows(engine.take_flow_ends(), sinks, result, files)
-                    if engine.leases:
-                        engine.take_leases()  # nobody is asked: who owns an address is moot
-                files.file_done()
-        except KeyboardInterrupt:
-            result.interrupted = True
-        engine.finish()
-        emit_suspects()
-        _emit_flows(engine.take_flow_ends(), sinks, result, files)
-    except SinkError as exc:
-        result.sink_error = str(exc)
-    result.counters = engine.counters()
-    if prefilter is not None:
-        result.counters.update(prefilter.counters())
-    if on_error is not None:
-        for err in result.errors:
-            on_error(err)
-    return result
-
-
-def _replay_core(
-    paths: Sequence[str],
-    *,
-    intel: Intel,
-    sinks: Sequence[AlertSink],
-    home_net: Iterable[str],
-    max_flows: int,
-    progress: Progress | None,
-    on_error: Callable[[str], None] | None,
-) -> RunResult:
     result = RunResult(campaigns=CampaignBook(home_net))
     engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
     files = _Files(expand_inputs(paths, result), result, progress)
@@ -419,7 +252,6 @@ async def replay_confirmed(
     home_net: Iterable[str] = DEFAULT_HOME_NET,
     max_flows: int = 150_000,
     progress: Progress | None = None,
-    engine_kind: str = "core",
 ) -> RunResult:
     """Replay captures and ask each suspect's host before raising its alert.
 
@@ -429,72 +261,6 @@ async def replay_confirmed(
     the inventory declares) are learned into `confirmer.inventory` before the suspects of
     the same batch are looked up.
     """
-    if engine_kind == "core":
-        return await _replay_confirmed_core(
-            paths, intel=intel, confirmer=confirmer, sinks=sinks, home_net=home_net,
-            max_flows=max_flows, progress=progress)
-    from netdetect.engine import Engine  # the differential oracle only
-
-    result = RunResult(campaigns=CampaignBook(home_net))
-    engine = Engine(intel, home_net=home_net, max_flows=max_flows)
-    engine.detector.ask_threshold = getattr(confirmer, "ask_threshold", 0)
-    files = _Files(expand_inputs(paths, result), result, progress,
-                   decoded=lambda: engine.counters().get("decoded", 0))
-    from netdetect.hosts import dns_learner  # only the confirmed path learns hosts
-
-    names = confirmer.inventory.names()
-    if names:
-        engine.on_dns_answer = dns_learner(names, engine.add_lease)
-
-    async def one(s: Suspect, path: str | None) -> None:
-        alert = await confirmer.settle(s)
-        if alert is None:
-            return
-        saved, files.current = files.current, path
-        try:
-            _emit(alert, sinks, result, files)
-        finally:
-            files.current = saved
-
-    import asyncio  # only the confirmed replay needs it: keep it off replay's start-up
-
-    try:
-        async with asyncio.TaskGroup() as tg:
-            try:
-                for _path, frames in files.each():
-                    while engine.feed_frames(itertools.islice(frames, YIELD_EVERY)):
-                        if engine.leases:
-                            confirmer.inventory.learn_leases(engine.take_leases())
-                        if engine.detector.suspects:
-                            for s in engine.take_suspects():
-                                tg.create_task(one(s, files.current))
-                        if engine.flow_ends:
-                            _emit_flows(engine.take_flow_ends(), sinks, result, files)
-                        await asyncio.sleep(0)
-                    files.file_done()
-            except KeyboardInterrupt:
-                result.interrupted = True
-            engine.finish()
-            confirmer.inventory.learn_leases(engine.take_leases())
-            for s in engine.take_suspects():
-                tg.create_task(one(s, files.current))
-            _emit_flows(engine.take_flow_ends(), sinks, result, files)
-    except* SinkError as group:
-        result.sink_error = str(group.exceptions[0])
-    result.counters = engine.counters()
-    return result
-
-
-async def _replay_confirmed_core(
-    paths: Sequence[str],
-    *,
-    intel: Intel,
-    confirmer: Confirms,
-    sinks: Sequence[AlertSink],
-    home_net: Iterable[str],
-    max_flows: int,
-    progress: Progress | None,
-) -> RunResult:
     result = RunResult(campaigns=CampaignBook(home_net))
     engine = CoreEngine(intel, home_net=home_net, max_flows=max_flows)
     engine.detector.ask_threshold = getattr(confirmer, "ask_threshold", 0)

@@ -26,3 +26,6 @@ pub mod ws;
 
 #[cfg(feature = "python")]
 mod python;
+
+#[cfg(test)]
+mod fuzz;

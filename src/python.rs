@@ -553,6 +553,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
     m.add_class::<Capture>()?;
     m.add_class::<Ring>()?;
+    probes::register(m)?;
     for (name, v) in [
         ("K_OPEN", K_OPEN),
         ("K_CLIENT_HELLO", K_CLIENT_HELLO),
@@ -588,4 +589,563 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
         m.add(name, v)?;
     }
     Ok(())
+}
+
+// ---------------------------------------------------------------------------------------
+// Parser probes: each of the core's parsers, callable on its own. The engine never goes
+// through these; the tests (unit, hypothesis fuzz, the tshark oracle) and the capture-path
+// expansion of `replay` do. Every probe returns plain values; a parser's DecodeError is a
+// ValueError, a capture's damage an OSError(path, offset, reason).
+// ---------------------------------------------------------------------------------------
+
+mod probes {
+    use super::ip_bytes;
+    use crate::capture::{self, CaptureReader};
+    use crate::dns::{self, RData};
+    use crate::error::DecodeError;
+    use crate::http::{HttpHead, HttpSniffer};
+    use crate::packet::PacketDecoder as RsPacketDecoder;
+    use crate::reasm::Reassembler as RsReassembler;
+    use crate::tls::{self, ClientHelloInfo, TlsEvent, TlsSniffer};
+    use crate::{dhcp, sv2};
+    use pyo3::exceptions::{PyOSError, PyValueError};
+    use pyo3::prelude::*;
+    use pyo3::types::{PyBytes, PyDict};
+
+    fn value_error(e: DecodeError) -> PyErr {
+        PyValueError::new_err(e.0)
+    }
+
+    fn hello_dict<'py>(py: Python<'py>, h: ClientHelloInfo) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("sni", h.sni)?;
+        d.set_item("alpn", h.alpn)?;
+        d.set_item("record_version", h.record_version)?;
+        d.set_item("handshake_version", h.handshake_version)?;
+        d.set_item("supported_versions", h.supported_versions)?;
+        d.set_item("ja3", h.ja3)?;
+        d.set_item("ja3_hash", h.ja3_hash)?;
+        d.set_item("ja4", h.ja4)?;
+        d.set_item("ja4_r", h.ja4_r)?;
+        d.set_item("cipher_suites", h.cipher_suites)?;
+        d.set_item("extensions", h.extensions)?;
+        Ok(d)
+    }
+
+    fn tls_event<'py>(
+        py: Python<'py>,
+        ev: TlsEvent,
+    ) -> PyResult<(&'static str, Bound<'py, PyDict>)> {
+        Ok(match ev {
+            TlsEvent::ClientHello(h) => ("client_hello", hello_dict(py, *h)?),
+            TlsEvent::ServerHello(s) => {
+                let d = PyDict::new(py);
+                d.set_item("version", s.version)?;
+                d.set_item("cipher_suite", s.cipher_suite)?;
+                d.set_item("alpn", s.alpn)?;
+                ("server_hello", d)
+            }
+            TlsEvent::Certificate(c) => ("certificate", cert_dict(py, c)?),
+            TlsEvent::Record {
+                content_type,
+                length,
+            } => {
+                let d = PyDict::new(py);
+                d.set_item("content_type", content_type)?;
+                d.set_item("length", length)?;
+                ("record", d)
+            }
+        })
+    }
+
+    fn cert_dict<'py>(py: Python<'py>, c: tls::CertNames) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("subject_cn", c.subject_cn)?;
+        d.set_item("san_dns", c.san_dns)?;
+        d.set_item("issuer_cn", c.issuer_cn)?;
+        Ok(d)
+    }
+
+    /// One complete ClientHello handshake message (4-byte header included) -> its fields.
+    #[pyfunction]
+    #[pyo3(signature = (message, record_version=0, quic=false))]
+    fn parse_client_hello<'py>(
+        py: Python<'py>,
+        message: &[u8],
+        record_version: u16,
+        quic: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        if message.len() < 4 || message[0] != 1 {
+            return Err(PyValueError::new_err(
+                "TLS: not a ClientHello handshake message",
+            ));
+        }
+        let body_len =
+            usize::from(message[1]) << 16 | usize::from(message[2]) << 8 | usize::from(message[3]);
+        let body = &message[4..];
+        if body_len != body.len() {
+            return Err(PyValueError::new_err(format!(
+                "TLS: ClientHello length {body_len} does not match {} bytes",
+                body.len()
+            )));
+        }
+        let h = if quic {
+            tls::parse_client_hello_quic(body)
+        } else {
+            tls::parse_client_hello(record_version, body)
+        };
+        hello_dict(py, h.map_err(value_error)?)
+    }
+
+    /// One ServerHello message (header included) -> (fields, is a HelloRetryRequest).
+    #[pyfunction]
+    fn parse_server_hello<'py>(
+        py: Python<'py>,
+        message: &[u8],
+    ) -> PyResult<(Bound<'py, PyDict>, bool)> {
+        let (s, hrr) = tls::parse_server_hello(message).map_err(value_error)?;
+        let d = PyDict::new(py);
+        d.set_item("version", s.version)?;
+        d.set_item("cipher_suite", s.cipher_suite)?;
+        d.set_item("alpn", s.alpn)?;
+        Ok((d, hrr))
+    }
+
+    /// Names of the first certificate of a Certificate message (header included), or None.
+    #[pyfunction]
+    fn parse_certificate<'py>(
+        py: Python<'py>,
+        message: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        tls::parse_certificate_names(message)
+            .map(|c| cert_dict(py, c))
+            .transpose()
+    }
+
+    #[pyfunction]
+    fn is_grease(value: u16) -> bool {
+        tls::is_grease(value)
+    }
+
+    #[pyfunction]
+    fn ja4_version_code(version: u16) -> &'static str {
+        tls::ja4_version_code(version)
+    }
+
+    /// One direction of a TLS stream, fed in pieces: feed() -> [(kind, fields)], kind one of
+    /// "client_hello", "server_hello", "certificate", "record".
+    #[pyclass(module = "netdetect._core", unsendable)]
+    pub struct TlsStream {
+        inner: TlsSniffer,
+    }
+
+    #[pymethods]
+    impl TlsStream {
+        #[new]
+        #[pyo3(signature = (*, midstream=false, max_handshake=tls::DEFAULT_MAX_HANDSHAKE))]
+        fn new(midstream: bool, max_handshake: usize) -> Self {
+            TlsStream {
+                inner: TlsSniffer::with_max_handshake(midstream, max_handshake),
+            }
+        }
+
+        fn feed<'py>(
+            &mut self,
+            py: Python<'py>,
+            data: &[u8],
+        ) -> PyResult<Vec<(&'static str, Bound<'py, PyDict>)>> {
+            let mut out = Vec::new();
+            self.inner.feed(data, &mut out).map_err(value_error)?;
+            out.into_iter().map(|ev| tls_event(py, ev)).collect()
+        }
+
+        #[getter]
+        fn buffered(&self) -> usize {
+            self.inner.buffered()
+        }
+
+        /// Messages too large to buffer: skipped and counted, the stream goes on.
+        #[getter]
+        fn overflow(&self) -> u64 {
+            self.inner.overflow
+        }
+    }
+
+    fn http_dict<'py>(py: Python<'py>, h: HttpHead) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("is_request", h.is_request)?;
+        d.set_item("method", h.method)?;
+        d.set_item("path", h.path)?;
+        d.set_item("status", h.status)?;
+        d.set_item("host", h.host)?;
+        d.set_item("user_agent", h.user_agent)?;
+        d.set_item("content_type", h.content_type)?;
+        d.set_item("x_mining_extensions", h.x_mining_extensions)?;
+        d.set_item("x_stratum", h.x_stratum)?;
+        d.set_item("x_long_polling", h.x_long_polling)?;
+        d.set_item("authorization_user", h.authorization_user)?;
+        d.set_item("upgrade", h.upgrade)?;
+        d.set_item("body", PyBytes::new(py, &h.body))?;
+        Ok(d)
+    }
+
+    /// One direction of an HTTP/1.x stream: feed() and close() -> [head fields + "body"].
+    #[pyclass(module = "netdetect._core", unsendable)]
+    pub struct HttpStream {
+        inner: HttpSniffer,
+    }
+
+    #[pymethods]
+    impl HttpStream {
+        #[new]
+        #[pyo3(signature = (*, max_head=crate::http::DEFAULT_MAX_HEAD,
+            max_body=crate::http::DEFAULT_MAX_BODY))]
+        fn new(max_head: usize, max_body: usize) -> Self {
+            HttpStream {
+                inner: HttpSniffer::with_limits(max_head, max_body),
+            }
+        }
+
+        fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Vec<Bound<'py, PyDict>>> {
+            let mut out = Vec::new();
+            self.inner.feed(data, &mut out).map_err(value_error)?;
+            out.into_iter().map(|h| http_dict(py, h)).collect()
+        }
+
+        /// The peer closed: a body delimited by the close is complete.
+        fn close<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+            let mut out = Vec::new();
+            self.inner.close(&mut out);
+            out.into_iter().map(|h| http_dict(py, h)).collect()
+        }
+
+        #[getter]
+        fn buffered(&self) -> usize {
+            self.inner.buffered()
+        }
+
+        /// Messages too large to buffer: skipped and counted, the stream goes on.
+        #[getter]
+        fn overflow(&self) -> u64 {
+            self.inner.overflow
+        }
+    }
+
+    fn dns_dict<'py>(py: Python<'py>, m: dns::DnsMessage) -> PyResult<Bound<'py, PyDict>> {
+        let d = PyDict::new(py);
+        d.set_item("msg_id", m.msg_id)?;
+        d.set_item("is_response", m.is_response)?;
+        d.set_item("rcode", m.rcode)?;
+        d.set_item("questions", m.questions)?;
+        let answers: Vec<(String, u16, u32, String)> = m
+            .answers
+            .into_iter()
+            .map(|r| {
+                let v = match r.value {
+                    RData::Addr(a) => a.to_string(),
+                    RData::Name(n) | RData::Other(n) => n,
+                };
+                (r.name, r.rtype, r.ttl, v)
+            })
+            .collect();
+        d.set_item("answers", answers)?;
+        Ok(d)
+    }
+
+    /// One DNS message -> {msg_id, is_response, rcode, questions: [(name, qtype)],
+    /// answers: [(name, rtype, ttl, value)]}.
+    #[pyfunction]
+    #[pyo3(signature = (data, addresses_only=false))]
+    fn parse_dns<'py>(
+        py: Python<'py>,
+        data: &[u8],
+        addresses_only: bool,
+    ) -> PyResult<Bound<'py, PyDict>> {
+        dns_dict(
+            py,
+            dns::decode_dns(data, addresses_only).map_err(value_error)?,
+        )
+    }
+
+    /// The DNS name at `pos` -> (name, offset after it).
+    #[pyfunction]
+    fn dns_read_name(data: &[u8], pos: usize) -> PyResult<(String, usize)> {
+        dns::read_name(data, pos).map_err(value_error)
+    }
+
+    /// DNS over TCP (two-byte length prefixes), fed in pieces.
+    #[pyclass(module = "netdetect._core", unsendable)]
+    pub struct DnsTcpStream {
+        inner: dns::DnsTcpFramer,
+    }
+
+    #[pymethods]
+    impl DnsTcpStream {
+        #[new]
+        #[pyo3(signature = (*, max_messages=1024))]
+        fn new(max_messages: u64) -> Self {
+            DnsTcpStream {
+                inner: dns::DnsTcpFramer::with_max_messages(max_messages),
+            }
+        }
+
+        fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Vec<Bound<'py, PyDict>>> {
+            let mut out = Vec::new();
+            self.inner.feed(data, &mut out).map_err(value_error)?;
+            out.into_iter().map(|m| dns_dict(py, m)).collect()
+        }
+
+        /// Messages too large to buffer: skipped and counted, the stream goes on.
+        #[getter]
+        fn overflow(&self) -> u64 {
+            self.inner.overflow
+        }
+    }
+
+    /// One DHCP/BOOTP message (the UDP payload) -> its fields (addresses as text).
+    #[pyfunction]
+    fn parse_dhcp<'py>(py: Python<'py>, data: &[u8]) -> PyResult<Bound<'py, PyDict>> {
+        let m = dhcp::decode_dhcp(data).map_err(value_error)?;
+        let d = PyDict::new(py);
+        d.set_item("op", m.op)?;
+        d.set_item("msg_type", m.msg_type)?;
+        d.set_item("xid", m.xid)?;
+        d.set_item("chaddr", m.chaddr)?;
+        d.set_item("ciaddr", m.ciaddr.to_string())?;
+        d.set_item("yiaddr", m.yiaddr.to_string())?;
+        d.set_item("requested", m.requested.map(|a| a.to_string()))?;
+        d.set_item("hostname", m.hostname)?;
+        d.set_item("client_fqdn", m.client_fqdn)?;
+        d.set_item("lease_time", m.lease_time)?;
+        d.set_item("server_id", m.server_id.map(|a| a.to_string()))?;
+        Ok(d)
+    }
+
+    /// A plaintext SV2 SetupConnection at the start of `data` -> its fields; None when the
+    /// header does not claim one; ValueError when it claims one and is malformed.
+    #[pyfunction]
+    fn sv2_parse_plaintext<'py>(
+        py: Python<'py>,
+        data: &[u8],
+    ) -> PyResult<Option<Bound<'py, PyDict>>> {
+        let Some(s) = sv2::parse_plaintext(data).map_err(value_error)? else {
+            return Ok(None);
+        };
+        let d = PyDict::new(py);
+        d.set_item("protocol", s.protocol)?;
+        d.set_item("vendor", s.vendor)?;
+        d.set_item("hardware", s.hardware)?;
+        d.set_item("firmware", s.firmware)?;
+        d.set_item("endpoint_host", s.endpoint_host)?;
+        d.set_item("endpoint_port", s.endpoint_port)?;
+        Ok(Some(d))
+    }
+
+    #[pyfunction]
+    fn sv2_frame_length(data: &[u8]) -> Option<usize> {
+        sv2::plaintext_frame_length(data)
+    }
+
+    #[pyfunction]
+    fn sv2_looks_uniform(data: &[u8]) -> bool {
+        sv2::looks_uniform(data)
+    }
+
+    /// The Noise NX shape: the client's first payload (and its length) and the length of
+    /// the server's first payload (None: not answered yet, judge the client side alone).
+    #[pyfunction]
+    #[pyo3(signature = (client_first, server_first_len=None))]
+    fn sv2_noise_handshake(client_first: &[u8], server_first_len: Option<usize>) -> bool {
+        match server_first_len {
+            Some(n) => sv2::noise_handshake(client_first, client_first.len(), n),
+            None => sv2::noise_initiator(client_first, client_first.len()),
+        }
+    }
+
+    #[pyfunction]
+    fn sv2_encrypted_frame_plausible(size: usize) -> bool {
+        sv2::encrypted_frame_plausible(size)
+    }
+
+    /// The L2..L4 decoder on its own: decode() -> {src, dst, proto, sport, dport, flags,
+    /// seq, payload, vlan} or None; counters() as the engine reports them.
+    #[pyclass(module = "netdetect._core", unsendable)]
+    pub struct PacketDecoder {
+        inner: RsPacketDecoder,
+    }
+
+    #[pymethods]
+    impl PacketDecoder {
+        #[new]
+        fn new() -> Self {
+            PacketDecoder {
+                inner: RsPacketDecoder::new(),
+            }
+        }
+
+        fn decode<'py>(
+            &mut self,
+            py: Python<'py>,
+            linktype: u32,
+            frame: &[u8],
+        ) -> PyResult<Option<Bound<'py, PyDict>>> {
+            let Some(p) = self.inner.decode(linktype, frame) else {
+                return Ok(None);
+            };
+            let d = PyDict::new(py);
+            d.set_item("src", p.src.to_string())?;
+            d.set_item("dst", p.dst.to_string())?;
+            d.set_item("src_bytes", ip_bytes(py, &p.src))?;
+            d.set_item("proto", p.proto)?;
+            d.set_item("sport", p.sport)?;
+            d.set_item("dport", p.dport)?;
+            d.set_item("flags", p.flags)?;
+            d.set_item("seq", p.seq)?;
+            d.set_item("payload", PyBytes::new(py, p.payload))?;
+            d.set_item("vlan", p.vlan)?;
+            Ok(Some(d))
+        }
+
+        fn counters<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyDict>> {
+            let d = PyDict::new(py);
+            for (k, v) in self.inner.counters.items() {
+                d.set_item(k, v)?;
+            }
+            d.set_item("other_l4", self.inner.counters.other_l4)?;
+            Ok(d)
+        }
+    }
+
+    /// One direction's reassembly of the first bytes of a TCP stream.
+    #[pyclass(module = "netdetect._core", unsendable)]
+    pub struct Reassembler {
+        inner: RsReassembler,
+    }
+
+    #[pymethods]
+    impl Reassembler {
+        #[new]
+        #[pyo3(signature = (max_bytes=65536, max_pending=65536))]
+        fn new(max_bytes: usize, max_pending: usize) -> Self {
+            Reassembler {
+                inner: RsReassembler::new(max_bytes, max_pending),
+            }
+        }
+
+        fn start(&mut self, isn: u32) {
+            self.inner.start(isn);
+        }
+
+        /// Add a segment -> (bytes delivered in order by it, a gap was skipped before them).
+        fn feed<'py>(
+            &mut self,
+            py: Python<'py>,
+            seq: u32,
+            data: &[u8],
+        ) -> (Bound<'py, PyBytes>, bool) {
+            let mut got = Vec::new();
+            let gap = self
+                .inner
+                .feed(seq, data, &mut |c| got.extend_from_slice(c));
+            (PyBytes::new(py, &got), gap)
+        }
+
+        #[getter]
+        fn done(&self) -> bool {
+            self.inner.done()
+        }
+
+        /// (delivered, pending_bytes, gaps, retransmitted, overflow)
+        fn stats(&self) -> (usize, usize, u64, u64, u64) {
+            let r = &self.inner;
+            (
+                r.delivered,
+                r.pending_bytes,
+                r.gaps,
+                r.retransmitted,
+                r.overflow,
+            )
+        }
+    }
+
+    #[pyfunction]
+    fn seq_diff(a: u32, b: u32) -> i64 {
+        crate::reasm::seq_diff(a, b)
+    }
+
+    /// Every frame of a capture -> ([(ts, linktype, frame, orig_len)], snapped, damage or
+    /// None as (path, offset, reason)); frames before the damage are all returned.
+    #[pyfunction]
+    #[allow(clippy::type_complexity)]
+    fn read_capture<'py>(
+        py: Python<'py>,
+        path: String,
+    ) -> PyResult<(
+        Vec<(f64, u32, Bound<'py, PyBytes>, u32)>,
+        u64,
+        Option<(String, u64, String)>,
+    )> {
+        let (frames, snapped, damage) = py
+            .detach(|| {
+                let mut r = CaptureReader::open(&path)?;
+                let mut frames = Vec::new();
+                let damage = loop {
+                    match r.next_frame() {
+                        Ok(Some(f)) => frames.push((f.ts, f.linktype, f.data.to_vec(), f.orig_len)),
+                        Ok(None) => break None,
+                        Err(e) => break Some((e.path, e.offset, e.reason)),
+                    }
+                };
+                Ok((frames, r.stats.snapped, damage))
+            })
+            .map_err(|e: crate::error::CaptureError| {
+                PyOSError::new_err((e.path, e.offset, e.reason))
+            })?;
+        let frames = frames
+            .into_iter()
+            .map(|(ts, lt, data, orig)| (ts, lt, PyBytes::new(py, &data), orig))
+            .collect();
+        Ok((frames, snapped, damage))
+    }
+
+    /// Capture files below `paths` (directories walked, sorted, captures recognised by
+    /// content; "-" kept) -> (files, [(path, offset, reason)] for each bad input).
+    #[pyfunction]
+    #[allow(clippy::type_complexity)]
+    fn expand_paths(
+        py: Python<'_>,
+        paths: Vec<String>,
+    ) -> (Vec<String>, Vec<(String, u64, String)>) {
+        let (files, errors) = py.detach(|| capture::expand_paths(&paths));
+        let errors = errors
+            .into_iter()
+            .map(|e| (e.path, e.offset, e.reason))
+            .collect();
+        (files, errors)
+    }
+
+    pub fn register(m: &Bound<'_, PyModule>) -> PyResult<()> {
+        m.add_function(wrap_pyfunction!(parse_client_hello, m)?)?;
+        m.add_function(wrap_pyfunction!(parse_server_hello, m)?)?;
+        m.add_function(wrap_pyfunction!(parse_certificate, m)?)?;
+        m.add_function(wrap_pyfunction!(is_grease, m)?)?;
+        m.add_function(wrap_pyfunction!(ja4_version_code, m)?)?;
+        m.add_function(wrap_pyfunction!(parse_dns, m)?)?;
+        m.add_function(wrap_pyfunction!(dns_read_name, m)?)?;
+        m.add_function(wrap_pyfunction!(parse_dhcp, m)?)?;
+        m.add_function(wrap_pyfunction!(sv2_parse_plaintext, m)?)?;
+        m.add_function(wrap_pyfunction!(sv2_frame_length, m)?)?;
+        m.add_function(wrap_pyfunction!(sv2_looks_uniform, m)?)?;
+        m.add_function(wrap_pyfunction!(sv2_noise_handshake, m)?)?;
+        m.add_function(wrap_pyfunction!(sv2_encrypted_frame_plausible, m)?)?;
+        m.add_function(wrap_pyfunction!(seq_diff, m)?)?;
+        m.add_function(wrap_pyfunction!(read_capture, m)?)?;
+        m.add_function(wrap_pyfunction!(expand_paths, m)?)?;
+        m.add_class::<TlsStream>()?;
+        m.add_class::<HttpStream>()?;
+        m.add_class::<DnsTcpStream>()?;
+        m.add_class::<PacketDecoder>()?;
+        m.add_class::<Reassembler>()?;
+        Ok(())
+    }
 }

@@ -1,4 +1,4 @@
-"""Tests for the capture file reader, path expansion and the packet sources."""
+"""The core's capture reader and path expansion (through netdetect._core), and read progress."""
 
 from __future__ import annotations
 
@@ -9,28 +9,19 @@ import lzma
 import os
 import struct
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
+from coreparse import MAX_SNAPLEN, expand_paths, is_capture, read_frames
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import PcapNgWriter, RawPcapReader, wrpcap
 
-from netdetect.capture import (
-    FileSource,
-    FrameReader,
-    MemorySource,
-    PacketSource,
-    capture_size,
-    expand_paths,
-    is_capture,
-    read_frames,
-)
-from netdetect.capture.files import MAX_SNAPLEN
+from netdetect import _core
 from netdetect.errors import CaptureError, DecodeError
+from netdetect.service import capture_size
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"
 
@@ -603,37 +594,40 @@ def test_expand_paths_explicit_non_capture_next_to_directory(tmp_path: Path) -> 
 # --- progress ---
 
 
+def _progress(path: str, step: int) -> tuple[list[tuple[int, int, int]], _core.Capture]:
+    """(frames, offset, file_offset) after each `step` frames, as replay reports progress."""
+    core = _core.Core()
+    src = _core.Capture(path)
+    seen = []
+    while core.run(src, step)[0]:
+        frames, _snapped, offset, file_offset = src.stats()
+        seen.append((frames, offset, file_offset))
+    return seen, src
+
+
 def test_offset_progress_plain(tmp_path: Path) -> None:
     built = sample_pcapng()
     path = write(tmp_path, "p.pcapng", built.data)
-    reader = FrameReader(path)
     packet_ends = [end for i, (_, end, n) in enumerate(built.records)
                    if n > (built.records[i - 1][2] if i else 0)]  # fmt: skip
-    seen = []
-    for _ in reader:
-        seen.append(reader.offset)
-        assert reader.file_offset == reader.offset
-    assert seen == packet_ends
-    assert reader.offset == capture_size(path) == len(built.data)
-    assert reader.frames == len(built.frames)
+    seen, src = _progress(path, 1)
+    assert [off for _, off, _ in seen] == packet_ends
+    assert all(file_off == off for _, off, file_off in seen)
+    frames, _snapped, offset, _file_offset = src.stats()
+    assert offset == capture_size(path) == len(built.data)
+    assert frames == len(built.frames)
 
 
 def test_offset_progress_gzip_reaches_file_size(tmp_path: Path) -> None:
     frames = [(i, 0, os.urandom(1400)) for i in range(3000)]  # incompressible: ~4 MiB
     built = pcap_file(frames, linktype=101)
     path = write(tmp_path, "p.pcap.gz", gzip.compress(built.data, compresslevel=1))
-    source = FileSource(path)
-    progress = []
-    count = 0
-    for _ in source.frames():
-        count += 1
-        if count % 500 == 0:
-            progress.append(source.reader.file_offset)
-    assert count == 3000
+    seen, src = _progress(path, 500)
+    progress = [file_off for _, _, file_off in seen]
+    assert [n for n, _, _ in seen] == [500 * (i + 1) for i in range(6)]
     assert progress == sorted(progress)
     assert 0 < progress[0] < capture_size(path)
-    assert source.reader.offset == len(built.data)
-    assert source.reader.compression == "gzip"
+    assert src.stats()[2] == len(built.data)  # decompressed offset: the whole stream
 
 
 def test_records_straddling_read_chunks(tmp_path: Path) -> None:
@@ -662,34 +656,6 @@ def test_reads_from_a_fifo(tmp_path: Path) -> None:
     finally:
         t.join(timeout=10)
     assert [f for _, _, f in got] == [f for _, _, f in built.frames]
-
-
-# --- sources ---
-
-
-def test_sources_satisfy_protocol(tmp_path: Path) -> None:
-    built = sample_pcap()
-    path = write(tmp_path, "s.pcap", built.data)
-    fs = FileSource(path)
-    ms = MemorySource(built.frames, name="mem")
-    assert isinstance(fs, PacketSource)
-    assert isinstance(ms, PacketSource)
-    assert fs.name == path
-    assert list(fs.frames()) == built.frames
-    assert list(ms.frames()) == built.frames
-    assert list(ms.frames()) == built.frames  # replayable
-    assert len(ms) == 5
-
-
-def test_memory_source_raises_its_error_after_frames() -> None:
-    frames = [(1.0, 1, b"a"), (2.0, 1, b"b")]
-    ms = MemorySource(frames, error=CaptureError("mem", 42, "cut"))
-    it: Iterator[Frame] = ms.frames()
-    assert next(it) == frames[0]
-    assert next(it) == frames[1]
-    with pytest.raises(CaptureError) as info:
-        next(it)
-    assert info.value.offset == 42
 
 
 # --- real captures ---

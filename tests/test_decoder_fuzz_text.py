@@ -1,4 +1,5 @@
-"""Property tests for the text decoders: only DecodeError escapes and every buffer stays capped."""
+"""Property tests for the text decoders (the core's HTTP and SV2, Python's JSON-RPC): only
+DecodeError escapes and every buffer stays capped."""
 
 from __future__ import annotations
 
@@ -11,14 +12,13 @@ from pathlib import Path
 from typing import Any
 
 import dpkt
+from coreparse import HttpDecoder, noise_handshake, parse_plaintext
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from netdetect.decoders.events import HttpMessage, StratumMessage
-from netdetect.decoders.http import HttpDecoder
 from netdetect.decoders.jsonrpc import MAX_TEXT, classify, parse_json_messages
 from netdetect.decoders.stratum import LineDecoder
-from netdetect.decoders.sv2 import noise_handshake, parse_plaintext
 from netdetect.errors import DecodeError
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"

@@ -1,20 +1,21 @@
-"""Tests for the DHCP decoder: scapy-built messages, real captured bytes checked against tshark,
-option overload and RFC 3396 concatenation, truncation at every index, and fuzzing."""
+"""The core's DHCP decoder (through netdetect._core): scapy-built messages, real captured bytes
+checked against tshark, option overload and RFC 3396 concatenation, truncation at every index,
+and fuzzing."""
 
 from __future__ import annotations
 
 import subprocess
 from typing import Any
 
+import coreparse as dhcp
 import pytest
+from coreparse import DhcpMessage, decode_dhcp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scapy.layers.dhcp import BOOTP, DHCP
 from scapy.utils import mac2str
 from test_tls import CORPUS, udp_payloads
 
-from netdetect.decoders import dhcp
-from netdetect.decoders.dhcp import DhcpMessage, decode_dhcp
 from netdetect.errors import DecodeError
 
 MAC = "02:00:00:00:07:07"

@@ -1,4 +1,5 @@
-"""Tests for the DNS decoder: real messages checked against tshark, compression, bounds, TCP."""
+"""The core's DNS decoder (through netdetect._core): real messages checked against tshark,
+compression, bounds, TCP."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from coreparse import DnsMessage, DnsRecord, DnsTcpDecoder, decode_dns, read_name
 from scapy.layers.dns import (
     DNS,
     DNSQR,
@@ -19,8 +21,6 @@ from scapy.layers.dns import (
 )
 from test_tls import CORPUS, udp_payloads
 
-from netdetect.decoders.dns import DnsTcpDecoder, decode_dns, read_name
-from netdetect.decoders.events import DnsMessage, DnsRecord
 from netdetect.errors import DecodeError
 
 CAPTURES = sorted(p for p in CORPUS.glob("*/*") if p.suffix in (".pcap", ".pcapng"))

@@ -11,7 +11,9 @@ from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Packet as ScapyPacket
 
-from netdetect.engine import Engine
+from netdetect import _core
+from netdetect.core_engine import CoreEngine as Engine
+from netdetect.detect import TIMING_MIN_DURATION, TIMING_SMALL
 from netdetect.intel import Intel
 from netdetect.model import Suspect
 
@@ -163,7 +165,7 @@ def test_half_closed_connection_is_not_split_into_two_alerts(intel: Intel) -> No
     frames += [(60.0 + i, c.s2c(NOTIFY)) for i in range(3)]
     eng, sus = run(intel, frames)
     assert len(sus) == 1
-    assert eng.table.created == 1
+    assert eng.counters()["flows_created"] == 1
 
 
 def test_flow_table_cap_evicts_and_counts(intel: Intel) -> None:
@@ -171,14 +173,18 @@ def test_flow_table_cap_evicts_and_counts(intel: Intel) -> None:
     for i in range(1000):
         p = IP(src=MINER, dst=POOL) / TCP(sport=10000 + i, dport=80, flags="S")
         eng.feed(float(i) / 1000, 1, frame(p))
-    assert len(eng.table) <= 100
-    assert eng.table.evicted >= 900
-    assert eng.counters()["flows_evicted"] == eng.table.evicted
+    c = eng.counters()
+    assert c["flows_active"] <= 100
+    assert c["flows_evicted"] >= 900
+    assert c["flows_created"] == 1000
 
 
 def test_active_timeout_restarts_long_flows_without_a_second_alert(intel: Intel) -> None:
     eng = Engine(intel)
-    eng.table.active_timeout = 100.0
+    # The same core, with a short active timeout.
+    eng.core = _core.Core(active_timeout=100.0, timing_small=TIMING_SMALL,
+                          timing_min_duration=TIMING_MIN_DURATION)
+    eng.core.set_intel(*intel.prefilter())
     c = Conn(MINER, 40008, POOL, 3333)
     frames = [(1.0, f) for f in c.syn()] + [(1.1, c.c2s(SUBSCRIBE))]
     # The session goes on for longer than the active timeout, with pushes every 20 s.
@@ -188,7 +194,7 @@ def test_active_timeout_restarts_long_flows_without_a_second_alert(intel: Intel)
         eng.feed(ts, 1, f)
         out.extend(eng.take_suspects())
     assert len(out) == 1
-    assert eng.table.active_expired == 1
+    assert eng.counters()["flows_active_expired"] == 1
     assert eng.detector.suppressed == 1  # the restarted flow was recognised, not re-alerted
 
 
@@ -204,10 +210,10 @@ def test_passive_dns_names_expire_as_answers_arrive(intel: Intel) -> None:
         eng.feed(ts, 1, f)
 
     answer(1.0, "a.example.org", "192.0.2.1", 60)
-    assert eng.pdns.names_for("192.0.2.1", 2.0) == ("a.example.org",)
+    assert eng.core.pdns_names("192.0.2.1", 2.0) == ["a.example.org"]
     answer(1000.0, "b.example.org", "192.0.2.2", 60)  # the first name expired long ago
     assert eng.counters()["pdns_expired"] == 1
-    assert eng.pdns.names_for("192.0.2.1", 1000.0) == ()
+    assert eng.core.pdns_names("192.0.2.1", 1000.0) == []
 
 
 def test_alerted_flow_ends_with_final_counts(intel: Intel) -> None:

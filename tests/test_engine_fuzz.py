@@ -7,7 +7,7 @@ import struct
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from netdetect.engine import Engine
+from netdetect.core_engine import CoreEngine as Engine
 from netdetect.intel import Intel
 
 SEEDS = [

@@ -17,8 +17,8 @@ from scapy.packet import Packet as ScapyPacket
 from scapy.utils import mac2str, wrpcap
 from test_engine import SUBSCRIBE, Conn, frame
 
-from netdetect import engine as engine_mod
-from netdetect.engine import Engine
+from netdetect import core_engine as engine_mod
+from netdetect.core_engine import CoreEngine as Engine
 from netdetect.errors import ConfigError
 from netdetect.hosts import DNS_MIN_HOLD, HostIdentity, Inventory, dns_learner
 from netdetect.intel import Intel
@@ -30,6 +30,8 @@ CLIENT_MAC = "02:00:00:00:07:07"
 SERVER = "10.0.0.1"
 LEASED = "10.0.0.7"
 XID = 0x3903F326
+XID_0 = b"\x01\x01\x06\x00\x00\x00\x00\x00"  # op, htype, hlen, hops, xid 0
+DHCP_PENDING = 4096
 
 
 def dhcp_frame(op: int, options: list[Any], *, src: str = "0.0.0.0", dst: str = "255.255.255.255",
@@ -153,15 +155,17 @@ def test_unusable_acks_and_naks(intel: Intel) -> None:
 
 def test_pending_requests_and_untaken_leases_are_bounded(intel: Intel,
                                                          monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(engine_mod, "_DHCP_PENDING", 2)
     monkeypatch.setattr(engine_mod, "_MAX_LEASES", 1)
     eng = Engine(intel)
-    feed_each(eng, [(float(i), dhcp_frame(1, [("message-type", "discover"),
-                                              ("hostname", f"h{i}".encode()), "end"], xid=i))
-                    for i in range(3)])
+    # The core keeps the names of DHCP_PENDING (4096, src/engine.rs) unanswered requests.
+    discover = dhcp_frame(1, [("message-type", "discover"), ("hostname", b"h0"), "end"], xid=0)
+    assert discover.count(XID_0) == 1
+    eng.feed_frames([(i / 1000, 1, discover.replace(XID_0, XID_0[:4] + i.to_bytes(4, "big")))
+                     for i in range(DHCP_PENDING + 1)])
     assert eng.counters()["dhcp_dropped"] == 1  # the oldest request (xid 0) made room
     feed_each(eng, [(9.0, server([("message-type", "ack"), "end"], xid=i)) for i in range(3)])
-    assert eng.take_leases() == [HostLease(LEASED, "h1", None, 9.0, server=SERVER)]
+    # xid 0 was forgotten (unusable), xid 1 gives the lease, xid 2 finds no room for its lease.
+    assert eng.take_leases() == [HostLease(LEASED, "h0", None, 9.0, server=SERVER)]
     c = eng.counters()
     assert (c["dhcp_unusable"], c["dhcp_leases"], c["dhcp_dropped"]) == (1, 2, 1)
     assert c["leases_dropped"] == 1
@@ -196,6 +200,7 @@ def test_dns_answer_for_a_declared_name_updates_the_address(intel: Intel) -> Non
     inv.add(HostIdentity("web-07"), (), names=("web-07.corp.example", "www.Corp.Example."))
     eng = Engine(intel)
     eng.on_dns_answer = dns_learner(inv.names(), eng.add_lease)
+    eng.watch_names(inv.names())
     feed_each(eng, exchange())
     inv.learn_leases(eng.take_leases())
     feed_each(eng, [
@@ -363,6 +368,7 @@ def test_learned_mappings_never_override_the_inventory(intel: Intel) -> None:
     inv.add(HostIdentity("laptop-3"), (), names=("laptop-3.corp.example",))
     eng = Engine(intel)
     eng.on_dns_answer = dns_learner(inv.names(), eng.add_lease)
+    eng.watch_names(inv.names())
     feed_each(eng, [
         # A forged ACK handing db-01's range address to web-01, and web-01's address to another.
         (1.0, forged_ack(b"web-01", src="10.0.0.66", yiaddr="10.0.1.9")),

@@ -13,17 +13,24 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from coreparse import (
+    ADDRESS_TYPES,
+    MAX_POINTER_JUMPS,
+    DnsMessage,
+    DnsRecord,
+    TlsDecoder,
+    decode_dns,
+    is_grease,
+    parse_client_hello,
+    read_name,
+)
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.layers.dns import DNS, DNSQR, DNSRR, dns_compress
 from test_tls import CORPUS, alpn_ext, build_client_hello, sni_ext, udp_payloads
 
-from netdetect.decoders.dns import ADDRESS_TYPES, MAX_POINTER_JUMPS, decode_dns, read_name
-from netdetect.decoders.events import DnsMessage, DnsRecord
-from netdetect.decoders.tls import TlsDecoder, is_grease, parse_client_hello
 from netdetect.errors import DecodeError
 from netdetect.intel import Intel, load_intel
-from netdetect.pdns import PassiveDns
 
 REPO = Path(__file__).resolve().parents[1]
 SIGNATURES = REPO / "signatures"
@@ -247,61 +254,6 @@ def test_mutated_corpus_messages_agree(corpus_messages: list[bytes], data: st.Da
         i = data.draw(st.integers(min_value=0, max_value=len(raw) - 1))
         raw[i] = data.draw(st.sampled_from([0x00, 0xC0, 0xC0 | (raw[i] & 0x3F), 0x3F, raw[i] ^ 1]))
     check_against_slow_path(bytes(raw))
-
-
-# --- passive DNS ---------------------------------------------------------------------------
-
-
-def reference_learn(p: PassiveDns, msg: DnsMessage, now: float, out: dict[str, list[str]]) -> None:
-    """The learn rule written plainly: address → names (owner, then aliases back to the
-    question), newest last, at most max_names_per_ip."""
-    if not msg.is_response or msg.rcode != 0:
-        return
-    alias_of: dict[str, str] = {}
-    for rr in msg.answers:
-        if rr.rtype == 5 and rr.value not in alias_of and rr.value != rr.name:
-            alias_of[rr.value] = rr.name
-    for rr in msg.answers:
-        if rr.rtype not in (1, 28):
-            continue
-        chain = [rr.name]
-        while len(chain) <= 16 and alias_of.get(chain[-1]) not in (None, *chain):
-            chain.append(alias_of[chain[-1]])
-        names = out.pop(rr.value, [])
-        for name in chain:
-            if name in names:
-                names.remove(name)
-            names.append(name)
-        out[rr.value] = names[-p.max_names_per_ip :]
-        if len(out) > p.max_entries:
-            del out[next(iter(out))]
-
-
-_NAMES = st.sampled_from(["a.example", "b.example", "c.example", "cdn.example", "pool.example"])
-_RECORDS = st.lists(
-    st.builds(
-        DnsRecord,
-        _NAMES,
-        st.sampled_from([1, 28, 5, 16]),
-        st.integers(min_value=0, max_value=100_000),
-        _NAMES | st.sampled_from(["10.0.0.1", "10.0.0.2", "2001:db8::1"]),
-    ),
-    max_size=6,
-)
-
-
-@PROPERTY
-@given(st.lists(_RECORDS, min_size=1, max_size=8), st.integers(min_value=1, max_value=3))
-def test_pdns_learn_matches_reference(batches: list[list[DnsRecord]], cap: int) -> None:
-    p = PassiveDns(max_entries=2, max_names_per_ip=cap, min_ttl=1_000_000, max_ttl=1_000_000)
-    want: dict[str, list[str]] = {}
-    for records in batches:
-        msg = DnsMessage(1, True, 0, (("a.example", 1),), tuple(records))
-        p.learn(msg, 0.0)
-        reference_learn(p, msg, 0.0, want)
-    got = {ip: list(reversed(p.names_for(ip, 1.0))) for ip in want}
-    assert got == want
-    assert len(p) == len(want)
 
 
 # --- intel memos ---------------------------------------------------------------------------

@@ -1,4 +1,5 @@
-"""Tests for the HTTP/1.x decoder: mining POSTs, pool responses, framing, caps and failures."""
+"""The core's HTTP/1.x sniffer (through netdetect._core): mining POSTs, pool responses, framing,
+caps and failures."""
 
 from __future__ import annotations
 
@@ -7,9 +8,9 @@ import gzip
 import zlib
 
 import pytest
+from coreparse import HttpDecoder
 
 from netdetect.decoders.events import Event, HttpMessage
-from netdetect.decoders.http import HttpDecoder
 from netdetect.errors import DecodeError
 
 GBT_BODY = (

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from coreparse import HttpDecoder
 from test_tls import tcp_directions
 
 from netdetect.decoders.events import HttpMessage, StratumMessage
-from netdetect.decoders.http import HttpDecoder
 from netdetect.decoders.jsonrpc import MAX_DEPTH, MAX_TEXT, classify, parse_json_messages
 from netdetect.decoders.stratum import LineDecoder
 from netdetect.errors import DecodeError

@@ -12,8 +12,6 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
 PYPROJECT = tomllib.loads((REPO / "pyproject.toml").read_text())
-# Imported only inside a guarded optional path, and declared as an extra.
-OPTIONAL = {"pcapy": "live"}
 
 
 def _name(req: str) -> str:
@@ -39,10 +37,6 @@ def test_every_third_party_import_is_declared() -> None:
     dists = packages_distributions()
     missing = []
     for module in sorted(_imports()):
-        if module in OPTIONAL:
-            extra = project["optional-dependencies"][OPTIONAL[module]]
-            assert any(_name(r).startswith("pcapy") for r in extra)
-            continue
         names = {d.lower().replace("_", "-") for d in dists.get(module, [module])}
         if not names & declared:
             missing.append(f"{module} (from {sorted(names)})")

@@ -1,10 +1,12 @@
-"""Property tests: no frame, however broken, makes the packet decoder raise or overreach."""
+"""Property tests: no frame, however broken, makes the core's packet decoder raise or
+overreach."""
 
 from __future__ import annotations
 
 import struct
 from typing import Any
 
+from coreparse import LINKTYPES, Packet, PacketDecoder
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from scapy.contrib.erspan import ERSPAN_II, ERSPAN_III
@@ -15,9 +17,6 @@ from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import GRE, CookedLinux, CookedLinuxV2, Dot1AD, Dot1Q, Ether
 from scapy.layers.ppp import PPP, PPPoE
 from scapy.layers.vxlan import VXLAN
-
-from netdetect.model import Packet
-from netdetect.packet import LINKTYPES, PacketDecoder
 
 _T4: Any = (
     IP(src="10.0.0.1", dst="10.0.0.2")
@@ -95,10 +94,10 @@ def check(dec: PacketDecoder, ts: float, linktype: int, frame: bytes) -> Packet 
     assert 0 <= p.flags <= 0xFF
     assert 0 <= p.seq <= 0xFFFFFFFF
     assert 0 <= p.vlan <= 0xFFF
-    if p.proto not in (6, 17):
-        assert (p.sport, p.dport, p.flags, p.seq) == (0, 0, 0, 0)
-    # The payload is a view of this frame, inside it: nothing was read past its end.
-    assert p.payload.obj is frame
+    assert p.proto in (6, 17)  # other protocols are counted (other_l4), not returned
+    if p.proto == 17:
+        assert (p.flags, p.seq) == (0, 0)
+    # The payload is cut from this frame: nothing was read past its end.
     payload = bytes(p.payload)
     assert len(payload) <= len(frame)
     assert frame.find(payload) >= 0
@@ -186,51 +185,10 @@ def test_deep_tunnel_nesting_is_bounded(depth: int, payload: bytes) -> None:
         )
     dec = PacketDecoder()
     p = check(dec, 6.0, 101, bytes(inner))
-    assert p is not None
+    if depth > 4 and (depth - 5) % 2:
+        # The layer left at the cap is IP/GRE: neither TCP nor UDP, counted, not returned.
+        assert p is None
+        assert dec.other_l4 == 1
+    else:
+        assert p is not None
     assert dec.tunnels == min(depth, 4)
-
-
-def _general(ts: float, frame: bytes) -> tuple[Packet | None, dict[str, int]]:
-    """Decode an Ethernet frame through the general path only, bypassing decode()'s fast path."""
-    dec = PacketDecoder()
-    dec.packets += 1
-    if len(frame) < 14:
-        dec.truncated += 1
-        return None, dec.counters()
-    et = struct.unpack_from("!H", frame, 12)[0]
-    p = dec._ethertype(ts, frame, 14, len(frame), et, 0, 0)
-    return p, dec.counters()
-
-
-def _same(a: Packet | None, b: Packet | None) -> bool:
-    if a is None or b is None:
-        return a is b
-    return a[:8] == b[:8] and bytes(a.payload) == bytes(b.payload) and a.vlan == b.vlan
-
-
-ETHER_SEEDS = [frame for lt, frame in SEEDS if lt == 1] + [
-    _eth(IP(flags="DF") / TCP(flags="S") / b""),
-    _eth(IP() / UDP(sport=1, dport=2) / (b"u" * 30)),
-    _eth(IP() / UDP(sport=1, dport=4789) / b"not vxlan at all, just data"),
-]
-
-
-@settings(max_examples=3000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(
-    frame=st.sampled_from(ETHER_SEEDS),
-    edits=st.lists(st.tuples(st.integers(0, 80), st.integers(0, 255)), max_size=4),
-    cut=st.integers(0, 400),
-)
-def test_fast_path_agrees_with_general_path(
-    frame: bytes, edits: list[tuple[int, int]], cut: int
-) -> None:
-    data = bytearray(frame)
-    for i, v in edits:
-        if i < len(data):
-            data[i] = v
-    mutated_frame = bytes(data[:cut])
-    dec = PacketDecoder()
-    fast = dec.decode(7.0, 1, mutated_frame)
-    slow, counters = _general(7.0, mutated_frame)
-    assert _same(fast, slow)
-    assert dec.counters() == counters

@@ -19,7 +19,6 @@ from netdetect.decoders.webminer import parse_ws_message
 from netdetect.detect import Detector, Inspection, TlsShape
 from netdetect.errors import DecodeError
 from netdetect.intel import Intel
-from netdetect.pdns import PassiveDns
 
 WALLET = ("44AFFq5kSiGBoZ4NMDwYtN18obc8AemS33DBLWs3H7otXft3XjrpDtQGv7SqSsaBYBb98uNbr2VBBEt7f2"
           "wfn3RVGQBEP3A")
@@ -142,7 +141,7 @@ def _shape(**kw: object) -> TlsShape:
     (_shape(max_record=16401), False),  # bulk records: not stratum
 ])
 def test_tls_shape_rule(intel: Intel, shape: TlsShape, fires: bool) -> None:
-    det = Detector(intel, PassiveDns(max_entries=1))
+    det = Detector(intel)
     ins = Inspection(bare_tls=True)
     det.check_tls_shape(_flow(), ins, shape, 10.0)
     assert ("tls-shape" in ins.kinds) is fires
@@ -152,7 +151,7 @@ def test_tls_shape_rule(intel: Intel, shape: TlsShape, fires: bool) -> None:
 
 
 def test_proxy_target_naming_a_pool_needs_the_tunnel_to_agree(intel: Intel) -> None:
-    det = Detector(intel, PassiveDns(max_entries=1))
+    det = Detector(intel)
     ins = Inspection()
     det.proxy(_flow(), ins, 0, "http-connect", "xmr-eu1.nanopool.org", 14433, 1.0)
     assert ins.kinds == {"pool-domain-proxy"}

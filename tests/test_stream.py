@@ -1,14 +1,14 @@
-"""TCP stream reassembly: order, retransmission, overlap, gaps, caps, sequence wrap."""
+"""The core's TCP stream reassembly (through netdetect._core): order, retransmission, overlap,
+gaps, caps, sequence wrap."""
 
 from __future__ import annotations
 
 import itertools
 import random
 
+from coreparse import StreamReassembler, seq_diff
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from netdetect.flow.stream import StreamReassembler, seq_diff
 
 DATA = bytes(range(256)) * 8
 

@@ -1,4 +1,5 @@
-"""Tests for Stratum V2 recognition: Noise handshake sizes, entropy test, SetupConnection."""
+"""The core's Stratum V2 recognition (through netdetect._core): Noise handshake sizes, entropy
+test, SetupConnection."""
 
 from __future__ import annotations
 
@@ -9,9 +10,7 @@ from pathlib import Path
 
 import dpkt
 import pytest
-from test_tls import frames, ip_packet
-
-from netdetect.decoders.sv2 import (
+from coreparse import (
     ELLSWIFT_LEN,
     MIN_ENCRYPTED_FRAME,
     RESPONDER_HANDSHAKE_LEN,
@@ -21,6 +20,8 @@ from netdetect.decoders.sv2 import (
     parse_plaintext,
     plaintext_frame_length,
 )
+from test_tls import frames, ip_packet
+
 from netdetect.errors import DecodeError
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"

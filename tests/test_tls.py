@@ -1,4 +1,5 @@
-"""Tests for the TLS decoder: real ClientHellos from the corpus, fingerprints, feeding patterns."""
+"""The core's TLS sniffer (through netdetect._core): real ClientHellos from the corpus,
+fingerprints, feeding patterns."""
 
 from __future__ import annotations
 
@@ -12,21 +13,24 @@ from pathlib import Path
 
 import dpkt
 import pytest
+from coreparse import (
+    MAX_RECORD,
+    ServerHello,
+    TlsDecoder,
+    TlsRecord,
+    is_grease,
+    ja4_version_code,
+    parse_client_hello,
+    parse_server_hello,
+)
+from coreparse import TlsEvent as Event
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding
 from cryptography.x509.oid import NameOID
 
-from netdetect.decoders.events import Certificate, ClientHello, Event, ServerHello, TlsRecord
-from netdetect.decoders.tls import (
-    MAX_RECORD,
-    TlsDecoder,
-    is_grease,
-    ja4_version_code,
-    parse_client_hello,
-    parse_server_hello,
-)
+from netdetect.decoders.events import Certificate, ClientHello
 from netdetect.errors import DecodeError
 
 CORPUS = Path(__file__).resolve().parents[1].parent / "shared" / "corpus"

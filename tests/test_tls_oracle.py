@@ -1,4 +1,5 @@
-"""Oracle test: our ClientHello SNI and JA3 agree with tshark's on every capture in the corpus."""
+"""Oracle test: the core's ClientHello SNI and JA3 agree with tshark's on every capture in the
+corpus."""
 
 from __future__ import annotations
 
@@ -9,10 +10,10 @@ from pathlib import Path
 
 import pyshark
 import pytest
+from coreparse import TlsDecoder
 from test_tls import CORPUS, tcp_directions
 
 from netdetect.decoders.events import ClientHello
-from netdetect.decoders.tls import TlsDecoder
 from netdetect.errors import DecodeError
 
 pytestmark = pytest.mark.corpus

@@ -1,15 +1,9 @@
-"""Live capture from an AF_PACKET socket through a memory-mapped TPACKET_V3 ring (+ fanout, BPF).
+"""Live capture set-up: an AF_PACKET socket with a TPACKET_V3 RX ring (+ fanout, BPF).
 
-The kernel fills fixed-size blocks of the ring with many frames and hands a whole block over
-at once (when it is full, or `retire_ms` after its first frame); user space walks the block
-with `struct.unpack_from` straight on the mapping and gives it back. There is no system call
-per packet, only one `poll()` when no block is ready.
-
-Layouts (include/uapi/linux/if_packet.h):
-  tpacket_block_desc: u32 version, u32 offset_to_priv, then tpacket_hdr_v1: u32 block_status,
-      u32 num_pkts, u32 offset_to_first_pkt, u32 blk_len, u64 seq_num, two timestamps.
-  tpacket3_hdr: u32 tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len, tp_status;
-      u16 tp_mac, tp_net; hv1 { u32 tp_rxhash, tp_vlan_tci; u16 tp_vlan_tpid, pad }.
+Python opens and configures the socket (privileged, before privileges are dropped); the
+compiled core maps the ring from the socket's descriptor and reads it (src/ring.rs), so no
+Python runs per packet. This module also compiles BPF expressions and reads the kernel's
+drop counters.
 """
 
 from __future__ import annotations
@@ -20,13 +14,12 @@ import ctypes.util
 import logging
 import mmap
 import os
-import select
 import shutil
 import socket
 import struct
 import subprocess
 import tempfile
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -49,25 +42,17 @@ PACKET_FANOUT_FLAG_DEFRAG: Final = 0x8000
 SO_ATTACH_FILTER: Final = 26
 ETH_P_ALL: Final = 0x0003
 
-TP_STATUS_KERNEL: Final = 0
-TP_STATUS_USER: Final = 1
-TP_STATUS_VLAN_VALID: Final = 1 << 4
-TP_STATUS_VLAN_TPID_VALID: Final = 1 << 6
-
 LINKTYPE_ETHERNET: Final = 1
 LINKTYPE_RAW: Final = 101
 # ARPHRD_* (include/uapi/linux/if_arp.h) → pcap link type of what the socket hands over.
 _ARPHRD_LINKTYPE: Final = {1: LINKTYPE_ETHERNET, 772: LINKTYPE_ETHERNET, 65534: LINKTYPE_RAW}
 
-_BLOCK_HDR: Final = struct.Struct("=III")  # block_status, num_pkts, offset_to_first_pkt at +8
-_PKT_HDR: Final = struct.Struct("=IIIIIIHHIIH")
-_STATUS: Final = struct.Struct("=I")
+_U32: Final = struct.Struct("=I")
 _STATS: Final = struct.Struct("=III")
 _REQ3: Final = struct.Struct("=IIIIIII")
 _MREQ: Final = struct.Struct("=iHH8s")
 _FPROG: Final = struct.Struct("=HxxxxxxQ")  # struct sock_fprog: u16 len, (pad), pointer
 _INSN: Final = struct.Struct("=HBBI")
-_VLAN: Final = struct.Struct("!HH")
 _FRAME_ALIGN: Final = 2048  # tp_frame_size: only checked for consistency under TPACKET_V3
 MAX_BPF_INSNS: Final = 4096  # BPF_MAXINSNS
 _DROP_ALL: Final = (0x06, 0, 0, 0)  # BPF_RET | BPF_K, accept 0 bytes
@@ -151,9 +136,8 @@ class RingSocket:
     """One AF_PACKET socket bound to an interface with a TPACKET_V3 RX ring.
 
     Open (needs CAP_NET_RAW, and CAP_NET_ADMIN for promiscuous mode) in a privileged process;
-    `map()` and `read()` need no privilege, so a worker may map the ring after a fork and after
-    privileges were dropped. Frames reach `on_frame(ts, linktype, frame)` as bytes copies, so
-    nothing refers into a block once it is handed back.
+    a worker maps the ring from `fileno()` with `netdetect._core.Ring` after a fork and after
+    privileges were dropped.
     """
 
     def __init__(
@@ -172,9 +156,6 @@ class RingSocket:
             self.ifindex = socket.if_nametoindex(interface)
         except OSError as exc:
             raise LiveCaptureError(f"{interface}: no such interface") from exc
-        self._mm: mmap.mmap | None = None
-        self._block = 0
-        self.errors = 0  # frames whose handler raised
         self._stats = [0, 0, 0]
         try:
             self.sock = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(ETH_P_ALL))
@@ -221,7 +202,7 @@ class RingSocket:
             arg = (fanout_group & 0xFFFF) | ((PACKET_FANOUT_HASH | PACKET_FANOUT_FLAG_DEFRAG) << 16)
             try:
                 # As bytes: with the DEFRAG bit the value exceeds a C int.
-                s.setsockopt(SOL_PACKET, PACKET_FANOUT, _STATUS.pack(arg))
+                s.setsockopt(SOL_PACKET, PACKET_FANOUT, _U32.pack(arg))
             except OSError as exc:
                 raise LiveCaptureError(
                     f"{self.interface}: cannot join fanout group {fanout_group}: {exc.strerror}"
@@ -233,65 +214,6 @@ class RingSocket:
 
     def fileno(self) -> int:
         return self.sock.fileno()
-
-    def map(self) -> None:
-        """Map the ring into this process (once, in the process that will read it)."""
-        if self._mm is None:
-            self._mm = mmap.mmap(self.sock.fileno(), self.ring_bytes, mmap.MAP_SHARED,
-                                 mmap.PROT_READ | mmap.PROT_WRITE)
-            self._poll = select.poll()
-            self._poll.register(self.sock.fileno(), select.POLLIN | select.POLLERR)
-
-    def read(self, on_frame: Callable[[float, int, bytes], object], timeout: float) -> int:
-        """Hand every frame of every ready block to `on_frame`; wait up to `timeout` seconds
-        for a block when none is ready. Returns the number of frames delivered."""
-        mm = self._mm
-        if mm is None:
-            self.map()
-            mm = self._mm
-            assert mm is not None
-        n = self._drain(mm, on_frame)
-        if n == 0:
-            self._poll.poll(max(int(timeout * 1000), 0))
-            n = self._drain(mm, on_frame)
-        return n
-
-    def _drain(self, mm: mmap.mmap, on_frame: Callable[[float, int, bytes], object]) -> int:
-        bsize = self.config.block_size
-        nblocks = self.config.block_count
-        hdr = _PKT_HDR.unpack_from
-        blk = _BLOCK_HDR.unpack_from
-        lt = self.linktype
-        vlan = _VLAN.pack
-        total = 0
-        block = self._block
-        while True:
-            base = block * bsize
-            status, num, off = blk(mm, base + 8)
-            if not status & TP_STATUS_USER:
-                break
-            off += base
-            for _ in range(num):
-                nxt, sec, nsec, snap, _wire, st, mac, _net, _rxh, tci, tpid = hdr(mm, off)
-                start = off + mac
-                frame = mm[start : start + snap]
-                if st & TP_STATUS_VLAN_VALID:
-                    # The NIC or veth stripped the 802.1Q tag into metadata: put it back so the
-                    # frame reads as it was on the wire (VLAN ids are part of flow identity).
-                    tp = tpid if st & TP_STATUS_VLAN_TPID_VALID and tpid else 0x8100
-                    frame = frame[:12] + vlan(tp, tci & 0xFFFF) + frame[12:]
-                try:
-                    on_frame(sec + nsec * 1e-9, lt, frame)
-                except Exception:
-                    self.errors += 1
-                    if self.errors <= 10:
-                        log.exception("%s: frame handler failed", self.interface)
-                off += nxt
-            total += num
-            _STATUS.pack_into(mm, base + 8, TP_STATUS_KERNEL)
-            block = (block + 1) % nblocks
-            self._block = block
-        return total
 
     def freeze(self) -> None:
         """Stop taking new frames (a drop-everything filter) while the ring keeps what it has:
@@ -309,9 +231,6 @@ class RingSocket:
         return KernelStats(*self._stats)
 
     def close(self) -> None:
-        if self._mm is not None:
-            self._mm.close()
-            self._mm = None
         self.sock.close()
 
 

@@ -64,44 +64,12 @@ class ClientHello:
 
 
 @dataclass(frozen=True, slots=True)
-class ServerHello:
-    version: int  # negotiated (supported_versions ext wins over legacy field)
-    cipher_suite: int
-    alpn: str | None
-
-
-@dataclass(frozen=True, slots=True)
 class Certificate:
     """Names from the server's first certificate (TLS <= 1.2 only; 1.3 encrypts it)."""
 
     subject_cn: str | None
     san_dns: tuple[str, ...]
     issuer_cn: str | None
-
-
-@dataclass(frozen=True, slots=True)
-class TlsRecord:
-    """A TLS record header seen after the handshake (type 23 = application data)."""
-
-    content_type: int
-    length: int
-
-
-@dataclass(frozen=True, slots=True)
-class DnsRecord:
-    name: str  # lower case, no trailing dot
-    rtype: int  # 1 A, 28 AAAA, 5 CNAME, ...
-    ttl: int
-    value: str  # address text for A/AAAA, target name for CNAME, repr otherwise
-
-
-@dataclass(frozen=True, slots=True)
-class DnsMessage:
-    msg_id: int
-    is_response: bool
-    rcode: int
-    questions: tuple[tuple[str, int], ...]  # (name, qtype)
-    answers: tuple[DnsRecord, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,9 +90,6 @@ Event = (
     StratumMessage
     | HttpMessage
     | ClientHello
-    | ServerHello
     | Certificate
-    | TlsRecord
-    | DnsMessage
     | Sv2Message
 )
