@@ -695,10 +695,8 @@ impl Engine {
         let ins = self
             .flows
             .get_mut(key)
-            .expect("flow")
-            .ins
-            .as_mut()
-            .expect("ins");
+            .and_then(|f| f.ins.as_mut())
+            .expect("flow under inspection");
         if ins.paths.is_none() {
             self.mem_inspect += PATHS_COST;
         }
@@ -874,23 +872,11 @@ impl Engine {
         let need_pick = self.flows[key].ins.as_ref().expect("ins").decs[d].is_none();
         if need_pick {
             let decs = self.pick(key, d, chunk, ts);
-            let ins = self
-                .flows
-                .get_mut(key)
-                .expect("flow")
-                .ins
-                .as_mut()
-                .expect("ins");
+            let ins = self.ins_mut(key);
             ins.decs[d] = Some(decs);
         }
         let mut decs = {
-            let ins = self
-                .flows
-                .get_mut(key)
-                .expect("flow")
-                .ins
-                .as_mut()
-                .expect("ins");
+            let ins = self.ins_mut(key);
             ins.decs[d].take().unwrap_or_default()
         };
         // Which decoders stay (bit i: decs[i]); the vector is kept, not rebuilt, per packet.
@@ -1076,10 +1062,8 @@ impl Engine {
         let ins = self
             .flows
             .get_mut(key)
-            .expect("flow")
-            .ins
-            .as_mut()
-            .expect("ins");
+            .and_then(|f| f.ins.as_mut())
+            .expect("flow under inspection");
         if ins.mode != Mode::Deep {
             return;
         }
@@ -1196,13 +1180,7 @@ impl Engine {
     }
 
     fn gap(&mut self, key: &Key, d: usize, ts: f64) {
-        let ins = self
-            .flows
-            .get_mut(key)
-            .expect("flow")
-            .ins
-            .as_mut()
-            .expect("ins");
+        let ins = self.ins_mut(key);
         let Some(decs) = ins.decs[d].take() else {
             return;
         };
@@ -1234,6 +1212,14 @@ impl Engine {
         }
     }
 
+    /// The inspection state of a flow known to be under inspection.
+    fn ins_mut(&mut self, key: &Key) -> &mut Inspect {
+        self.flows
+            .get_mut(key)
+            .and_then(|f| f.ins.as_mut())
+            .expect("flow under inspection")
+    }
+
     /// Hand up what a JSON-lines framer produced: its lines, then (once it switched to
     /// gzip members) the raw bytes for Python's line decoder.
     fn json_framed(&mut self, key: &Key, d: usize, ts: f64, framed: Framed, raw_before: bool) {
@@ -1241,13 +1227,7 @@ impl Engine {
             self.emit(key, d, ts, Body::Lines(framed.lines));
         }
         if !framed.raw.is_empty() {
-            let ins = self
-                .flows
-                .get_mut(key)
-                .expect("flow")
-                .ins
-                .as_mut()
-                .expect("ins");
+            let ins = self.ins_mut(key);
             let midstream = raw_before && !ins.json_started[d];
             ins.json_started[d] = true;
             self.emit(
