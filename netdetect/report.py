@@ -64,7 +64,8 @@ def read_eve(paths: Sequence[str]) -> tuple[list[dict[str, Any]], list[str]]:
                         continue
                     try:  # fields of the wrong type (an edited or foreign file)
                         Observation.from_eve(rec)
-                    except (TypeError, ValueError, AttributeError, KeyError) as exc:
+                    except (TypeError, ValueError, AttributeError, KeyError,
+                            OverflowError) as exc:  # OverflowError: int(Infinity)
                         errors.append(f"{path}:{n}: not a netdetect alert record ({exc})")
                         continue
                     records.append(rec)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from test_campaign import WALLET_A, alert, host_report
 
@@ -192,6 +192,7 @@ FIELD_PATHS = [p for p in _paths(HOSTILE_RECORD) if p != ("event_type",)]  # els
 
 @settings(max_examples=400, deadline=None)
 @given(path=st.sampled_from(FIELD_PATHS), value=JSONISH)
+@example(path=("netdetect", "score"), value=float("inf"))  # json writes it as Infinity
 def test_damaged_alert_records_are_named_or_reported_never_a_crash(
         tmp_path_factory: pytest.TempPathFactory, path: tuple[str | int, ...],
         value: Any) -> None:
