@@ -2,7 +2,7 @@
 //! any block order, if_tsresol/if_tsoffset), gzip/bzip2/xz around either, directories
 //! (recursive, recognised by content), and non-seekable streams (stdin, pipes).
 //!
-//! Contract (ported from netdetect/capture/files.py, which stays the behavioural reference):
+//! Contract (first set by the retired Python reader; its tests now run against this one):
 //! - `CaptureReader::next_frame` yields every good frame in file order; at damage it
 //!   returns `Err(CaptureError)` naming the byte offset (of the decompressed stream) of the
 //!   damaged record, after every frame before it was returned. After an error it returns

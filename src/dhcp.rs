@@ -1,6 +1,6 @@
 //! DHCPv4 messages (BOOTP + options), for host identity: which address a named host got.
 //!
-//! Ported from netdetect/decoders/dhcp.py (behavioural reference): option overload,
+//! Behaviour of the retired Python decoder, whose tests now run against this one: option overload,
 //! concatenated long options (RFC 3396), host name (12) and client FQDN (81), lease time,
 //! server identifier; every length checked.
 

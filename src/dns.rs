@@ -1,6 +1,6 @@
 //! DNS messages over UDP and TCP (length-prefixed framing).
 //!
-//! Ported from netdetect/decoders/dns.py (behavioural reference): names lower-cased without
+//! Behaviour of the retired Python decoder (its tests now run here): names lower-cased without
 //! the trailing dot, escaped labels, explicit limits on name length, label count and
 //! compression pointers (no loops), counts from the header never trusted for allocation.
 //!

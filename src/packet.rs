@@ -1,6 +1,6 @@
 //! L2..L4: one frame in, one decoded TCP/UDP packet (or a counted reason why not) out.
 //!
-//! Ported from netdetect/packet.py (the behavioural reference, counters with the same
+//! Behaviour of the retired Python packet decoder (its tests now run here; counters keep its
 //! names): Ethernet, Linux SLL and SLL2, raw IPv4/IPv6, BSD loopback (null), PPP;
 //! 802.1Q/QinQ (outermost VLAN id kept), MPLS, IPv4 (fragments counted, first fragments
 //! decoded), IPv6 with extension headers, GRE, ERSPAN I/II/III, VXLAN, GENEVE, with a

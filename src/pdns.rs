@@ -1,6 +1,6 @@
 //! Passive DNS: which names recently resolved to an address, learned from observed answers.
 //!
-//! Ported from netdetect/pdns.py (behavioural reference), with one change the core needs:
+//! Behaviour of the retired Python store (its tests are mirrored here), with one change:
 //! the store is bounded by bytes (names and addresses counted), not by entries; the least
 //! recently learned address is evicted when the budget is exceeded (counted). Each A/AAAA
 //! answer maps its address to its owner name and every name that reaches it through the

@@ -2,7 +2,7 @@
 //! 234-byte responder, uniform-looking bytes), encrypted frame sizes 22 + (n + 16), and the
 //! plaintext SetupConnection frame.
 //!
-//! Ported from netdetect/decoders/sv2.py (behavioural reference). SV2 has no magic bytes: an
+//! Behaviour of the retired Python decoder (its tests now run here). SV2 has no magic bytes: an
 //! encrypted session is recognised only by its exact sizes, a plaintext one by a well-formed
 //! SetupConnection.
 

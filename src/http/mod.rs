@@ -1,7 +1,7 @@
 //! HTTP/1.x heads of one direction of a TCP stream, and small bodies (a JSON-RPC body is
 //! handed up whole, capped) — getwork, getblocktemplate, eth_getWork and the mining headers.
 //!
-//! Ported from netdetect/decoders/http.py (behavioural reference): httparse for the head,
+//! Behaviour of the retired Python decoder (its tests now run here): httparse for the head,
 //! Content-Length (ASCII digits only: a Unicode digit is a malformed header, never a crash)
 //! and chunked bodies, pipelined messages, caps on head and body size.
 //!

@@ -2,8 +2,8 @@
 //! JA3, JA4), the ServerHello, the first certificate's names (TLS <= 1.2), and the record
 //! headers after the handshake.
 //!
-//! Ported from netdetect/decoders/tls.py (behavioural reference; its tests hold the JA3/JA4
-//! vectors): records are reassembled across segments and handshake messages across records,
+//! Behaviour of the retired Python decoder (its tests, with the JA3/JA4 vectors, now run
+//! here): records are reassembled across segments and handshake messages across records,
 //! with explicit caps; `midstream` starts at any record boundary of a flow first seen
 //! mid-connection.
 //!
