@@ -67,7 +67,10 @@ REPORT_EVERY = 1.0  # seconds between a worker's counter snapshots
 READ_TIMEOUT = 0.2  # seconds a worker waits in poll() before checking its control flags
 # The DNS side channel of each worker (see Sensor.dns_rings): answers only, small ring.
 DNS_SIDE_FILTER = "udp and (src port 53 or src port 5353 or src port 5355)"
-DNS_RING = RingConfig(block_size=1 << 18, block_count=8, retire_ms=20)
+# Its blocks are handed over after 2 ms: a worker takes the side channel before its own
+# frames, so an answer reaches it unless the flow's first payload follows the answer by less
+# than that (a --topspeed replay can; a real client waits at least the answer's way to it).
+DNS_RING = RingConfig(block_size=1 << 18, block_count=8, retire_ms=2)
 STOP_GRACE = 15.0  # seconds the parent waits for workers to flush before killing them
 SUMMARY_KEEP = 10_000  # alerts kept in memory for the end-of-run summary
 PR_SET_PDEATHSIG = 1
