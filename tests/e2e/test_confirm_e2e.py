@@ -236,4 +236,8 @@ def test_broker_killed_mid_replay_loses_no_suspect(
     for a in alerts[1:]:
         assert a["event_type"] == "alert"
         assert a["netdetect"]["verdict"] == "network-only"
-        assert a["netdetect"]["reasons"] == ["broker unavailable"]
+        # Either the outage was noticed first, or the query asked just before it held the
+        # only slot until its timeout: the suspect is raised with why no host answered.
+        assert a["netdetect"]["reasons"] in (
+            ["broker unavailable"], ["no confirmation slot free within 5s"]
+        ), a["netdetect"]["reasons"]
