@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netdetect.agent import procs
-from netdetect.agent.report import build_report
+from netdetect.agent.report import build_report, default_builder
 from netdetect.agent.schema import MAX_REPORT_BYTES, FlowSpec, HostQuery, HostReport
 
 from .helpers_procs import PYTHON, child, fake_miner_binary, listener
@@ -214,6 +214,8 @@ def test_lookup_sustains_100_queries_per_second() -> None:
 
 def test_cpu_window_is_one_window_for_everyone() -> None:
     with listener() as port, child(port=port, busy=True) as a, child(port=port, busy=True) as b:
+        sampler = default_builder().sampler
+        opened = sampler.opened
         start = time.monotonic()
         report = build_report(query(FlowSpec("tcp", "127.0.0.1", port), window=0.8, top_n=5),
                               host_id="h1")
@@ -221,7 +223,10 @@ def test_cpu_window_is_one_window_for_everyone() -> None:
         assert report.process is not None
         assert report.process.pid in (a.pid, b.pid)
         assert {a.pid, b.pid} <= {t.pid for t in report.top}
-        assert took < 0.8 + 1.0, f"report took {took:.2f} s for a 0.8 s window"
+        # One window measured the owner and every top process (counted, not timed: a busy
+        # host stretches the scans around it, not the number of windows).
+        assert sampler.opened == opened + 1
+        assert took >= 0.8 * 0.9, f"report took {took:.2f} s: shorter than its window"
 
 
 def test_window_is_capped_by_query_expiry() -> None:
