@@ -81,6 +81,18 @@ fn be32(data: &[u8], pos: usize) -> u32 {
 /// Presentation form of one label (RFC 4343), lower-cased: a dot or odd byte inside a label
 /// stays distinguishable from a label boundary.
 fn push_label(out: &mut String, label: &[u8]) {
+    // Nearly every label is plain printable ASCII: copy it whole and lower-case it in place.
+    if label
+        .iter()
+        .all(|&b| matches!(b, 0x21..=0x7e) && b != b'.' && b != b'\\')
+    {
+        if let Ok(text) = std::str::from_utf8(label) {
+            let start = out.len();
+            out.push_str(text);
+            out[start..].make_ascii_lowercase();
+            return;
+        }
+    }
     for &b in label {
         let c = b.to_ascii_lowercase();
         match c {
@@ -182,11 +194,24 @@ pub fn read_name(data: &[u8], pos: usize) -> Result<(String, usize), DecodeError
 
 /// A name inside record data: it may point anywhere before it, but must end within `stop`.
 fn rdata_name(data: &[u8], start: usize, stop: usize) -> Result<(String, usize), DecodeError> {
-    let (name, after) = read_name(data, start)?;
+    let mut name = String::new();
+    let after = rdata_name_into(data, start, stop, &mut name)?;
+    Ok((name, after))
+}
+
+/// As `rdata_name`, written into `name` (cleared first) so its buffer can be reused.
+fn rdata_name_into(
+    data: &[u8],
+    start: usize,
+    stop: usize,
+    name: &mut String,
+) -> Result<usize, DecodeError> {
+    name.clear();
+    let after = walk_name(data, start, Some(name))?;
     if after > stop {
         return Err(err("DNS: name overruns its record data"));
     }
-    Ok((name, after))
+    Ok(after)
 }
 
 fn value(data: &[u8], rtype: u16, start: usize, stop: usize) -> Result<RData, DecodeError> {
@@ -287,12 +312,27 @@ fn value(data: &[u8], rtype: u16, start: usize, stop: usize) -> Result<RData, De
 /// neither needed nor validated. Every kept or skipped answer's header and owner name are
 /// still checked.
 pub fn decode_dns(data: &[u8], addresses_only: bool) -> Result<DnsMessage, DecodeError> {
+    let mut msg = DnsMessage::default();
+    decode_dns_into(data, addresses_only, &mut msg)?;
+    Ok(msg)
+}
+
+/// As `decode_dns`, into `msg`, reusing the strings and vectors it already holds (a caller
+/// decoding one message after another allocates only when a message is larger than any
+/// before it). After an error `msg` holds a partial decode and must not be used.
+pub fn decode_dns_into(
+    data: &[u8],
+    addresses_only: bool,
+    msg: &mut DnsMessage,
+) -> Result<(), DecodeError> {
     let n = data.len();
     if n < HEADER_LEN {
         return Err(err(format!("DNS: {n} bytes is shorter than the header")));
     }
-    let msg_id = be16(data, 0);
     let flags = be16(data, 2);
+    msg.msg_id = be16(data, 0);
+    msg.is_response = flags >= 0x8000;
+    msg.rcode = (flags & 0x000F) as u8;
     let qdcount = usize::from(be16(data, 4));
     let ancount = usize::from(be16(data, 6));
     // Every question takes >= 5 bytes and every record >= 11: reject impossible counts
@@ -303,23 +343,35 @@ pub fn decode_dns(data: &[u8], addresses_only: bool) -> Result<DnsMessage, Decod
         )));
     }
     let mut pos = HEADER_LEN;
-    let mut questions = Vec::new();
-    for _ in 0..qdcount {
-        let (name, after) = read_name(data, pos)?;
-        pos = after;
+    msg.questions.truncate(qdcount);
+    for i in 0..qdcount {
+        if i == msg.questions.len() {
+            msg.questions.push((String::new(), 0));
+        }
+        let q = &mut msg.questions[i];
+        q.0.clear();
+        pos = walk_name(data, pos, Some(&mut q.0))?;
         if pos + 4 > n {
             return Err(err("DNS: truncated question"));
         }
-        questions.push((name, be16(data, pos)));
+        q.1 = be16(data, pos);
         pos += 4;
     }
-    let mut answers = Vec::new();
-    // Owner names are rendered into one reused buffer and copied out only for kept records,
-    // so skipped records allocate nothing.
-    let mut owner = String::new();
+    // Each owner name is rendered into the next free record's (reused) name; a skipped
+    // record leaves it to be overwritten by the next one.
+    let mut kept = 0;
     for _ in 0..ancount {
-        owner.clear();
-        pos = walk_name(data, pos, Some(&mut owner))?;
+        if kept == msg.answers.len() {
+            msg.answers.push(DnsRecord {
+                name: String::new(),
+                rtype: 0,
+                ttl: 0,
+                value: RData::Addr(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            });
+        }
+        let rec = &mut msg.answers[kept];
+        rec.name.clear();
+        pos = walk_name(data, pos, Some(&mut rec.name))?;
         if pos + 10 > n {
             return Err(err("DNS: truncated resource record header"));
         }
@@ -332,22 +384,40 @@ pub fn decode_dns(data: &[u8], addresses_only: bool) -> Result<DnsMessage, Decod
             return Err(err("DNS: record data runs past the message end"));
         }
         if !addresses_only || matches!(rtype, A | AAAA | CNAME) {
-            answers.push(DnsRecord {
-                name: owner.clone(),
-                rtype,
-                ttl,
-                value: value(data, rtype, pos, stop)?,
-            });
+            rec.rtype = rtype;
+            rec.ttl = ttl;
+            value_into(data, rtype, pos, stop, &mut rec.value)?;
+            kept += 1;
         }
         pos = stop;
     }
-    Ok(DnsMessage {
-        msg_id,
-        is_response: flags >= 0x8000,
-        rcode: (flags & 0x000F) as u8,
-        questions,
-        answers,
-    })
+    msg.answers.truncate(kept);
+    Ok(())
+}
+
+/// The record value into `slot`, reusing the string of a name it held before.
+fn value_into(
+    data: &[u8],
+    rtype: u16,
+    start: usize,
+    stop: usize,
+    slot: &mut RData,
+) -> Result<(), DecodeError> {
+    if matches!(rtype, NS | CNAME | PTR | DNAME) {
+        if !matches!(slot, RData::Name(_)) {
+            *slot = RData::Name(String::new());
+        }
+        let RData::Name(name) = slot else {
+            unreachable!("slot was just made a name");
+        };
+        let after = rdata_name_into(data, start, stop, name)?;
+        if after != stop {
+            return Err(err("DNS: bytes after the name in record data"));
+        }
+        return Ok(());
+    }
+    *slot = value(data, rtype, start, stop)?;
+    Ok(())
 }
 
 /// Default cap on messages per direction: a long-lived resolver connection tells what it is
@@ -973,6 +1043,29 @@ pub(crate) mod tests {
             if let Ok(msg) = decode_dns(&raw, true) {
                 for r in &msg.answers {
                     prop_assert!(matches!(r.rtype, A | AAAA | CNAME));
+                }
+            }
+        }
+
+        /// A message decoded into the strings of earlier ones (good, damaged, larger or
+        /// smaller) is the same as one decoded fresh.
+        #[test]
+        fn reused_message_decodes_the_same(
+            seq in proptest::collection::vec(
+                (0usize..8, proptest::collection::vec((0usize..400, any::<u8>()), 0..4), 0u8..4,
+                 any::<bool>()),
+                1..8,
+            ),
+        ) {
+            let corpus = corpus();
+            let mut reused = DnsMessage::default();
+            for (which, edits, mode, addresses_only) in seq {
+                let raw = mutate(&corpus[which % corpus.len()], &edits, mode);
+                let fresh = decode_dns(&raw, addresses_only);
+                let again = decode_dns_into(&raw, addresses_only, &mut reused);
+                prop_assert_eq!(fresh.is_ok(), again.is_ok());
+                if let Ok(fresh) = fresh {
+                    prop_assert_eq!(&fresh, &reused);
                 }
             }
         }

@@ -76,8 +76,15 @@ impl Prefilter {
         if self.domains.is_empty() {
             return false;
         }
-        let norm = normalise(name);
-        let mut rest = norm.as_str();
+        // Names from the DNS decoder are lower case already: allocate only when needed.
+        let trimmed = name.trim_end_matches('.');
+        let lowered;
+        let mut rest = if trimmed.bytes().any(|b| b.is_ascii_uppercase()) {
+            lowered = trimmed.to_ascii_lowercase();
+            lowered.as_str()
+        } else {
+            trimmed
+        };
         loop {
             if self.domains.contains(rest) {
                 return true;

@@ -114,18 +114,41 @@ impl PassiveDns {
         self.order.push_back((ip, generation));
         let cap = self.max_names_per_ip.max(1);
         for &name in names {
-            // Re-learning a name refreshes it: drop and re-insert to make it the newest.
-            if let Some(i) = entry.names.iter().position(|(n, _)| n == name) {
-                let (old, _) = entry.names.remove(i);
-                self.bytes -= name_cost(&old);
+            let names = &mut entry.names;
+            if let Some(i) = names.iter().position(|(n, _)| n == name) {
+                // Re-learning a name refreshes it and makes it the newest; its cost is
+                // unchanged.
+                names[i..].rotate_left(1);
+                if let Some(last) = names.last_mut() {
+                    last.1 = expiry;
+                }
+                if names.len() > cap {
+                    // The cap was lowered since this address filled up.
+                    let drop = names.len() - cap;
+                    for (old, _) in names.drain(..drop) {
+                        self.bytes -= name_cost(&old);
+                    }
+                    self.name_evictions += drop as u64;
+                }
+                continue;
             }
-            entry.names.push((name.to_owned(), expiry));
+            if names.len() >= cap {
+                // Full: the oldest name goes, and its string is reused for the new one.
+                let drop = names.len() + 1 - cap;
+                for (old, _) in &names[..drop] {
+                    self.bytes -= name_cost(old);
+                }
+                self.name_evictions += drop as u64;
+                names.rotate_left(drop);
+                names.truncate(names.len() + 1 - drop);
+                let last = names.last_mut().expect("cap is at least 1");
+                last.0.clear();
+                last.0.push_str(name);
+                last.1 = expiry;
+            } else {
+                names.push((name.to_owned(), expiry));
+            }
             self.bytes += name_cost(name);
-            while entry.names.len() > cap {
-                let (old, _) = entry.names.remove(0);
-                self.bytes -= name_cost(&old);
-                self.name_evictions += 1;
-            }
         }
         self.maybe_compact();
     }
@@ -520,6 +543,39 @@ mod tests {
             p2.names_for(&ip("1.2.3.4"), 10.0),
             names(&["pool.example.com"])
         );
+    }
+
+    #[test]
+    fn relearning_at_the_cap_and_a_lowered_cap() {
+        let mut p = PassiveDns::new(BIG);
+        p.max_names_per_ip = 3;
+        let learn = |p: &mut PassiveDns, n: &str, t: f64| {
+            p.learn(&answer(vec![rr(n, A, 300, "10.2.2.3")]), t);
+        };
+        for (i, n) in ["a.example", "b.example", "c.example"].iter().enumerate() {
+            learn(&mut p, n, i as f64);
+        }
+        // A name already held moves to the front without evicting anything.
+        learn(&mut p, "a.example", 3.0);
+        assert_eq!(
+            p.names_for(&ip("10.2.2.3"), 4.0),
+            names(&["a.example", "c.example", "b.example"])
+        );
+        assert_eq!(p.name_evictions, 0);
+        // A new, longer name replaces the oldest.
+        learn(&mut p, "a-much-longer-name.example", 4.0);
+        assert_eq!(
+            p.names_for(&ip("10.2.2.3"), 5.0),
+            names(&["a-much-longer-name.example", "a.example", "c.example"])
+        );
+        assert_eq!(p.name_evictions, 1);
+        assert_eq!(p.bytes(), recount(&p));
+        // Lowering the cap trims an address at its next answer, re-learned or new.
+        p.max_names_per_ip = 1;
+        learn(&mut p, "c.example", 6.0);
+        assert_eq!(p.names_for(&ip("10.2.2.3"), 7.0), names(&["c.example"]));
+        assert_eq!(p.name_evictions, 3);
+        assert_eq!(p.bytes(), recount(&p));
     }
 
     #[test]
