@@ -120,40 +120,64 @@ fn alpn_chars(first: &[u8]) -> String {
     format!("{:x}{:x}", a >> 4, z & 0x0F)
 }
 
+// Fingerprints are built for every ClientHello: the digits are written here rather than
+// through `fmt`, whose machinery costs several times the hashing itself.
+const HEX_DIGITS: &[u8; 16] = b"0123456789abcdef";
+
+fn push_hex4(s: &mut String, v: u16) {
+    for shift in [12, 8, 4, 0] {
+        s.push(char::from(HEX_DIGITS[usize::from((v >> shift) & 0xF)]));
+    }
+}
+
+fn push_decimal(s: &mut String, mut v: u32) {
+    let mut digits = [0u8; 10];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    s.extend(digits[i..].iter().map(|&d| char::from(d)));
+}
+
 fn hex_list(values: &[u16]) -> String {
     let mut s = String::with_capacity(values.len() * 5);
-    for (i, v) in values.iter().enumerate() {
+    for (i, &v) in values.iter().enumerate() {
         if i > 0 {
             s.push(',');
         }
-        let _ = write!(s, "{v:04x}");
+        push_hex4(&mut s, v);
     }
     s
 }
 
-fn dash_list<T: std::fmt::Display>(values: &[T]) -> String {
-    let mut s = String::new();
-    for (i, v) in values.iter().enumerate() {
+fn dash_list<T: Copy + Into<u32>>(values: &[T]) -> String {
+    let mut s = String::with_capacity(values.len() * 6);
+    for (i, &v) in values.iter().enumerate() {
         if i > 0 {
             s.push('-');
         }
-        let _ = write!(s, "{v}");
+        push_decimal(&mut s, v.into());
     }
     s
 }
 
 fn hex(bytes: &[u8]) -> String {
     let mut s = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(s, "{b:02x}");
+    for &b in bytes {
+        s.push(char::from(HEX_DIGITS[usize::from(b >> 4)]));
+        s.push(char::from(HEX_DIGITS[usize::from(b & 0xF)]));
     }
     s
 }
 
+/// The first 12 hex digits of the SHA-256 of `text`.
 fn sha12(text: &str) -> String {
-    let mut h = hex(&Sha256::digest(text.as_bytes()));
-    h.truncate(12);
-    h
+    hex(&Sha256::digest(text.as_bytes())[..6])
 }
 
 fn no_grease(values: &[u16]) -> Vec<u16> {
@@ -382,4 +406,31 @@ pub fn parse_server_hello(data: &[u8]) -> Result<(ServerHelloInfo, bool), Decode
 #[cfg(test)]
 pub(super) fn sha12_for_tests(text: &str) -> String {
     sha12(text)
+}
+
+#[cfg(test)]
+mod digit_tests {
+    use super::*;
+
+    #[test]
+    fn digits_match_fmt() {
+        for v in 0..=u16::MAX {
+            let (mut dec, mut h4) = (String::new(), String::new());
+            push_decimal(&mut dec, u32::from(v));
+            push_hex4(&mut h4, v);
+            assert_eq!(dec, format!("{v}"));
+            assert_eq!(h4, format!("{v:04x}"));
+        }
+        let mut dec = String::new();
+        push_decimal(&mut dec, u32::MAX);
+        assert_eq!(dec, u32::MAX.to_string());
+        let all: Vec<u8> = (0..=255).collect();
+        let want: String = all.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(hex(&all), want);
+        assert_eq!(dash_list(&[0u8, 1, 255]), "0-1-255");
+        assert_eq!(dash_list::<u16>(&[]), "");
+        assert_eq!(hex_list(&[0x0a0a, 0x1301]), "0a0a,1301");
+        let full = hex(&Sha256::digest(b"abc"));
+        assert_eq!(sha12("abc"), full[..12]);
+    }
 }
