@@ -27,8 +27,9 @@ use crate::sv2::{self, SetupConnection};
 use crate::tls::shape::{ShapeSummary, ShapeTracker};
 use crate::tls::{CertNames, ClientHelloInfo, TlsEvent, TlsSniffer};
 use crate::ws::WsSniffer;
-use hashbrown::HashMap;
+use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
 use std::collections::VecDeque;
+use std::hash::BuildHasher as _;
 use std::net::{IpAddr, Ipv4Addr};
 
 const DNS_PORTS: [u16; 3] = [53, 5353, 5355];
@@ -42,8 +43,9 @@ const DHCP_PENDING: usize = 4096;
 const DHCP_WAIT: f64 = 300.0;
 /// Questions or answers of a reused DNS message kept allocated between messages.
 const DNS_KEEP: usize = 64;
-/// Bytes a flow entry costs (entry, key map slot, order queue slot), measured from the
-/// struct sizes plus hash map overhead; inspection state is counted on top.
+/// Bytes a flow entry costs (its slot, its index and handle map entries, its order queue
+/// slot), measured from the struct sizes plus hash map overhead; inspection state is
+/// counted on top.
 const FLOW_COST: usize = 256;
 const INSPECT_COST: usize = 768;
 /// Proxy, WebSocket and TLS-shape state of a flow that has any (see `Paths`): the struct
@@ -294,6 +296,7 @@ fn key_of(proto: u8, x: (IpAddr, u16), y: (IpAddr, u16)) -> Key {
 }
 
 struct Flow {
+    key: Key,
     handle: u64,
     proto: u8,
     a: (IpAddr, u16),
@@ -314,6 +317,101 @@ struct Flow {
 impl Flow {
     fn is_closed(&self) -> bool {
         self.closed & 4 != 0 || self.closed & 3 == 3
+    }
+}
+
+/// The flows, each in a slot found by one keyed hash lookup per packet; everything a packet
+/// does to its flow afterwards goes through the slot. Slots of removed flows are reused.
+/// The index hashes keys with hashbrown's default hasher (foldhash, seeded per process):
+/// flow keys are chosen by whoever sends packets, so the hash must not be predictable.
+struct FlowTable {
+    slots: Vec<Option<Flow>>,
+    free: Vec<usize>,
+    index: HashTable<usize>,
+    hasher: DefaultHashBuilder,
+    live: usize,
+}
+
+impl FlowTable {
+    fn new() -> Self {
+        FlowTable {
+            slots: Vec::new(),
+            free: Vec::new(),
+            index: HashTable::new(),
+            hasher: DefaultHashBuilder::default(),
+            live: 0,
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.live
+    }
+
+    fn is_empty(&self) -> bool {
+        self.live == 0
+    }
+
+    fn find(&self, key: &Key) -> Option<usize> {
+        let slots = &self.slots;
+        self.index
+            .find(self.hasher.hash_one(key), |&s| {
+                slots[s].as_ref().is_some_and(|f| f.key == *key)
+            })
+            .copied()
+    }
+
+    /// Store a flow whose key is not in the table; returns its slot.
+    fn insert(&mut self, flow: Flow) -> usize {
+        let hash = self.hasher.hash_one(&flow.key);
+        let slot = match self.free.pop() {
+            Some(s) => {
+                self.slots[s] = Some(flow);
+                s
+            }
+            None => {
+                self.slots.push(Some(flow));
+                self.slots.len() - 1
+            }
+        };
+        let (slots, hasher) = (&self.slots, &self.hasher);
+        self.index.insert_unique(hash, slot, |&s| {
+            hasher.hash_one(&slots[s].as_ref().expect("indexed slot holds a flow").key)
+        });
+        self.live += 1;
+        slot
+    }
+
+    fn remove(&mut self, slot: usize) -> Option<Flow> {
+        let flow = self.slots.get_mut(slot)?.take()?;
+        if let Ok(entry) = self
+            .index
+            .find_entry(self.hasher.hash_one(&flow.key), |&s| s == slot)
+        {
+            entry.remove();
+        }
+        self.free.push(slot);
+        self.live -= 1;
+        Some(flow)
+    }
+
+    fn iter(&self) -> impl Iterator<Item = (usize, &Flow)> {
+        self.slots
+            .iter()
+            .enumerate()
+            .filter_map(|(s, f)| f.as_ref().map(|f| (s, f)))
+    }
+}
+
+impl std::ops::Index<usize> for FlowTable {
+    type Output = Flow;
+    fn index(&self, slot: usize) -> &Flow {
+        self.slots[slot].as_ref().expect("live flow slot")
+    }
+}
+
+impl std::ops::IndexMut<usize> for FlowTable {
+    fn index_mut(&mut self, slot: usize) -> &mut Flow {
+        self.slots[slot].as_mut().expect("live flow slot")
     }
 }
 
@@ -350,8 +448,9 @@ pub struct Engine {
     /// UDP DNS arrives through `feed_dns` (a live worker's side channel), not `feed`.
     pub dns_elsewhere: bool,
     in_side: bool,
-    flows: HashMap<Key, Flow>,
-    handles: HashMap<u64, Key>,
+    flows: FlowTable,
+    /// Handle -> slot of each live flow.
+    handles: HashMap<u64, usize>,
     /// Creation order for eviction; stale handles are skipped lazily.
     order: VecDeque<u64>,
     /// Address → handles of flows with payload, for pool answers that arrive later;
@@ -386,7 +485,7 @@ impl Engine {
             counters: Counters::default(),
             dns_elsewhere: false,
             in_side: false,
-            flows: HashMap::new(),
+            flows: FlowTable::new(),
             handles: HashMap::new(),
             order: VecDeque::new(),
             by_addr: HashMap::new(),
@@ -425,12 +524,10 @@ impl Engine {
 
     /// Python's decision about a flow; unknown handles (already ended) are ignored.
     pub fn mark(&mut self, handle: u64, marks: u32) {
-        let Some(key) = self.handles.get(&handle) else {
+        let Some(&slot) = self.handles.get(&handle) else {
             return;
         };
-        let Some(flow) = self.flows.get_mut(key) else {
-            return;
-        };
+        let flow = &mut self.flows[slot];
         flow.marks |= marks;
         if let Some(ins) = flow.ins.as_mut() {
             if marks & MARK_DONE != 0 {
@@ -444,8 +541,7 @@ impl Engine {
 
     /// Counters of a live flow: (pkts, bytes, last_ts).
     pub fn flow_counters(&self, handle: u64) -> Option<([u64; 2], [u64; 2], f64)> {
-        let key = self.handles.get(&handle)?;
-        let f = self.flows.get(key)?;
+        let f = &self.flows[*self.handles.get(&handle)?];
         Some((f.pkts, f.bytes, f.last_ts))
     }
 
@@ -492,18 +588,19 @@ impl Engine {
         let dst = (pkt.dst, pkt.dport);
         let key = key_of(pkt.proto, src, dst);
         let tcp = pkt.proto == TCP;
-        if tcp && pkt.flags & 0x12 == 0x02 {
-            if let Some(f) = self.flows.get(&key) {
-                if f.is_closed() {
-                    // Port reuse: a fresh SYN on a closed flow starts a new connection.
-                    self.remove(&key, "reused");
-                }
+        let mut found = self.flows.find(&key);
+        if let Some(s) = found {
+            if tcp && pkt.flags & 0x12 == 0x02 && self.flows[s].is_closed() {
+                // Port reuse: a fresh SYN on a closed flow starts a new connection.
+                self.remove(s, "reused");
+                found = None;
             }
         }
-        if !self.flows.contains_key(&key) {
-            self.create(key, ts, pkt);
-        }
-        let flow = self.flows.get_mut(&key).expect("flow just ensured");
+        let slot = match found {
+            Some(s) => s,
+            None => self.create(key, ts, pkt),
+        };
+        let flow = &mut self.flows[slot];
         let d: usize = usize::from(flow.a != src);
         if tcp && pkt.flags & 0x07 != 0 {
             if pkt.flags & 0x02 != 0 {
@@ -529,24 +626,25 @@ impl Engine {
                 self.udp(ts, pkt);
                 return;
             }
-            let flow = self.flows.get_mut(&key).expect("flow");
+            let flow = &mut self.flows[slot];
             flow.ins = Some(Box::new(Inspect::new()));
             self.mem_inspect += INSPECT_COST;
             let (handle, a, b) = (flow.handle, flow.a.0, flow.b.0);
             self.index_addr(a, handle);
             self.index_addr(b, handle);
-            self.first_payload(&key, ts);
+            self.first_payload(slot, ts);
         }
-        let flow = self.flows.get_mut(&key).expect("flow");
+        let flow = &self.flows[slot];
         let mode = flow.ins.as_ref().map_or(Mode::Done, |i| i.mode);
         match mode {
             Mode::Done => {}
-            Mode::Deep => self.deep(&key, d, ts, pkt.seq, pkt.payload),
-            Mode::Watch => self.watch(&key, d, ts, plen),
-            Mode::Sample => self.sample(&key, d, ts, pkt.payload),
+            Mode::Deep => self.deep(slot, d, ts, pkt.seq, pkt.payload),
+            Mode::Watch => self.watch(slot, d, ts, plen),
+            Mode::Sample => self.sample(slot, d, ts, pkt.payload),
         }
         if self.out.len() > before {
-            if let Some(f) = self.flows.get(&key).filter(|f| f.announced) {
+            let f = &self.flows[slot];
+            if f.announced {
                 // Judgement settles once per packet, after all of the packet's events.
                 let handle = f.handle;
                 self.out.push(Event {
@@ -567,7 +665,8 @@ impl Engine {
         }
     }
 
-    fn create(&mut self, key: Key, ts: f64, pkt: &Decoded<'_>) {
+    /// A new flow for `key` (not in the table); returns its slot.
+    fn create(&mut self, key: Key, ts: f64, pkt: &Decoded<'_>) -> usize {
         if self.flows.len() >= self.cfg.max_flows.max(1) {
             self.evict(false);
         } else if self.memory() + FLOW_COST > self.cfg.memory_budget {
@@ -584,33 +683,32 @@ impl Engine {
             (src, dst)
         };
         let midflow = tcp && pkt.flags & 0x02 == 0;
-        self.flows.insert(
+        let slot = self.flows.insert(Flow {
             key,
-            Flow {
-                handle,
-                proto: pkt.proto,
-                a,
-                b,
-                first_ts: ts,
-                last_ts: ts,
-                pkts: [0, 0],
-                bytes: [0, 0],
-                midflow,
-                vlan: pkt.vlan,
-                closed: 0,
-                isn: [None, None],
-                announced: false,
-                marks: 0,
-                ins: None,
-            },
-        );
-        self.handles.insert(handle, key);
+            handle,
+            proto: pkt.proto,
+            a,
+            b,
+            first_ts: ts,
+            last_ts: ts,
+            pkts: [0, 0],
+            bytes: [0, 0],
+            midflow,
+            vlan: pkt.vlan,
+            closed: 0,
+            isn: [None, None],
+            announced: false,
+            marks: 0,
+            ins: None,
+        });
+        self.handles.insert(handle, slot);
         self.order.push_back(handle);
         self.counters.flows_created += 1;
         let mem = self.memory();
         if mem > self.counters.memory_peak {
             self.counters.memory_peak = mem;
         }
+        slot
     }
 
     fn index_addr(&mut self, addr: IpAddr, handle: u64) {
@@ -628,8 +726,8 @@ impl Engine {
         }
     }
 
-    fn announce(&mut self, key: &Key, ts: f64, names_a: Vec<String>, names_b: Vec<String>) {
-        let flow = self.flows.get_mut(key).expect("flow");
+    fn announce(&mut self, slot: usize, ts: f64, names_a: Vec<String>, names_b: Vec<String>) {
+        let flow = &mut self.flows[slot];
         if flow.announced {
             return;
         }
@@ -652,9 +750,9 @@ impl Engine {
         });
     }
 
-    fn emit(&mut self, key: &Key, d: usize, ts: f64, body: Body) {
-        self.announce(key, ts, Vec::new(), Vec::new());
-        let flow = self.flows.get_mut(key).expect("flow");
+    fn emit(&mut self, slot: usize, d: usize, ts: f64, body: Body) {
+        self.announce(slot, ts, Vec::new(), Vec::new());
+        let flow = &mut self.flows[slot];
         let handle = flow.handle;
         let held = flow
             .ins
@@ -679,9 +777,9 @@ impl Engine {
     }
 
     /// At a flow's first payload: does either end resolve from a pool name?
-    fn first_payload(&mut self, key: &Key, ts: f64) {
+    fn first_payload(&mut self, slot: usize, ts: f64) {
         let (a, b) = {
-            let f = &self.flows[key];
+            let f = &self.flows[slot];
             (f.a.0, f.b.0)
         };
         let names_b = self.pdns.names_for(&b, ts);
@@ -691,16 +789,15 @@ impl Engine {
             .chain(names_a.iter())
             .any(|n| self.intel.pool_name(n))
         {
-            self.announce(key, ts, names_a, names_b);
+            self.announce(slot, ts, names_a, names_b);
         }
     }
 
     /// The flow's proxy/WebSocket/shape state, made (and charged) on first use.
-    fn paths(&mut self, key: &Key) -> &mut Paths {
-        let ins = self
-            .flows
-            .get_mut(key)
-            .and_then(|f| f.ins.as_mut())
+    fn paths(&mut self, slot: usize) -> &mut Paths {
+        let ins = self.flows[slot]
+            .ins
+            .as_mut()
             .expect("flow under inspection");
         if ins.paths.is_none() {
             self.mem_inspect += PATHS_COST;
@@ -712,30 +809,30 @@ impl Engine {
     /// ordinary web target only if the flow turns out to have something else to judge.
     fn proxy_target(
         &mut self,
-        key: &Key,
+        slot: usize,
         d: usize,
         kind: &'static str,
         host: String,
         port: u16,
         ts: f64,
     ) {
-        if let Some(ins) = self.flows.get_mut(key).and_then(|f| f.ins.as_mut()) {
+        if let Some(ins) = self.flows[slot].ins.as_mut() {
             ins.client_dir.get_or_insert(d as u8);
         }
-        let wanted = self.flows[key].announced
+        let wanted = self.flows[slot].announced
             || !matches!(port, 80 | 443)
             || self.intel.pool_name(host.trim_end_matches('.'));
         let body = Body::Proxy { kind, host, port };
         if wanted {
-            self.emit(key, d, ts, body);
+            self.emit(slot, d, ts, body);
         } else {
-            self.paths(key).proxy_held = Some(body);
+            self.paths(slot).proxy_held = Some(body);
         }
     }
 
     // -- DEEP -------------------------------------------------------------------------
 
-    fn deep(&mut self, key: &Key, d: usize, ts: f64, seq: u32, payload: &[u8]) {
+    fn deep(&mut self, slot: usize, d: usize, ts: f64, seq: u32, payload: &[u8]) {
         let (budget, pending_cap) = (self.cfg.stream_budget, self.cfg.stream_pending);
         // In-order chunks go to one scratch buffer the engine keeps (no allocation per
         // packet); `ends` marks where each chunk ends.
@@ -746,7 +843,7 @@ impl Engine {
         let gap;
         let watching;
         {
-            let flow = self.flows.get_mut(key).expect("flow");
+            let flow = &mut self.flows[slot];
             let isn = flow.isn[d];
             let ins = flow.ins.as_mut().expect("inspect");
             // Bare TLS past its handshake stays in DEEP for its record shape; its packets
@@ -775,15 +872,15 @@ impl Engine {
             ins.pending_bytes = (ins.pending_bytes + after).saturating_sub(before);
             self.mem_inspect = (self.mem_inspect + after).saturating_sub(before);
         }
-        self.sv2_shape(key, ts);
+        self.sv2_shape(slot, ts);
         if gap {
-            self.gap(key, d, ts);
+            self.gap(slot, d, ts);
         }
         let mut start = 0;
         for &end in &ends {
-            self.decode(key, d, &buf[start..end], ts);
+            self.decode(slot, d, &buf[start..end], ts);
             start = end;
-            let mode = self.flows[key].ins.as_ref().map_or(Mode::Done, |i| i.mode);
+            let mode = self.flows[slot].ins.as_ref().map_or(Mode::Done, |i| i.mode);
             if mode != Mode::Deep {
                 break;
             }
@@ -791,13 +888,13 @@ impl Engine {
         self.chunk_buf = buf;
         self.chunk_ends = ends;
         if watching {
-            self.timing(key, d, ts, payload.len());
+            self.timing(slot, d, ts, payload.len());
         }
-        self.maybe_leave_deep(key, d);
+        self.maybe_leave_deep(slot, d);
     }
 
-    fn sv2_shape(&mut self, key: &Key, ts: f64) {
-        let flow = &self.flows[key];
+    fn sv2_shape(&mut self, slot: usize, ts: f64) {
+        let flow = &self.flows[slot];
         let ins = flow.ins.as_ref().expect("inspect");
         if ins.sv2 || ins.first_len[0] != 64 || ins.first_len[1] == 0 {
             return;
@@ -805,19 +902,19 @@ impl Engine {
         if !sv2::noise_handshake(&ins.first_payload, ins.first_len[0], ins.first_len[1]) {
             return;
         }
-        let flow = self.flows.get_mut(key).expect("flow");
+        let flow = &mut self.flows[slot];
         let ins = flow.ins.as_mut().expect("inspect");
         ins.sv2 = true;
         ins.client_dir = Some(0);
-        self.emit(key, 0, ts, Body::Sv2(Sv2Kind::NoiseInitiator, 64));
+        self.emit(slot, 0, ts, Body::Sv2(Sv2Kind::NoiseInitiator, 64));
     }
 
-    fn pick(&mut self, key: &Key, d: usize, chunk: &[u8], ts: f64) -> Vec<Dec> {
-        let midflow = self.flows[key].midflow;
+    fn pick(&mut self, slot: usize, d: usize, chunk: &[u8], ts: f64) -> Vec<Dec> {
+        let midflow = self.flows[slot].midflow;
         let mut decs: Vec<Dec> = Vec::new();
         let head = chunk.first().copied();
         let second = chunk.get(1).copied();
-        let (socks_state, connect_reply, tunnelled) = self.flows[key]
+        let (socks_state, connect_reply, tunnelled) = self.flows[slot]
             .ins
             .as_ref()
             .and_then(|i| i.paths.as_ref())
@@ -833,7 +930,7 @@ impl Engine {
                 Some(_) => {}
                 None => {
                     if let Some(v) = socks::detect(chunk) {
-                        self.paths(key).socks = Some((v, d));
+                        self.paths(slot).socks = Some((v, d));
                         decs.push(Dec::Socks(Box::new(SocksSniffer::new(v, true))));
                         return decs;
                     }
@@ -860,28 +957,28 @@ impl Engine {
             }
             if decs.is_empty() {
                 match sv2::parse_plaintext(chunk) {
-                    Ok(Some(setup)) => self.emit(key, d, ts, Body::Sv2Setup(Box::new(setup))),
+                    Ok(Some(setup)) => self.emit(slot, d, ts, Body::Sv2Setup(Box::new(setup))),
                     Ok(None) => {}
                     Err(_) => self.counters.decode_errors += 1,
                 }
             }
         }
-        let f = &self.flows[key];
+        let f = &self.flows[slot];
         if DNS_PORTS.contains(&f.a.1) || DNS_PORTS.contains(&f.b.1) {
             decs.push(Dec::DnsTcp(Box::default()));
         }
         decs
     }
 
-    fn decode(&mut self, key: &Key, d: usize, chunk: &[u8], ts: f64) {
-        let need_pick = self.flows[key].ins.as_ref().expect("ins").decs[d].is_none();
+    fn decode(&mut self, slot: usize, d: usize, chunk: &[u8], ts: f64) {
+        let need_pick = self.flows[slot].ins.as_ref().expect("ins").decs[d].is_none();
         if need_pick {
-            let decs = self.pick(key, d, chunk, ts);
-            let ins = self.ins_mut(key);
+            let decs = self.pick(slot, d, chunk, ts);
+            let ins = self.ins_mut(slot);
             ins.decs[d] = Some(decs);
         }
         let mut decs = {
-            let ins = self.ins_mut(key);
+            let ins = self.ins_mut(slot);
             ins.decs[d].take().unwrap_or_default()
         };
         // Which decoders stay (bit i: decs[i]); the vector is kept, not rebuilt, per packet.
@@ -894,7 +991,7 @@ impl Engine {
                 Dec::Socks(sn) => match sn.feed(chunk) {
                     Ok(socks::Step::NeedMore) => true,
                     Ok(socks::Step::Request(t, rest)) => {
-                        self.proxy_target(key, d, t.kind, t.host, t.port, ts);
+                        self.proxy_target(slot, d, t.kind, t.host, t.port, ts);
                         tunnel = Some((rest, false));
                         true
                     }
@@ -911,7 +1008,7 @@ impl Engine {
                         let first = m.data.iter().find(|c| !c.is_ascii_whitespace());
                         if matches!(first, Some(b'{' | b'[')) {
                             self.emit(
-                                key,
+                                slot,
                                 d,
                                 ts,
                                 Body::WsMessage {
@@ -927,7 +1024,7 @@ impl Engine {
                     let mut evs = Vec::new();
                     let r = t.feed(chunk, &mut evs);
                     for ev in evs {
-                        self.tls_event(key, d, ev, ts);
+                        self.tls_event(slot, d, ev, ts);
                     }
                     r.is_ok()
                 }
@@ -935,11 +1032,11 @@ impl Engine {
                     let mut heads = Vec::new();
                     let r = h.feed(chunk, &mut heads);
                     for head in heads {
-                        self.http_paths(key, d, &head, ts);
-                        self.http_head(key, d, head, ts);
+                        self.http_paths(slot, d, &head, ts);
+                        self.http_head(slot, d, head, ts);
                     }
                     if let Some(rest) = h.take_tunnel() {
-                        let ws = self.flows[key]
+                        let ws = self.flows[slot]
                             .ins
                             .as_ref()
                             .and_then(|i| i.paths.as_ref())
@@ -954,13 +1051,13 @@ impl Engine {
                     } else {
                         MARK_JSON_DEAD1
                     };
-                    if self.flows[key].marks & dead != 0 {
+                    if self.flows[slot].marks & dead != 0 {
                         false
                     } else {
                         let mut framed = Framed::default();
                         let raw_before = framer.raw;
                         let r = framer.feed(chunk, &mut framed);
-                        self.json_framed(key, d, ts, framed, raw_before);
+                        self.json_framed(slot, d, ts, framed, raw_before);
                         if r.is_err() {
                             self.counters.json_not_lines += 1;
                         }
@@ -983,7 +1080,7 @@ impl Engine {
             }
         }
         if let Some((rest, ws)) = tunnel {
-            self.open_tunnel(key, d, rest, ws, ts);
+            self.open_tunnel(slot, d, rest, ws, ts);
             return;
         }
         let mut i = 0;
@@ -992,7 +1089,7 @@ impl Engine {
             i += 1;
             keep
         });
-        if let Some(ins) = self.flows.get_mut(key).and_then(|f| f.ins.as_mut()) {
+        if let Some(ins) = self.flows[slot].ins.as_mut() {
             if ins.decs[d].is_none() && ins.mode != Mode::Done {
                 ins.decs[d] = Some(decs);
             }
@@ -1004,7 +1101,7 @@ impl Engine {
 
     /// What an HTTP head says about the bytes after it: a CONNECT names its target and
     /// makes the other direction's 2xx a tunnel; an Upgrade to websocket makes it frames.
-    fn http_paths(&mut self, key: &Key, d: usize, head: &HttpHead, ts: f64) {
+    fn http_paths(&mut self, slot: usize, d: usize, head: &HttpHead, ts: f64) {
         let ws = head
             .upgrade
             .as_deref()
@@ -1019,11 +1116,10 @@ impl Engine {
                 .trim_start_matches('[')
                 .trim_end_matches(']')
                 .to_ascii_lowercase();
-            self.paths(key).connect_reply = Some(1 - d);
-            if let Some(decs) = self
-                .flows
-                .get_mut(key)
-                .and_then(|f| f.ins.as_mut())
+            self.paths(slot).connect_reply = Some(1 - d);
+            if let Some(decs) = self.flows[slot]
+                .ins
+                .as_mut()
                 .and_then(|i| i.decs[1 - d].as_mut())
             {
                 for dec in decs.iter_mut() {
@@ -1034,17 +1130,16 @@ impl Engine {
             }
             // A DNS name is at most 253 bytes: anything longer is not a target to name.
             if !host.is_empty() && host.len() <= 255 {
-                self.proxy_target(key, d, "http-connect", host, port, ts);
+                self.proxy_target(slot, d, "http-connect", host, port, ts);
             }
         } else if ws && (head.is_request || head.status == Some(101)) {
-            let p = self.paths(key);
+            let p = self.paths(slot);
             p.websocket[d] = true;
             if head.status == Some(101) && head.ws_deflate {
                 p.ws_deflate = true;
-                if let Some(decs) = self
-                    .flows
-                    .get_mut(key)
-                    .and_then(|f| f.ins.as_mut())
+                if let Some(decs) = self.flows[slot]
+                    .ins
+                    .as_mut()
                     .and_then(|i| i.decs[1 - d].as_mut())
                 {
                     for dec in decs.iter_mut() {
@@ -1059,15 +1154,14 @@ impl Engine {
 
     /// A proxy handshake or an upgrade is over in direction `d`: the rest of the stream is
     /// sniffed afresh (or as WebSocket frames), starting with `rest`.
-    fn open_tunnel(&mut self, key: &Key, d: usize, rest: Vec<u8>, ws: bool, ts: f64) {
-        let p = self.paths(key);
+    fn open_tunnel(&mut self, slot: usize, d: usize, rest: Vec<u8>, ws: bool, ts: f64) {
+        let p = self.paths(slot);
         p.tunnels[d] = p.tunnels[d].saturating_add(1);
         let too_deep = p.tunnels[d] > MAX_TUNNELS;
         let deflate = p.ws_deflate;
-        let ins = self
-            .flows
-            .get_mut(key)
-            .and_then(|f| f.ins.as_mut())
+        let ins = self.flows[slot]
+            .ins
+            .as_mut()
             .expect("flow under inspection");
         if ins.mode != Mode::Deep {
             return;
@@ -1083,17 +1177,17 @@ impl Engine {
         self.mem_inspect = (self.mem_inspect + held).saturating_sub(ins.dec_bytes);
         ins.dec_bytes = held;
         if !rest.is_empty() && !too_deep {
-            self.decode(key, d, &rest, ts);
+            self.decode(slot, d, &rest, ts);
         }
     }
 
-    fn tls_event(&mut self, key: &Key, d: usize, ev: TlsEvent, ts: f64) {
+    fn tls_event(&mut self, slot: usize, d: usize, ev: TlsEvent, ts: f64) {
         match ev {
             TlsEvent::Record {
                 content_type,
                 length,
             } => {
-                let flow = self.flows.get_mut(key).expect("flow");
+                let flow = &mut self.flows[slot];
                 let alerted = flow.marks & MARK_ALERTED != 0;
                 let ins = flow.ins.as_mut().expect("ins");
                 if content_type == 23 {
@@ -1109,14 +1203,13 @@ impl Engine {
                     })
                 });
                 if let Some(s) = summary {
-                    self.emit(key, d, ts, Body::TlsShape(s));
+                    self.emit(slot, d, ts, Body::TlsShape(s));
                 }
             }
             TlsEvent::ServerHello(info) => {
-                if let Some(sh) = self
-                    .flows
-                    .get_mut(key)
-                    .and_then(|f| f.ins.as_mut())
+                if let Some(sh) = self.flows[slot]
+                    .ins
+                    .as_mut()
                     .and_then(|i| i.paths.as_mut())
                     .and_then(|p| p.shape.as_mut())
                 {
@@ -1124,27 +1217,27 @@ impl Engine {
                 }
             }
             TlsEvent::Certificate(names) => {
-                let interesting = self.flows[key].announced
+                let interesting = self.flows[slot].announced
                     || names
                         .subject_cn
                         .iter()
                         .chain(names.san_dns.iter())
                         .any(|n| self.intel.pool_name(n.trim_start_matches("*.")));
                 if interesting {
-                    self.emit(key, d, ts, Body::Certificate(names));
+                    self.emit(slot, d, ts, Body::Certificate(names));
                 }
             }
             TlsEvent::ClientHello(hello) => {
                 let bare = hello.sni.is_none() && hello.alpn.is_empty();
-                let flow = self.flows.get_mut(key).expect("flow");
+                let flow = &mut self.flows[slot];
                 let announced = flow.announced;
                 let ins = flow.ins.as_mut().expect("ins");
                 ins.client_dir = Some(d as u8);
                 if bare {
                     ins.bare_tls = true;
-                    self.paths(key).shape = Some(ShapeTracker::new());
+                    self.paths(slot).shape = Some(ShapeTracker::new());
                 }
-                let flow = self.flows.get_mut(key).expect("flow");
+                let flow = &mut self.flows[slot];
                 let ins = flow.ins.as_mut().expect("ins");
                 let wanted = announced
                     || bare
@@ -1154,7 +1247,7 @@ impl Engine {
                         .is_some_and(|s| self.intel.pool_name(s))
                     || self.intel.tls_known(&hello.ja3_hash, &hello.ja4);
                 if wanted {
-                    self.emit(key, d, ts, Body::ClientHello(hello));
+                    self.emit(slot, d, ts, Body::ClientHello(hello));
                 } else if hello.sni.is_some() {
                     // An ordinary site by name: the rest is encrypted and of no interest.
                     ins.mode = Mode::Done;
@@ -1165,8 +1258,8 @@ impl Engine {
         }
     }
 
-    fn http_head(&mut self, key: &Key, d: usize, head: HttpHead, ts: f64) {
-        let wanted = self.flows[key].announced
+    fn http_head(&mut self, slot: usize, d: usize, head: HttpHead, ts: f64) {
+        let wanted = self.flows[slot].announced
             || !head.body.is_empty()
             || head.x_mining_extensions.is_some()
             || head.x_stratum.is_some()
@@ -1180,12 +1273,12 @@ impl Engine {
                 .as_deref()
                 .is_some_and(|u| self.intel.agent(u));
         if wanted {
-            self.emit(key, d, ts, Body::Http(Box::new(head)));
+            self.emit(slot, d, ts, Body::Http(Box::new(head)));
         }
     }
 
-    fn gap(&mut self, key: &Key, d: usize, ts: f64) {
-        let ins = self.ins_mut(key);
+    fn gap(&mut self, slot: usize, d: usize, ts: f64) {
+        let ins = self.ins_mut(slot);
         let Some(decs) = ins.decs[d].take() else {
             return;
         };
@@ -1213,30 +1306,30 @@ impl Engine {
         }
         ins.decs[d] = Some(fresh);
         if raw {
-            self.emit(key, d, ts, Body::Gap);
+            self.emit(slot, d, ts, Body::Gap);
         }
     }
 
     /// The inspection state of a flow known to be under inspection.
-    fn ins_mut(&mut self, key: &Key) -> &mut Inspect {
-        self.flows
-            .get_mut(key)
-            .and_then(|f| f.ins.as_mut())
+    fn ins_mut(&mut self, slot: usize) -> &mut Inspect {
+        self.flows[slot]
+            .ins
+            .as_mut()
             .expect("flow under inspection")
     }
 
     /// Hand up what a JSON-lines framer produced: its lines, then (once it switched to
     /// gzip members) the raw bytes for Python's line decoder.
-    fn json_framed(&mut self, key: &Key, d: usize, ts: f64, framed: Framed, raw_before: bool) {
+    fn json_framed(&mut self, slot: usize, d: usize, ts: f64, framed: Framed, raw_before: bool) {
         if !framed.lines.is_empty() {
-            self.emit(key, d, ts, Body::Lines(framed.lines));
+            self.emit(slot, d, ts, Body::Lines(framed.lines));
         }
         if !framed.raw.is_empty() {
-            let ins = self.ins_mut(key);
+            let ins = self.ins_mut(slot);
             let midstream = raw_before && !ins.json_started[d];
             ins.json_started[d] = true;
             self.emit(
-                key,
+                slot,
                 d,
                 ts,
                 Body::Stream {
@@ -1247,8 +1340,8 @@ impl Engine {
         }
     }
 
-    fn maybe_leave_deep(&mut self, key: &Key, d: usize) {
-        let flow = self.flows.get_mut(key).expect("flow");
+    fn maybe_leave_deep(&mut self, slot: usize, d: usize) {
+        let flow = &mut self.flows[slot];
         let pkts_d = flow.pkts[d];
         let alerted = flow.marks & MARK_ALERTED != 0;
         let Some(ins) = flow.ins.as_mut() else { return };
@@ -1280,8 +1373,8 @@ impl Engine {
 
     // -- WATCH / SAMPLE -----------------------------------------------------------------
 
-    fn watch(&mut self, key: &Key, d: usize, ts: f64, plen: usize) {
-        let flow = self.flows.get_mut(key).expect("flow");
+    fn watch(&mut self, slot: usize, d: usize, ts: f64, plen: usize) {
+        let flow = &mut self.flows[slot];
         let alerted = flow.marks & MARK_ALERTED != 0;
         let ins = flow.ins.as_mut().expect("ins");
         if ins.sv2 {
@@ -1289,22 +1382,22 @@ impl Engine {
                 ins.sv2_frames[d] += 1;
                 if ins.sv2_frames[0].min(ins.sv2_frames[1]) >= 3 && !ins.sv2_frames_sent {
                     ins.sv2_frames_sent = true;
-                    self.emit(key, d, ts, Body::Sv2(Sv2Kind::EncryptedFrame, plen));
+                    self.emit(slot, d, ts, Body::Sv2(Sv2Kind::EncryptedFrame, plen));
                 }
             }
             if alerted {
-                self.set_mode(key, Mode::Done);
+                self.set_mode(slot, Mode::Done);
             }
             return;
         }
-        self.timing(key, d, ts, plen);
+        self.timing(slot, d, ts, plen);
     }
 
     /// Bare TLS: small records' times each way, for stratum-like timing.
-    fn timing(&mut self, key: &Key, d: usize, ts: f64, plen: usize) {
+    fn timing(&mut self, slot: usize, d: usize, ts: f64, plen: usize) {
         let small = self.cfg.timing_small;
         let min_dur = self.cfg.timing_min_duration;
-        let flow = self.flows.get_mut(key).expect("flow");
+        let flow = &mut self.flows[slot];
         let alerted = flow.marks & MARK_ALERTED != 0;
         let total = flow.bytes[0] + flow.bytes[1];
         let elapsed = ts - flow.first_ts;
@@ -1332,12 +1425,12 @@ impl Engine {
             ins.mode = Mode::Done;
         }
         if let Some(t) = timing {
-            self.emit(key, d, ts, t);
+            self.emit(slot, d, ts, t);
         }
     }
 
-    fn sample(&mut self, key: &Key, d: usize, ts: f64, payload: &[u8]) {
-        let flow = self.flows.get_mut(key).expect("flow");
+    fn sample(&mut self, slot: usize, d: usize, ts: f64, payload: &[u8]) {
+        let flow = &mut self.flows[slot];
         if payload.len() > SAMPLE_MAX {
             let n = flow.pkts[0] + flow.pkts[1];
             if n > BULK_AFTER && flow.bytes[0] + flow.bytes[1] > BULK_AVG * n {
@@ -1351,11 +1444,11 @@ impl Engine {
             return;
         }
         self.counters.sampled_packets += 1;
-        self.emit(key, d, ts, Body::Sample(payload.to_vec()));
+        self.emit(slot, d, ts, Body::Sample(payload.to_vec()));
     }
 
-    fn set_mode(&mut self, key: &Key, mode: Mode) {
-        if let Some(ins) = self.flows.get_mut(key).and_then(|f| f.ins.as_mut()) {
+    fn set_mode(&mut self, slot: usize, mode: Mode) {
+        if let Some(ins) = self.flows[slot].ins.as_mut() {
             ins.mode = mode;
         }
     }
@@ -1450,15 +1543,13 @@ impl Engine {
         };
         self.by_addr_len -= handles.len();
         let mut seen = hashbrown::HashSet::new();
-        let keys: Vec<Key> = handles
+        let slots: Vec<usize> = handles
             .iter()
             .filter(|h| seen.insert(**h))
             .filter_map(|h| self.handles.get(h).copied())
             .collect();
-        for key in keys {
-            let Some(flow) = self.flows.get_mut(&key) else {
-                continue;
-            };
+        for slot in slots {
+            let flow = &mut self.flows[slot];
             if flow.marks & MARK_ALERTED != 0 || flow.ins.is_none() {
                 continue;
             }
@@ -1468,10 +1559,10 @@ impl Engine {
             let held = flow.ins.as_mut().and_then(|i| i.held_hello.take());
             let d = usize::from(flow.ins.as_ref().and_then(|i| i.client_dir).unwrap_or(0));
             if let Some(hello) = held {
-                self.emit(&key, d, ts, Body::ClientHello(hello));
+                self.emit(slot, d, ts, Body::ClientHello(hello));
             }
             self.emit(
-                &key,
+                slot,
                 0,
                 ts,
                 Body::PoolAnswer {
@@ -1558,9 +1649,9 @@ impl Engine {
         let oldest = now - self.cfg.active_timeout;
         let mut dead = Vec::new();
         let mut aged = Vec::new();
-        for (key, f) in &self.flows {
+        for (slot, f) in self.flows.iter() {
             if f.first_ts < oldest {
-                aged.push((f.handle, *key));
+                aged.push((f.handle, slot));
                 continue;
             }
             let idle = now - f.last_ts;
@@ -1570,39 +1661,39 @@ impl Engine {
                 self.cfg.udp_idle
             };
             if (f.is_closed() && idle > self.cfg.closed_linger) || idle > limit {
-                dead.push((f.handle, *key));
+                dead.push((f.handle, slot));
             }
         }
         // The table's iteration order is the hasher's (seeded per process): flows leave in
         // the order they came, so the flow records of a replay are the same on every run.
         dead.sort_unstable_by_key(|(h, _)| *h);
         aged.sort_unstable_by_key(|(h, _)| *h);
-        for (_, key) in dead {
+        for (_, slot) in dead {
             self.counters.flows_expired += 1;
-            self.remove(&key, "timeout");
+            self.remove(slot, "timeout");
         }
-        for (_, key) in aged {
+        for (_, slot) in aged {
             self.counters.flows_active_expired += 1;
-            self.remove(&key, "active");
+            self.remove(slot, "active");
         }
     }
 
     /// Make room: evict a batch of the oldest flows, preferring those not under suspicion.
     fn evict(&mut self, budget: bool) {
         let target = (self.cfg.max_flows / 100).max(1);
-        let mut victims: Vec<Key> = Vec::new();
+        let mut victims: Vec<usize> = Vec::new();
         let mut kept: Vec<u64> = Vec::new();
         while victims.len() < target {
             let Some(h) = self.order.pop_front() else {
                 break;
             };
-            let Some(key) = self.handles.get(&h).copied() else {
+            let Some(slot) = self.handles.get(&h).copied() else {
                 continue;
             };
-            if self.flows[&key].marks & MARK_KEEP != 0 {
+            if self.flows[slot].marks & MARK_KEEP != 0 {
                 kept.push(h);
             } else {
-                victims.push(key);
+                victims.push(slot);
             }
         }
         if victims.is_empty() && !kept.is_empty() {
@@ -1612,18 +1703,18 @@ impl Engine {
         for h in kept.into_iter().rev() {
             self.order.push_front(h);
         }
-        for key in victims {
+        for slot in victims {
             if budget {
                 self.counters.flows_budget_evicted += 1;
             } else {
                 self.counters.flows_evicted += 1;
             }
-            self.remove(&key, "evicted");
+            self.remove(slot, "evicted");
         }
     }
 
-    fn remove(&mut self, key: &Key, reason: &'static str) {
-        let Some(mut flow) = self.flows.remove(key) else {
+    fn remove(&mut self, slot: usize, reason: &'static str) {
+        let Some(mut flow) = self.flows.remove(slot) else {
             return;
         };
         self.handles.remove(&flow.handle);
@@ -1690,10 +1781,10 @@ impl Engine {
 
     /// End of input: every remaining flow leaves the table.
     pub fn finish(&mut self) {
-        let mut keys: Vec<(u64, Key)> = self.flows.iter().map(|(k, f)| (f.handle, *k)).collect();
-        keys.sort_unstable_by_key(|(h, _)| *h);
-        for (_, key) in keys {
-            self.remove(&key, "end");
+        let mut slots: Vec<(u64, usize)> = self.flows.iter().map(|(s, f)| (f.handle, s)).collect();
+        slots.sort_unstable_by_key(|(h, _)| *h);
+        for (_, slot) in slots {
+            self.remove(slot, "end");
         }
         self.order.clear();
         self.by_addr.clear();
