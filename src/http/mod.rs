@@ -606,11 +606,22 @@ fn strip_bytes(b: &[u8]) -> &[u8] {
 }
 
 fn latin1(b: &[u8]) -> String {
+    if b.is_ascii() {
+        // ASCII reads the same in latin-1 and UTF-8.
+        return String::from_utf8_lossy(b).into_owned();
+    }
     b.iter().map(|&c| char::from(c)).collect()
 }
 
 fn clip(value: Option<&str>) -> Option<String> {
-    value.map(|v| v.chars().take(MAX_TEXT).collect())
+    value.map(|v| {
+        if v.len() <= MAX_TEXT {
+            // At most MAX_TEXT bytes is at most MAX_TEXT characters.
+            v.to_string()
+        } else {
+            v.chars().take(MAX_TEXT).collect()
+        }
+    })
 }
 
 /// `[0-9a-fA-F]{1,16}[ \t]*(;.*)?`, the value of the hex digits.
@@ -687,6 +698,23 @@ fn check_start_line(line: &[u8]) -> Result<(), DecodeError> {
     }
 }
 
+/// The header fields `Fields` keeps, in its order; Content-Length last.
+const FIELD_NAMES: [&str; 13] = [
+    "host",
+    "user-agent",
+    "content-type",
+    "x-mining-extensions",
+    "x-stratum",
+    "x-long-polling",
+    "authorization",
+    "upgrade",
+    "sec-websocket-extensions",
+    "connection",
+    "transfer-encoding",
+    "content-encoding",
+    "content-length",
+];
+
 fn parse_head(raw: &[u8]) -> Result<Head, DecodeError> {
     let config = parser_config();
     // One slot per line: httparse can never run out of header slots.
@@ -715,22 +743,30 @@ fn parse_head(raw: &[u8]) -> Result<Head, DecodeError> {
     };
     let mut f = Fields::default();
     for h in parsed {
-        let name = h.name.trim().to_ascii_lowercase();
-        let text = py_strip(&latin1(h.value)).to_string();
-        let slot = match name.as_str() {
-            "host" => &mut f.host,
-            "user-agent" => &mut f.user_agent,
-            "content-type" => &mut f.content_type,
-            "x-mining-extensions" => &mut f.x_mining_extensions,
-            "x-stratum" => &mut f.x_stratum,
-            "x-long-polling" => &mut f.x_long_polling,
-            "authorization" => &mut f.authorization,
-            "upgrade" => &mut f.upgrade,
-            "sec-websocket-extensions" => &mut f.ws_extensions,
-            "connection" => &mut f.connection,
-            "transfer-encoding" => &mut f.transfer_encoding,
-            "content-encoding" => &mut f.content_encoding,
-            "content-length" => {
+        // Names are compared in place and values decoded only for the fields read: most
+        // header lines of a head are skipped without allocating.
+        let name = h.name.trim();
+        let Some(field) = FIELD_NAMES
+            .iter()
+            .position(|n| name.eq_ignore_ascii_case(n))
+        else {
+            continue;
+        };
+        let slot = match field {
+            0 => &mut f.host,
+            1 => &mut f.user_agent,
+            2 => &mut f.content_type,
+            3 => &mut f.x_mining_extensions,
+            4 => &mut f.x_stratum,
+            5 => &mut f.x_long_polling,
+            6 => &mut f.authorization,
+            7 => &mut f.upgrade,
+            8 => &mut f.ws_extensions,
+            9 => &mut f.connection,
+            10 => &mut f.transfer_encoding,
+            11 => &mut f.content_encoding,
+            _ => {
+                let text = py_strip(&latin1(h.value)).to_string();
                 match &f.content_length {
                     Some(first) if *first != text => {
                         return Err(DecodeError::new("HTTP: conflicting Content-Length fields"))
@@ -740,10 +776,9 @@ fn parse_head(raw: &[u8]) -> Result<Head, DecodeError> {
                 }
                 continue;
             }
-            _ => continue,
         };
         if slot.is_none() {
-            *slot = Some(text);
+            *slot = Some(py_strip(&latin1(h.value)).to_string());
         }
     }
     Ok(Head {
