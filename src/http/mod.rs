@@ -105,6 +105,15 @@ pub struct HttpSniffer {
     head: Option<Head>,
     body: Vec<u8>,
     body_cut: bool,
+    /// Body bytes within the cap so far, kept or not.
+    body_len: usize,
+    /// The body is handed up as it is (no Content-Encoding that is decoded first).
+    body_plain: bool,
+    /// A plain body's first non-whitespace byte was seen.
+    body_started: bool,
+    /// A plain body that starts with neither `{` nor `[`: it can never be handed up, so
+    /// its bytes are counted, not kept.
+    body_useless: bool,
     remaining: u64,
     failed: bool,
     /// The request this direction answers was a CONNECT: a 2xx opens the tunnel.
@@ -134,6 +143,10 @@ impl HttpSniffer {
             head: None,
             body: Vec::new(),
             body_cut: false,
+            body_len: 0,
+            body_plain: true,
+            body_started: false,
+            body_useless: false,
             remaining: 0,
             failed: false,
             connect_reply: false,
@@ -299,13 +312,26 @@ impl HttpSniffer {
     }
 
     fn keep(&mut self, take: usize) {
-        let room = self.max_body.saturating_sub(self.body.len());
+        let room = self.max_body.saturating_sub(self.body_len);
         if take > room {
             self.body_cut = true;
         }
         let kept = take.min(room);
         let start = self.off;
-        self.body.extend_from_slice(&self.buf[start..start + kept]);
+        let bytes = &self.buf[start..start + kept];
+        if self.body_plain && !self.body_started {
+            if let Some(&c) = bytes.iter().find(|c| !is_space(c)) {
+                self.body_started = true;
+                if c != b'{' && c != b'[' {
+                    self.body_useless = true;
+                    self.body.clear();
+                }
+            }
+        }
+        if !self.body_useless {
+            self.body.extend_from_slice(bytes);
+        }
+        self.body_len += kept;
         self.consume(take);
     }
 
@@ -397,9 +423,13 @@ impl HttpSniffer {
             .map(|t| t.to_lowercase())
             .unwrap_or_default();
         let cl = head.fields.content_length.clone();
+        self.body_plain = !decoded_coding(&head.fields);
         self.head = Some(head);
         self.body.clear();
         self.body_cut = false;
+        self.body_len = 0;
+        self.body_started = false;
+        self.body_useless = false;
 
         if !te.is_empty() {
             let last = te.rsplit(',').next().unwrap_or("");
@@ -501,6 +531,9 @@ impl HttpSniffer {
     /// http.py's JSON-RPC rule: an uncut body, decoded per Content-Encoding, that starts
     /// with `{` or `[` once whitespace is stripped.
     fn rpc_body(&mut self, fields: &Fields) -> Vec<u8> {
+        if self.body_useless {
+            return Vec::new();
+        }
         let coding = fields
             .content_encoding
             .as_deref()
@@ -597,12 +630,29 @@ fn py_strip(s: &str) -> &str {
     s.trim_matches(py_space)
 }
 
-/// Python's `bytes.strip()`: ASCII whitespace including vertical tab.
+/// Python's `bytes.isspace()` for one byte: ASCII whitespace including vertical tab.
+fn is_space(c: &u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c')
+}
+
+/// Python's `bytes.strip()`.
 fn strip_bytes(b: &[u8]) -> &[u8] {
-    let ws = |c: &u8| matches!(c, b' ' | b'\t' | b'\n' | b'\r' | b'\x0b' | b'\x0c');
-    let start = b.iter().position(|c| !ws(c)).unwrap_or(b.len());
-    let end = b.iter().rposition(|c| !ws(c)).map_or(start, |e| e + 1);
+    let start = b.iter().position(|c| !is_space(c)).unwrap_or(b.len());
+    let end = b
+        .iter()
+        .rposition(|c| !is_space(c))
+        .map_or(start, |e| e + 1);
     &b[start..end]
+}
+
+/// The body is decoded (gunzipped or inflated) before `rpc_body` looks at it.
+fn decoded_coding(fields: &Fields) -> bool {
+    fields.content_encoding.as_deref().is_some_and(|c| {
+        matches!(
+            py_strip(c).to_lowercase().as_str(),
+            "gzip" | "x-gzip" | "deflate"
+        )
+    })
 }
 
 fn latin1(b: &[u8]) -> String {

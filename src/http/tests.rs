@@ -492,3 +492,53 @@ proptest! {
         let _ = feed_chunks(HttpSniffer::new(), &[data.as_bytes()]);
     }
 }
+
+#[test]
+fn bodies_that_cannot_be_json_are_counted_not_kept() {
+    let response = |body: &[u8], extra: &str| {
+        let mut v = format!(
+            "HTTP/1.1 200 OK\r\n{extra}Content-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        v.extend_from_slice(body);
+        v
+    };
+    // An HTML page is neither buffered nor handed up, in any segmentation, and a cut at
+    // the body cap is still counted.
+    let page = [b"  \r\n<html>".as_slice(), &[b'x'; 3000]].concat();
+    for size in [1usize, 7, 100, 5000] {
+        let mut s = HttpSniffer::with_limits(DEFAULT_MAX_HEAD, 1000);
+        let mut out = Vec::new();
+        let data = response(&page, "");
+        let mut held = 0;
+        for c in data.chunks(size) {
+            s.feed(c, &mut out).unwrap();
+            held = held.max(s.buffered());
+        }
+        assert!(held < 200 + size, "{size}: held {held}");
+        assert_eq!(out.len(), 1);
+        assert!(out[0].body.is_empty());
+        assert_eq!(s.overflow, 1);
+    }
+    // JSON after leading whitespace still is, however the whitespace arrives.
+    let json = [b" \n\t".as_slice(), WORK_JSON].concat();
+    for size in [1usize, 2, 3, 500] {
+        let mut s = HttpSniffer::new();
+        let mut out = Vec::new();
+        for c in response(&json, "").chunks(size) {
+            s.feed(c, &mut out).unwrap();
+        }
+        assert_eq!(out.len(), 1);
+        assert_eq!(out[0].body, WORK_JSON);
+    }
+    // A compressed body is kept whole: what matters is what it inflates to.
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    gz.write_all(WORK_JSON).unwrap();
+    let packed = gz.finish().unwrap();
+    let mut s = HttpSniffer::new();
+    let mut out = Vec::new();
+    s.feed(&response(&packed, "Content-Encoding: gzip\r\n"), &mut out)
+        .unwrap();
+    assert_eq!(out[0].body, WORK_JSON);
+}
