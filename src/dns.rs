@@ -313,18 +313,56 @@ fn value(data: &[u8], rtype: u16, start: usize, stop: usize) -> Result<RData, De
 /// still checked.
 pub fn decode_dns(data: &[u8], addresses_only: bool) -> Result<DnsMessage, DecodeError> {
     let mut msg = DnsMessage::default();
-    decode_dns_into(data, addresses_only, &mut msg)?;
+    let kept = decode_records(data, addresses_only, &mut msg)?;
+    msg.answers.truncate(kept);
     Ok(msg)
 }
 
-/// As `decode_dns`, into `msg`, reusing the strings and vectors it already holds (a caller
-/// decoding one message after another allocates only when a message is larger than any
-/// before it). After an error `msg` holds a partial decode and must not be used.
-pub fn decode_dns_into(
+/// Most questions and answer records a `DnsDecoder` keeps allocated between messages.
+pub const DECODER_KEEP: usize = 64;
+
+/// Decodes one message after another into the same strings and vectors: once it has seen
+/// messages of their size, a stream of answers costs no allocation per record. Memory held
+/// between messages is bounded by `DECODER_KEEP` records (names at most `MAX_NAME` octets).
+#[derive(Default)]
+pub struct DnsDecoder {
+    msg: DnsMessage,
+    /// Records beyond the last message's answers, kept for their strings.
+    spare: Vec<DnsRecord>,
+}
+
+impl DnsDecoder {
+    /// As `decode_dns`; the message is valid until the next call.
+    pub fn decode(
+        &mut self,
+        data: &[u8],
+        addresses_only: bool,
+    ) -> Result<&DnsMessage, DecodeError> {
+        // The last message was a rare huge one: it does not stay allocated.
+        if self.msg.answers.len() > DECODER_KEEP {
+            self.msg.answers = Vec::new();
+        }
+        if self.msg.questions.len() > DECODER_KEEP {
+            self.msg.questions = Vec::new();
+        }
+        self.msg.answers.append(&mut self.spare);
+        let result = decode_records(data, addresses_only, &mut self.msg);
+        let kept = *result.as_ref().unwrap_or(&0);
+        self.spare.extend(self.msg.answers.drain(kept..));
+        self.spare.truncate(DECODER_KEEP.saturating_sub(kept));
+        result?;
+        Ok(&self.msg)
+    }
+}
+
+/// Decode into `msg`, reusing the strings and vectors it holds; returns how many leading
+/// records of `msg.answers` are this message's answers (the rest are left over from
+/// earlier messages, for their strings). After an error `msg` holds a partial decode.
+fn decode_records(
     data: &[u8],
     addresses_only: bool,
     msg: &mut DnsMessage,
-) -> Result<(), DecodeError> {
+) -> Result<usize, DecodeError> {
     let n = data.len();
     if n < HEADER_LEN {
         return Err(err(format!("DNS: {n} bytes is shorter than the header")));
@@ -391,8 +429,7 @@ pub fn decode_dns_into(
         }
         pos = stop;
     }
-    msg.answers.truncate(kept);
-    Ok(())
+    Ok(kept)
 }
 
 /// The record value into `slot`, reusing the string of a name it held before.
@@ -1058,14 +1095,14 @@ pub(crate) mod tests {
             ),
         ) {
             let corpus = corpus();
-            let mut reused = DnsMessage::default();
+            let mut decoder = DnsDecoder::default();
             for (which, edits, mode, addresses_only) in seq {
                 let raw = mutate(&corpus[which % corpus.len()], &edits, mode);
                 let fresh = decode_dns(&raw, addresses_only);
-                let again = decode_dns_into(&raw, addresses_only, &mut reused);
+                let again = decoder.decode(&raw, addresses_only);
                 prop_assert_eq!(fresh.is_ok(), again.is_ok());
-                if let Ok(fresh) = fresh {
-                    prop_assert_eq!(&fresh, &reused);
+                if let (Ok(fresh), Ok(again)) = (fresh, again) {
+                    prop_assert_eq!(&fresh, again);
                 }
             }
         }

@@ -41,8 +41,6 @@ const WATCH_MAX_BYTES: u64 = 512 * 1024;
 const PDNS_SWEEP: f64 = 300.0;
 const DHCP_PENDING: usize = 4096;
 const DHCP_WAIT: f64 = 300.0;
-/// Questions or answers of a reused DNS message kept allocated between messages.
-const DNS_KEEP: usize = 64;
 /// Bytes a flow entry costs (its slot, its index and handle map entries, its order queue
 /// slot), measured from the struct sizes plus hash map overhead; inspection state is
 /// counted on top.
@@ -469,8 +467,7 @@ pub struct Engine {
     /// one stream's budget plus its pending bytes).
     chunk_buf: Vec<u8>,
     chunk_ends: Vec<usize>,
-    /// The last UDP DNS message, kept so the next one reuses its strings.
-    dns_msg: DnsMessage,
+    dns_decoder: dns::DnsDecoder,
 }
 
 impl Engine {
@@ -500,7 +497,7 @@ impl Engine {
             out: Vec::new(),
             chunk_buf: Vec::new(),
             chunk_ends: Vec::new(),
-            dns_msg: DnsMessage::default(),
+            dns_decoder: dns::DnsDecoder::default(),
         }
     }
 
@@ -1467,16 +1464,13 @@ impl Engine {
             if payload.len() < 12 || payload[2] & 0x80 == 0 {
                 return;
             }
-            // One message decoded into the engine's reused message: no allocation per answer.
-            let mut msg = std::mem::take(&mut self.dns_msg);
-            match dns::decode_dns_into(payload, true, &mut msg) {
-                Ok(()) => self.dns(&msg, ts),
+            // Decoded into the strings of earlier answers: no allocation per record.
+            let mut decoder = std::mem::take(&mut self.dns_decoder);
+            match decoder.decode(payload, true) {
+                Ok(msg) => self.dns(msg, ts),
                 Err(_) => self.counters.decode_errors += 1,
             }
-            // A rare huge message does not stay allocated.
-            if msg.questions.capacity() <= DNS_KEEP && msg.answers.capacity() <= DNS_KEEP {
-                self.dns_msg = msg;
-            }
+            self.dns_decoder = decoder;
         } else if (sp == 67 || sp == 68) && (dp == 67 || dp == 68) {
             self.dhcp(ts, pkt);
         }
