@@ -155,15 +155,13 @@ fn hex_list(values: &[u16]) -> String {
     s
 }
 
-fn dash_list<T: Copy + Into<u32>>(values: &[T]) -> String {
-    let mut s = String::with_capacity(values.len() * 6);
+fn dash_list<T: Copy + Into<u32>>(s: &mut String, values: &[T]) {
     for (i, &v) in values.iter().enumerate() {
         if i > 0 {
             s.push('-');
         }
-        push_decimal(&mut s, v.into());
+        push_decimal(s, v.into());
     }
-    s
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -207,9 +205,10 @@ pub(super) fn client_hello(
     let mut sni: Option<String> = None;
     let mut alpn: Vec<String> = Vec::new();
     let mut alpn_first: Option<&[u8]> = None;
-    let mut groups: Vec<u16> = Vec::new();
-    let mut point_formats: Vec<u8> = Vec::new();
-    let mut sig_algs: Vec<u16> = Vec::new();
+    // Groups and signature algorithms are only fingerprinted, so GREASE leaves them here.
+    let mut groups_ng: Vec<u16> = Vec::new();
+    let mut point_formats: &[u8] = &[];
+    let mut sig_ng: Vec<u16> = Vec::new();
     let mut versions: Vec<u16> = Vec::new();
     if pos < end {
         let (e_start, e_stop) = vector(data, pos, end, 2, "extensions")?;
@@ -262,15 +261,17 @@ pub(super) fn client_hello(
                 }
                 EXT_SUPPORTED_GROUPS => {
                     let (l_start, l_stop) = vector(data, x_start, pos, 2, "supported groups")?;
-                    groups = u16_list(data, l_start, l_stop, "supported group")?;
+                    groups_ng = u16_list(data, l_start, l_stop, "supported group")?;
+                    groups_ng.retain(|&v| !is_grease(v));
                 }
                 EXT_EC_POINT_FORMATS => {
                     let (l_start, l_stop) = vector(data, x_start, pos, 1, "EC point formats")?;
-                    point_formats = data[l_start..l_stop].to_vec();
+                    point_formats = &data[l_start..l_stop];
                 }
                 EXT_SIGNATURE_ALGORITHMS => {
                     let (l_start, l_stop) = vector(data, x_start, pos, 2, "signature algorithms")?;
-                    sig_algs = u16_list(data, l_start, l_stop, "signature algorithm")?;
+                    sig_ng = u16_list(data, l_start, l_stop, "signature algorithm")?;
+                    sig_ng.retain(|&v| !is_grease(v));
                 }
                 EXT_SUPPORTED_VERSIONS => {
                     let (l_start, l_stop) = vector(data, x_start, pos, 1, "supported versions")?;
@@ -283,17 +284,21 @@ pub(super) fn client_hello(
 
     let ciphers_ng = no_grease(&ciphers);
     let exts_ng = no_grease(&ext_types);
-    let groups_ng = no_grease(&groups);
-    let versions_ng = no_grease(&versions);
-    let sig_ng = no_grease(&sig_algs);
+    let mut versions_ng = versions;
+    versions_ng.retain(|&v| !is_grease(v));
 
-    let ja3 = format!(
-        "{hs_version},{},{},{},{}",
-        dash_list(&ciphers_ng),
-        dash_list(&exts_ng),
-        dash_list(&groups_ng),
-        dash_list(&point_formats)
+    let mut ja3 = String::with_capacity(
+        8 + 6 * (ciphers_ng.len() + exts_ng.len() + groups_ng.len() + point_formats.len()),
     );
+    push_decimal(&mut ja3, u32::from(hs_version));
+    ja3.push(',');
+    dash_list(&mut ja3, &ciphers_ng);
+    ja3.push(',');
+    dash_list(&mut ja3, &exts_ng);
+    ja3.push(',');
+    dash_list(&mut ja3, &groups_ng);
+    ja3.push(',');
+    dash_list(&mut ja3, point_formats);
     let ja3_hash = hex(&Md5::digest(ja3.as_bytes()));
 
     let ja4_ver = versions_ng.iter().copied().max().unwrap_or(hs_version);
@@ -310,7 +315,7 @@ pub(super) fn client_hello(
         exts_ng.len().min(99),
         alpn_first.map_or_else(|| "00".to_string(), alpn_chars),
     );
-    let mut sorted_ciphers = ciphers_ng.clone();
+    let mut sorted_ciphers = ciphers_ng;
     sorted_ciphers.sort_unstable();
     let cipher_text = hex_list(&sorted_ciphers);
     let mut sorted_exts: Vec<u16> = exts_ng
@@ -322,7 +327,12 @@ pub(super) fn client_hello(
     let mut ext_text = hex_list(&sorted_exts);
     if !sig_ng.is_empty() {
         ext_text.push('_');
-        ext_text.push_str(&hex_list(&sig_ng));
+        for (i, &v) in sig_ng.iter().enumerate() {
+            if i > 0 {
+                ext_text.push(',');
+            }
+            push_hex4(&mut ext_text, v);
+        }
     }
     let ja4_b = if cipher_text.is_empty() {
         EMPTY_HASH.to_string()
@@ -427,8 +437,11 @@ mod digit_tests {
         let all: Vec<u8> = (0..=255).collect();
         let want: String = all.iter().map(|b| format!("{b:02x}")).collect();
         assert_eq!(hex(&all), want);
-        assert_eq!(dash_list(&[0u8, 1, 255]), "0-1-255");
-        assert_eq!(dash_list::<u16>(&[]), "");
+        let mut dashed = String::new();
+        dash_list(&mut dashed, &[0u8, 1, 255]);
+        assert_eq!(dashed, "0-1-255");
+        dash_list::<u16>(&mut dashed, &[]);
+        assert_eq!(dashed, "0-1-255");
         assert_eq!(hex_list(&[0x0a0a, 0x1301]), "0a0a,1301");
         let full = hex(&Sha256::digest(b"abc"));
         assert_eq!(sha12("abc"), full[..12]);
