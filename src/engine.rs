@@ -28,7 +28,7 @@ use crate::tls::shape::{ShapeSummary, ShapeTracker};
 use crate::tls::{CertNames, ClientHelloInfo, TlsEvent, TlsSniffer};
 use crate::ws::WsSniffer;
 use hashbrown::{DefaultHashBuilder, HashMap, HashTable};
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::hash::BuildHasher as _;
 use std::net::{IpAddr, Ipv4Addr};
 
@@ -324,6 +324,9 @@ impl Flow {
 /// flow keys are chosen by whoever sends packets, so the hash must not be predictable.
 struct FlowTable {
     slots: Vec<Option<Flow>>,
+    /// The handle of each slot's flow (0: free), dense: queues check a flow is still
+    /// there without touching the flow.
+    owner: Vec<u64>,
     free: Vec<usize>,
     index: HashTable<usize>,
     hasher: DefaultHashBuilder,
@@ -334,6 +337,7 @@ impl FlowTable {
     fn new() -> Self {
         FlowTable {
             slots: Vec::new(),
+            owner: Vec::new(),
             free: Vec::new(),
             index: HashTable::new(),
             hasher: DefaultHashBuilder::default(),
@@ -361,13 +365,16 @@ impl FlowTable {
     /// Store a flow whose key is not in the table; returns its slot.
     fn insert(&mut self, flow: Flow) -> usize {
         let hash = self.hasher.hash_one(&flow.key);
+        let handle = flow.handle;
         let slot = match self.free.pop() {
             Some(s) => {
                 self.slots[s] = Some(flow);
+                self.owner[s] = handle;
                 s
             }
             None => {
                 self.slots.push(Some(flow));
+                self.owner.push(handle);
                 self.slots.len() - 1
             }
         };
@@ -388,8 +395,14 @@ impl FlowTable {
             entry.remove();
         }
         self.free.push(slot);
+        self.owner[slot] = 0;
         self.live -= 1;
         Some(flow)
+    }
+
+    /// The slot of a flow that is still in the table.
+    fn live(&self, (handle, slot): FlowRef) -> Option<usize> {
+        (self.owner.get(slot) == Some(&handle)).then_some(slot)
     }
 
     fn iter(&self) -> impl Iterator<Item = (usize, &Flow)> {
@@ -411,6 +424,122 @@ impl std::ops::IndexMut<usize> for FlowTable {
     fn index_mut(&mut self, slot: usize) -> &mut Flow {
         self.slots[slot].as_mut().expect("live flow slot")
     }
+}
+
+/// A flow by handle and slot: the slot finds it without a hash lookup, the handle tells
+/// whether it is still the flow in that slot.
+type FlowRef = (u64, usize);
+
+/// Seconds of timeouts filed in the ring; later ones wait in `Timeouts::far`. The default
+/// timeouts (at most an hour) all fit.
+const TIMEOUT_RING: usize = 4096;
+
+/// When flows may time out: handles filed under the whole second of their earliest
+/// possible timeout (`due_at`), in a ring of seconds (O(1) to file, O(due) to take).
+///
+/// That time is a lower bound: it only moves later as packets arrive, except when a flow
+/// closes or a packet goes back in time, which files the flow again. The sweep looks only
+/// at the flows filed under seconds that have come, applies the exact rule and files the
+/// survivors anew, so it removes exactly the flows a scan of the whole table would, without
+/// the scan. Handles of flows that left another way stay until reached or compacted.
+#[derive(Default)]
+struct Timeouts {
+    /// The second of `ring[0]`.
+    base: i64,
+    ring: VecDeque<Vec<FlowRef>>,
+    far: BTreeMap<i64, Vec<FlowRef>>,
+    /// Timeouts before `base` (only when packet time goes back): looked at every sweep.
+    early: Vec<FlowRef>,
+    len: usize,
+}
+
+impl Timeouts {
+    /// File `handle` under `at`; `now` is the packet time (it starts the ring).
+    fn file(&mut self, at: f64, flow: FlowRef, now: f64) {
+        if at.is_nan() || at == f64::INFINITY {
+            return; // never: no comparison in `sweep` fires on a NaN or infinite timeout
+        }
+        if self.len == 0 {
+            self.clear();
+            self.base = now.floor() as i64;
+        }
+        self.len += 1;
+        // Saturating: -inf and times beyond i64 land in the first and last second.
+        let second = at.floor() as i64;
+        let Ok(ahead) = usize::try_from(second.saturating_sub(self.base)) else {
+            self.early.push(flow);
+            return;
+        };
+        if ahead >= TIMEOUT_RING {
+            self.far.entry(second).or_default().push(flow);
+            return;
+        }
+        if self.ring.len() <= ahead {
+            self.ring.resize_with(ahead + 1, Vec::new);
+        }
+        self.ring[ahead].push(flow);
+    }
+
+    /// Every handle filed under a second up to `now`'s (and some filed later).
+    fn take_due(&mut self, now: f64, out: &mut Vec<FlowRef>) {
+        self.len -= self.early.len();
+        out.append(&mut self.early);
+        let now = now.floor() as i64;
+        while self.base <= now {
+            let Some(handles) = self.ring.pop_front() else {
+                // Nothing filed before `now` is left in the ring: jump to it.
+                self.base = now.saturating_add(1);
+                break;
+            };
+            self.len -= handles.len();
+            out.extend(handles);
+            self.base = self.base.saturating_add(1);
+        }
+        // Far timeouts that came into the ring's reach move into it (or are due).
+        while let Some(entry) = self.far.first_entry() {
+            let second = *entry.key();
+            let ahead = second.saturating_sub(self.base);
+            if ahead >= TIMEOUT_RING as i64 {
+                break;
+            }
+            let handles = entry.remove();
+            self.len -= handles.len();
+            if ahead < 0 {
+                out.extend(handles);
+            } else {
+                let ahead = ahead as usize;
+                if self.ring.len() <= ahead {
+                    self.ring.resize_with(ahead + 1, Vec::new);
+                }
+                self.len += handles.len();
+                self.ring[ahead].extend(handles);
+            }
+        }
+    }
+
+    fn clear(&mut self) {
+        self.ring.clear();
+        self.far.clear();
+        self.early.clear();
+        self.len = 0;
+    }
+}
+
+/// The earliest packet time at which `f` can be swept, as `sweep` decides, given what is
+/// known now; a second early, so rounding can only make the sweep look sooner.
+fn due_at(cfg: &Config, f: &Flow) -> f64 {
+    let limit = if f.proto == TCP {
+        cfg.tcp_idle
+    } else {
+        cfg.udp_idle
+    };
+    // f64::min ignores a NaN setting, as the comparisons in `sweep` never fire on one.
+    let idle = if f.is_closed() {
+        limit.min(cfg.closed_linger)
+    } else {
+        limit
+    };
+    (f.first_ts + cfg.active_timeout).min(f.last_ts + idle) - 1.0
 }
 
 #[derive(Debug, Default, Clone)]
@@ -450,7 +579,9 @@ pub struct Engine {
     /// Handle -> slot of each live flow.
     handles: HashMap<u64, usize>,
     /// Creation order for eviction; stale handles are skipped lazily.
-    order: VecDeque<u64>,
+    order: VecDeque<FlowRef>,
+    /// When each flow may time out at the earliest (see `Timeouts`).
+    timeouts: Timeouts,
     /// Address → handles of flows with payload, for pool answers that arrive later;
     /// append-only, cleaned lazily and compacted when it outgrows the table.
     by_addr: HashMap<IpAddr, Vec<u64>>,
@@ -485,6 +616,7 @@ impl Engine {
             flows: FlowTable::new(),
             handles: HashMap::new(),
             order: VecDeque::new(),
+            timeouts: Timeouts::default(),
             by_addr: HashMap::new(),
             by_addr_len: 0,
             next_handle: 1,
@@ -599,6 +731,10 @@ impl Engine {
         };
         let flow = &mut self.flows[slot];
         let d: usize = usize::from(flow.a != src);
+        let was_closed = flow.is_closed();
+        // A packet older than the last one (a merged or reordered capture) moves the flow's
+        // idle time back.
+        let went_back = ts < flow.last_ts;
         if tcp && pkt.flags & 0x07 != 0 {
             if pkt.flags & 0x02 != 0 {
                 flow.isn[d] = Some(pkt.seq);
@@ -612,6 +748,11 @@ impl Engine {
         }
         flow.last_ts = ts;
         flow.pkts[d] += 1;
+        if went_back || (!was_closed && flow.is_closed()) {
+            // Closing (the linger) or going back in time brings the flow's timeout forward.
+            self.queue_timeout(slot, ts);
+        }
+        let flow = &mut self.flows[slot];
         let plen = pkt.payload.len();
         if plen == 0 {
             return;
@@ -699,7 +840,8 @@ impl Engine {
             ins: None,
         });
         self.handles.insert(handle, slot);
-        self.order.push_back(handle);
+        self.order.push_back((handle, slot));
+        self.queue_timeout(slot, ts);
         self.counters.flows_created += 1;
         let mem = self.memory();
         if mem > self.counters.memory_peak {
@@ -1639,13 +1781,23 @@ impl Engine {
 
     // -- leaving the table -------------------------------------------------------------
 
+    /// Flows idle past their timeout, or active for too long, leave. Only flows whose
+    /// earliest possible timeout has come are looked at (see `Timeouts`), not the whole table.
     fn sweep(&mut self, now: f64) {
         let oldest = now - self.cfg.active_timeout;
         let mut dead = Vec::new();
         let mut aged = Vec::new();
-        for (slot, f) in self.flows.iter() {
+        let mut later = Vec::new();
+        let mut due = Vec::new();
+        self.timeouts.take_due(now, &mut due);
+        for flow in due {
+            let handle = flow.0;
+            let Some(slot) = self.flows.live(flow) else {
+                continue; // the flow already left
+            };
+            let f = &self.flows[slot];
             if f.first_ts < oldest {
-                aged.push((f.handle, slot));
+                aged.push((handle, slot));
                 continue;
             }
             let idle = now - f.last_ts;
@@ -1655,13 +1807,25 @@ impl Engine {
                 self.cfg.udp_idle
             };
             if (f.is_closed() && idle > self.cfg.closed_linger) || idle > limit {
-                dead.push((f.handle, slot));
+                dead.push((handle, slot));
+            } else {
+                later.push((handle, slot));
             }
         }
-        // The table's iteration order is the hasher's (seeded per process): flows leave in
-        // the order they came, so the flow records of a replay are the same on every run.
-        dead.sort_unstable_by_key(|(h, _)| *h);
-        aged.sort_unstable_by_key(|(h, _)| *h);
+        // A flow may have come due more than once (closing files it again).
+        // Flows leave in the order they came, so the flow records of a replay are the
+        // same on every run.
+        for v in [&mut dead, &mut aged, &mut later] {
+            v.sort_unstable_by_key(|(h, _)| *h);
+            v.dedup();
+        }
+        #[cfg(test)]
+        self.check_sweep(now, &dead, &aged);
+        for &(handle, slot) in &later {
+            // Seen since it was queued: its timeout moved on.
+            let at = due_at(&self.cfg, &self.flows[slot]);
+            self.timeouts.file(at, (handle, slot), now);
+        }
         for (_, slot) in dead {
             self.counters.flows_expired += 1;
             self.remove(slot, "timeout");
@@ -1672,30 +1836,54 @@ impl Engine {
         }
     }
 
+    /// The eviction order and the timeout queue keep entries of flows that already left
+    /// (skipped when reached); they are dropped once they outnumber the live flows, so
+    /// both stay within a small multiple of the table (O(1) amortised per flow).
+    fn queue_timeout(&mut self, slot: usize, now: f64) {
+        let f = &self.flows[slot];
+        self.timeouts
+            .file(due_at(&self.cfg, f), (f.handle, slot), now);
+        self.compact_queues(now);
+    }
+
+    fn compact_queues(&mut self, now: f64) {
+        let limit = 2 * self.flows.len() + 4096;
+        if self.order.len() > limit {
+            let flows = &self.flows;
+            self.order.retain(|&r| flows.live(r).is_some());
+        }
+        if self.timeouts.len > limit {
+            self.timeouts.clear();
+            for (slot, f) in self.flows.iter() {
+                self.timeouts
+                    .file(due_at(&self.cfg, f), (f.handle, slot), now);
+            }
+        }
+    }
+
     /// Make room: evict a batch of the oldest flows, preferring those not under suspicion.
     fn evict(&mut self, budget: bool) {
         let target = (self.cfg.max_flows / 100).max(1);
         let mut victims: Vec<usize> = Vec::new();
-        let mut kept: Vec<u64> = Vec::new();
+        let mut kept: Vec<FlowRef> = Vec::new();
         while victims.len() < target {
-            let Some(h) = self.order.pop_front() else {
+            let Some(r) = self.order.pop_front() else {
                 break;
             };
-            let Some(slot) = self.handles.get(&h).copied() else {
+            let Some(slot) = self.flows.live(r) else {
                 continue;
             };
             if self.flows[slot].marks & MARK_KEEP != 0 {
-                kept.push(h);
+                kept.push(r);
             } else {
                 victims.push(slot);
             }
         }
         if victims.is_empty() && !kept.is_empty() {
-            let h = kept.remove(0);
-            victims.push(self.handles[&h]);
+            victims.push(kept.remove(0).1);
         }
-        for h in kept.into_iter().rev() {
-            self.order.push_front(h);
+        for r in kept.into_iter().rev() {
+            self.order.push_front(r);
         }
         for slot in victims {
             if budget {
@@ -1781,6 +1969,7 @@ impl Engine {
             self.remove(slot, "end");
         }
         self.order.clear();
+        self.timeouts.clear();
         self.by_addr.clear();
         self.by_addr_len = 0;
     }
@@ -1870,5 +2059,131 @@ mod paths_tests {
         // What PATHS_COST charges the budget covers what a flow's Paths box holds, a held
         // proxy target's host name (at most a DNS name) included.
         assert!(std::mem::size_of::<Paths>() + 255 <= PATHS_COST);
+    }
+}
+
+#[cfg(test)]
+mod sweep_tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// The sweep's rule applied to every flow, as a scan of the whole table would.
+    impl Engine {
+        pub(super) fn check_sweep(&self, now: f64, dead: &[FlowRef], aged: &[FlowRef]) {
+            let oldest = now - self.cfg.active_timeout;
+            let (mut want_dead, mut want_aged) = (Vec::new(), Vec::new());
+            for (slot, f) in self.flows.iter() {
+                let idle = now - f.last_ts;
+                let limit = if f.proto == TCP {
+                    self.cfg.tcp_idle
+                } else {
+                    self.cfg.udp_idle
+                };
+                if f.first_ts < oldest {
+                    want_aged.push((f.handle, slot));
+                } else if (f.is_closed() && idle > self.cfg.closed_linger) || idle > limit {
+                    want_dead.push((f.handle, slot));
+                }
+            }
+            want_dead.sort_unstable();
+            want_aged.sort_unstable();
+            assert_eq!(dead, want_dead, "timed out at {now}");
+            assert_eq!(aged, want_aged, "active too long at {now}");
+            let bound = 2 * self.flows.len() + 4096;
+            assert!(self.order.len() <= bound && self.timeouts.len <= bound);
+        }
+    }
+
+    /// A raw IPv4 frame (LINKTYPE_IPV4) carrying a TCP segment or a UDP datagram.
+    fn frame(
+        tcp: bool,
+        src: u8,
+        sport: u16,
+        dst: u8,
+        dport: u16,
+        flags: u8,
+        payload: &[u8],
+    ) -> Vec<u8> {
+        let l4len = if tcp { 20 } else { 8 } + payload.len();
+        let mut f = vec![0x45, 0];
+        f.extend_from_slice(&((20 + l4len) as u16).to_be_bytes());
+        f.extend_from_slice(&[0, 1, 0, 0, 64, if tcp { TCP } else { UDP }, 0, 0]);
+        f.extend_from_slice(&[10, 0, 0, src, 10, 0, 0, dst]);
+        f.extend_from_slice(&sport.to_be_bytes());
+        f.extend_from_slice(&dport.to_be_bytes());
+        if tcp {
+            f.extend_from_slice(&[0, 0, 0, 1, 0, 0, 0, 0, 0x50, flags, 0xff, 0xff, 0, 0, 0, 0]);
+        } else {
+            f.extend_from_slice(&(l4len as u16).to_be_bytes());
+            f.extend_from_slice(&[0, 0]);
+        }
+        f.extend_from_slice(payload);
+        f
+    }
+
+    fn engine(max_flows: usize) -> Engine {
+        let cfg = Config {
+            max_flows,
+            tcp_idle: 100.0,
+            udp_idle: 50.0,
+            closed_linger: 10.0,
+            active_timeout: 400.0,
+            sweep_every: 5.0,
+            ..Config::default()
+        };
+        Engine::new(cfg, Prefilter::default())
+    }
+
+    const FLAGS: [u8; 6] = [0x02, 0x12, 0x10, 0x11, 0x04, 0x18];
+
+    proptest! {
+        /// Whatever the packets, their timing (backwards included) and their flags, each
+        /// sweep removes exactly the flows a scan of the table would (`check_sweep`).
+        #[test]
+        fn sweep_finds_what_a_scan_finds(
+            packets in proptest::collection::vec(
+                (any::<bool>(), 0u8..4, 0u16..3, 0u8..4, 0u16..3, 0usize..6, -30.0f64..120.0),
+                1..300,
+            ),
+        ) {
+            let mut e = engine(150_000);
+            let mut ts = 1_700_000_000.0;
+            for (tcp, a, pa, b, pb, fl, dt) in packets {
+                ts += dt;
+                let f = frame(tcp, a, 1000 + pa, b, 2000 + pb, FLAGS[fl], b"");
+                e.feed(ts, 228, &f);
+            }
+            e.finish();
+            let ends = e.take_events().len();
+            prop_assert_eq!(ends, 0); // nothing was announced
+        }
+    }
+
+    #[test]
+    fn queues_stay_bounded_under_churn() {
+        // Flows evicted by the flow cap or reused ports leave entries in the eviction order
+        // and the timeout ring; they never outgrow a small multiple of the table.
+        let mut e = engine(100);
+        let mut ts = 1_700_000_000.0;
+        for i in 0..50_000u32 {
+            ts += 0.001;
+            let f = frame(true, (i % 250) as u8, (i / 250) as u16, 9, 80, 0x02, b"");
+            e.feed(ts, 228, &f);
+            let bound = 2 * e.flows.len() + 4096;
+            assert!(e.order.len() <= bound, "order {}", e.order.len());
+            assert!(e.timeouts.len <= bound, "timeouts {}", e.timeouts.len);
+        }
+        assert!(e.counters.flows_evicted > 40_000);
+        // Flows that leave by timeout, with no eviction to pop them from the order.
+        let mut e = engine(150_000);
+        for i in 0..50_000u32 {
+            ts += 0.01;
+            let f = frame(false, (i % 250) as u8, (i / 250) as u16, 9, 80, 0, b"x");
+            e.feed(ts, 228, &f);
+            let bound = 2 * e.flows.len() + 4096;
+            assert!(e.order.len() <= bound, "order {}", e.order.len());
+            assert!(e.timeouts.len <= bound, "timeouts {}", e.timeouts.len);
+        }
+        assert!(e.counters.flows_expired > 40_000);
     }
 }
