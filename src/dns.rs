@@ -81,17 +81,13 @@ fn be32(data: &[u8], pos: usize) -> u32 {
 /// Presentation form of one label (RFC 4343), lower-cased: a dot or odd byte inside a label
 /// stays distinguishable from a label boundary.
 fn push_label(out: &mut String, label: &[u8]) {
-    // Nearly every label is plain printable ASCII: copy it whole and lower-case it in place.
+    // Nearly every label is plain printable ASCII: copied lower-cased in one pass.
     if label
         .iter()
         .all(|&b| matches!(b, 0x21..=0x7e) && b != b'.' && b != b'\\')
     {
-        if let Ok(text) = std::str::from_utf8(label) {
-            let start = out.len();
-            out.push_str(text);
-            out[start..].make_ascii_lowercase();
-            return;
-        }
+        out.extend(label.iter().map(|&b| char::from(b.to_ascii_lowercase())));
+        return;
     }
     for &b in label {
         let c = b.to_ascii_lowercase();
