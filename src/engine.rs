@@ -283,13 +283,34 @@ impl Inspect {
     }
 }
 
-type Key = (u8, IpAddr, u16, IpAddr, u16);
+/// A flow's identity, the same from either end: protocol, family and both ends in a fixed
+/// order (addresses as integers, so ordering, comparing and hashing are a few integer
+/// operations).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+struct Key {
+    proto: u8,
+    v6: bool,
+    lo: (u128, u16),
+    hi: (u128, u16),
+}
+
+fn addr_bits(ip: IpAddr) -> u128 {
+    match ip {
+        IpAddr::V4(a) => u128::from(u32::from(a)),
+        IpAddr::V6(a) => u128::from(a),
+    }
+}
 
 fn key_of(proto: u8, x: (IpAddr, u16), y: (IpAddr, u16)) -> Key {
-    if x <= y {
-        (proto, x.0, x.1, y.0, y.1)
-    } else {
-        (proto, y.0, y.1, x.0, x.1)
+    let x2 = (addr_bits(x.0), x.1);
+    let y2 = (addr_bits(y.0), y.1);
+    let (lo, hi) = if x2 <= y2 { (x2, y2) } else { (y2, x2) };
+    // Both ends of one packet are of one family (a tunnel's inner header is its own).
+    Key {
+        proto,
+        v6: x.0.is_ipv6() || y.0.is_ipv6(),
+        lo,
+        hi,
     }
 }
 
