@@ -4,15 +4,17 @@
 //! suffix, a known TLS fingerprint, a user agent containing a miner's literal prefix).
 //! Python's intel (allowlists, categories, regexes, address lists) makes the judgement.
 
+use aho_corasick::AhoCorasick;
 use hashbrown::HashSet;
-use memchr::memmem;
 
 #[derive(Debug, Default)]
 pub struct Prefilter {
     domains: HashSet<String>,
     ja3: HashSet<String>,
     ja4: HashSet<String>,
-    agents: Vec<memmem::Finder<'static>>,
+    /// The agent patterns' literal prefixes, found in one pass over a user agent (ASCII
+    /// case folded, as a lower-cased agent would be searched).
+    agents: Option<AhoCorasick>,
     /// An agent pattern without a literal prefix: every user agent is handed up.
     any_agent: bool,
     /// Names whose A/AAAA answers map a host (inventory-declared), lower case.
@@ -41,13 +43,24 @@ impl Prefilter {
             ja4: ja4.iter().map(|s| s.to_ascii_lowercase()).collect(),
             ..Default::default()
         };
+        let mut literals = Vec::new();
         for pat in agent_patterns {
             let lit = literal_prefix(pat);
             if lit.is_empty() {
                 p.any_agent = true;
-            } else {
-                p.agents
-                    .push(memmem::Finder::new(lit.as_bytes()).into_owned());
+            } else if !lit.bytes().any(|b| b.is_ascii_uppercase()) {
+                // A literal with an upper-case letter never occurs in a lower-cased agent.
+                literals.push(lit);
+            }
+        }
+        if !literals.is_empty() {
+            match AhoCorasick::builder()
+                .ascii_case_insensitive(true)
+                .build(&literals)
+            {
+                Ok(ac) => p.agents = Some(ac),
+                // Beyond the automaton's limits: hand every agent up (a superset test).
+                Err(_) => p.any_agent = true,
             }
         }
         p
@@ -104,8 +117,7 @@ impl Prefilter {
         if self.any_agent {
             return true;
         }
-        let low = text.to_ascii_lowercase();
-        self.agents.iter().any(|f| f.find(low.as_bytes()).is_some())
+        self.agents.as_ref().is_some_and(|ac| ac.is_match(text))
     }
 }
 
@@ -150,6 +162,12 @@ mod tests {
         assert_eq!(literal_prefix(r"(?:a|b)"), "");
         let p = Prefilter::new(&[], &[], &[], &[r"xmrig/(\d+)".into()]);
         assert!(p.agent("XMRig/6.16.0 (Linux)"));
+        assert!(p.agent("Mozilla/5.0 xmRIG/6.1"));
         assert!(!p.agent("curl/8.0"));
+        assert!(!p.agent("xmrig 6.1"));
+        // Agents are lower-cased before the (lower-case) patterns are looked for: a literal
+        // with an upper-case letter matches nothing, whatever the agent's case.
+        let upper = Prefilter::new(&[], &[], &[], &[r"XMRig/(\d+)".into()]);
+        assert!(!upper.agent("XMRig/6.16.0") && !upper.agent("xmrig/6.16.0"));
     }
 }
