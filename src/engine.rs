@@ -597,15 +597,15 @@ pub struct Engine {
     pub dns_elsewhere: bool,
     in_side: bool,
     flows: FlowTable,
-    /// Handle -> slot of each live flow.
+    /// Handle -> slot of each live flow handed up to Python (the only handles it knows).
     handles: HashMap<u64, usize>,
     /// Creation order for eviction; stale handles are skipped lazily.
     order: VecDeque<FlowRef>,
     /// When each flow may time out at the earliest (see `Timeouts`).
     timeouts: Timeouts,
-    /// Address → handles of flows with payload, for pool answers that arrive later;
-    /// append-only, cleaned lazily and compacted when it outgrows the table.
-    by_addr: HashMap<IpAddr, Vec<u64>>,
+    /// Address → flows with payload, for pool answers that arrive later; append-only,
+    /// cleaned lazily and compacted when it outgrows the table.
+    by_addr: HashMap<IpAddr, Vec<FlowRef>>,
     by_addr_len: usize,
     next_handle: u64,
     next_sweep: f64,
@@ -672,7 +672,8 @@ impl Engine {
         self.out.len()
     }
 
-    /// Python's decision about a flow; unknown handles (already ended) are ignored.
+    /// Python's decision about a flow it was handed; unknown handles (already ended) are
+    /// ignored.
     pub fn mark(&mut self, handle: u64, marks: u32) {
         let Some(&slot) = self.handles.get(&handle) else {
             return;
@@ -689,7 +690,7 @@ impl Engine {
         }
     }
 
-    /// Counters of a live flow: (pkts, bytes, last_ts).
+    /// Counters of a live flow Python was handed: (pkts, bytes, last_ts).
     pub fn flow_counters(&self, handle: u64) -> Option<([u64; 2], [u64; 2], f64)> {
         let f = &self.flows[*self.handles.get(&handle)?];
         Some((f.pkts, f.bytes, f.last_ts))
@@ -789,8 +790,8 @@ impl Engine {
             flow.ins = Some(Box::new(Inspect::new()));
             self.mem_inspect += INSPECT_COST;
             let (handle, a, b) = (flow.handle, flow.a.0, flow.b.0);
-            self.index_addr(a, handle);
-            self.index_addr(b, handle);
+            self.index_addr(a, (handle, slot));
+            self.index_addr(b, (handle, slot));
             self.first_payload(slot, ts);
         }
         let flow = &self.flows[slot];
@@ -860,7 +861,6 @@ impl Engine {
             marks: 0,
             ins: None,
         });
-        self.handles.insert(handle, slot);
         self.order.push_back((handle, slot));
         self.queue_timeout(slot, ts);
         self.counters.flows_created += 1;
@@ -871,14 +871,14 @@ impl Engine {
         slot
     }
 
-    fn index_addr(&mut self, addr: IpAddr, handle: u64) {
-        self.by_addr.entry(addr).or_default().push(handle);
+    fn index_addr(&mut self, addr: IpAddr, flow: FlowRef) {
+        self.by_addr.entry(addr).or_default().push(flow);
         self.by_addr_len += 1;
         if self.by_addr_len > 2 * self.flows.len() + 4096 {
-            let handles = &self.handles;
+            let flows = &self.flows;
             let mut n = 0;
             self.by_addr.retain(|_, v| {
-                v.retain(|h| handles.contains_key(h));
+                v.retain(|&r| flows.live(r).is_some());
                 n += v.len();
                 !v.is_empty()
             });
@@ -892,6 +892,7 @@ impl Engine {
             return;
         }
         flow.announced = true;
+        self.handles.insert(flow.handle, slot);
         self.counters.announced += 1;
         self.out.push(Event {
             handle: flow.handle,
@@ -1695,15 +1696,15 @@ impl Engine {
     fn retro(&mut self, addr: IpAddr, name: &str, ts: f64) {
         // Every flow talking to `addr` now learns the answer, and a later flow finds the
         // name in passive DNS at its first payload: the index entry is done with.
-        let Some(handles) = self.by_addr.remove(&addr) else {
+        let Some(flows) = self.by_addr.remove(&addr) else {
             return;
         };
-        self.by_addr_len -= handles.len();
+        self.by_addr_len -= flows.len();
         let mut seen = hashbrown::HashSet::new();
-        let slots: Vec<usize> = handles
+        let slots: Vec<usize> = flows
             .iter()
-            .filter(|h| seen.insert(**h))
-            .filter_map(|h| self.handles.get(h).copied())
+            .filter(|r| seen.insert(r.0))
+            .filter_map(|&r| self.flows.live(r))
             .collect();
         for slot in slots {
             let flow = &mut self.flows[slot];
@@ -1920,7 +1921,9 @@ impl Engine {
         let Some(mut flow) = self.flows.remove(slot) else {
             return;
         };
-        self.handles.remove(&flow.handle);
+        if flow.announced {
+            self.handles.remove(&flow.handle);
+        }
         if let Some(mut ins) = flow.ins.take() {
             drop_streams(&mut ins, &mut self.mem_inspect);
             let cost = INSPECT_COST + if ins.paths.is_some() { PATHS_COST } else { 0 };
