@@ -385,7 +385,7 @@ impl FlowTable {
 
     /// Store a flow whose key is not in the table; returns its slot.
     fn insert(&mut self, flow: Flow) -> usize {
-        let hash = self.hasher.hash_one(&flow.key);
+        let hash = self.hasher.hash_one(flow.key);
         let handle = flow.handle;
         let slot = match self.free.pop() {
             Some(s) => {
@@ -401,7 +401,7 @@ impl FlowTable {
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index.insert_unique(hash, slot, |&s| {
-            hasher.hash_one(&slots[s].as_ref().expect("indexed slot holds a flow").key)
+            hasher.hash_one(slots[s].as_ref().expect("indexed slot holds a flow").key)
         });
         self.live += 1;
         slot
@@ -411,7 +411,7 @@ impl FlowTable {
         let flow = self.slots.get_mut(slot)?.take()?;
         if let Ok(entry) = self
             .index
-            .find_entry(self.hasher.hash_one(&flow.key), |&s| s == slot)
+            .find_entry(self.hasher.hash_one(flow.key), |&s| s == slot)
         {
             entry.remove();
         }
@@ -943,13 +943,13 @@ impl Engine {
             let f = &self.flows[slot];
             (f.a.0, f.b.0)
         };
-        let names_b = self.pdns.names_for(&b, ts);
-        let names_a = self.pdns.names_for(&a, ts);
-        if names_b
-            .iter()
-            .chain(names_a.iter())
-            .any(|n| self.intel.pool_name(n))
-        {
+        // Names are copied out only for a flow that is handed up.
+        let intel = &self.intel;
+        let pool_b = self.pdns.any_name(&b, ts, |n| intel.pool_name(n));
+        let pool_a = self.pdns.any_name(&a, ts, |n| intel.pool_name(n));
+        if pool_b || pool_a {
+            let names_b = self.pdns.names_for(&b, ts);
+            let names_a = self.pdns.names_for(&a, ts);
             self.announce(slot, ts, names_a, names_b);
         }
     }

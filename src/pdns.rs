@@ -189,17 +189,26 @@ impl PassiveDns {
 
     /// Live names for `ip`, most recently learned first (expired ones are dropped).
     pub fn names_for(&mut self, ip: &IpAddr, now: f64) -> Vec<String> {
+        self.drop_expired(ip, now);
+        self.map.get(ip).map_or_else(Vec::new, |entry| {
+            entry.names.iter().rev().map(|(n, _)| n.clone()).collect()
+        })
+    }
+
+    /// Whether a live name for `ip` passes `test` (expired ones are dropped, as by
+    /// `names_for`), without copying any.
+    pub fn any_name(&mut self, ip: &IpAddr, now: f64, test: impl Fn(&str) -> bool) -> bool {
+        self.drop_expired(ip, now);
+        self.map
+            .get(ip)
+            .is_some_and(|entry| entry.names.iter().any(|(n, _)| test(n)))
+    }
+
+    fn drop_expired(&mut self, ip: &IpAddr, now: f64) {
         let Some(entry) = self.map.get_mut(ip) else {
-            return Vec::new();
+            return;
         };
-        let live: Vec<String> = entry
-            .names
-            .iter()
-            .rev()
-            .filter(|(_, expiry)| *expiry > now)
-            .map(|(n, _)| n.clone())
-            .collect();
-        if live.len() != entry.names.len() {
+        if !entry.names.iter().all(|(_, expiry)| *expiry > now) {
             let mut freed = 0;
             entry.names.retain(|(n, expiry)| {
                 let keep = *expiry > now;
@@ -214,7 +223,6 @@ impl PassiveDns {
                 self.bytes -= ADDR_OVERHEAD;
             }
         }
-        live
     }
 
     /// Drop every expired name (and addresses left without names); returns how many.
