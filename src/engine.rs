@@ -377,7 +377,7 @@ impl FlowTable {
     fn find(&self, key: &Key) -> Option<usize> {
         let slots = &self.slots;
         self.index
-            .find(self.hasher.hash_one(key), |&s| {
+            .find(hash_key(&self.hasher, key), |&s| {
                 slots[s].as_ref().is_some_and(|f| f.key == *key)
             })
             .copied()
@@ -385,7 +385,7 @@ impl FlowTable {
 
     /// Store a flow whose key is not in the table; returns its slot.
     fn insert(&mut self, flow: Flow) -> usize {
-        let hash = self.hasher.hash_one(flow.key);
+        let hash = hash_key(&self.hasher, &flow.key);
         let handle = flow.handle;
         let slot = match self.free.pop() {
             Some(s) => {
@@ -401,7 +401,10 @@ impl FlowTable {
         };
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index.insert_unique(hash, slot, |&s| {
-            hasher.hash_one(slots[s].as_ref().expect("indexed slot holds a flow").key)
+            hash_key(
+                hasher,
+                &slots[s].as_ref().expect("indexed slot holds a flow").key,
+            )
         });
         self.live += 1;
         slot
@@ -411,7 +414,7 @@ impl FlowTable {
         let flow = self.slots.get_mut(slot)?.take()?;
         if let Ok(entry) = self
             .index
-            .find_entry(self.hasher.hash_one(flow.key), |&s| s == slot)
+            .find_entry(hash_key(&self.hasher, &flow.key), |&s| s == slot)
         {
             entry.remove();
         }
@@ -432,6 +435,10 @@ impl FlowTable {
             .enumerate()
             .filter_map(|(s, f)| f.as_ref().map(|f| (s, f)))
     }
+}
+
+fn hash_key(hasher: &DefaultHashBuilder, key: &Key) -> u64 {
+    hasher.hash_one(key)
 }
 
 impl std::ops::Index<usize> for FlowTable {
