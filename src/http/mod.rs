@@ -486,28 +486,8 @@ impl HttpSniffer {
         } else {
             self.rpc_body(&head.fields)
         };
-        let f = &head.fields;
-        out.push(HttpHead {
-            is_request: head.is_request,
-            method: head.method.clone(),
-            path: clip(head.path.as_deref()),
-            status: head.status,
-            host: clip(f.host.as_deref()),
-            user_agent: clip(f.user_agent.as_deref()),
-            content_type: clip(f.content_type.as_deref()),
-            x_mining_extensions: clip(f.x_mining_extensions.as_deref()),
-            x_stratum: clip(f.x_stratum.as_deref()),
-            x_long_polling: clip(f.x_long_polling.as_deref()),
-            authorization_user: basic_user(f.authorization.as_deref()),
-            upgrade: clip(f.upgrade.as_deref()),
-            ws_deflate: head.status == Some(101)
-                && crate::ws::deflate_agreed(f.ws_extensions.as_deref()),
-            body,
-        });
-        self.messages += 1;
-        self.body.clear();
-        self.state = State::Head;
         // After a tunnel opens the bytes are another protocol, not more HTTP.
+        let f = &head.fields;
         let upgrading = f.upgrade.is_some()
             && f.connection
                 .as_deref()
@@ -518,10 +498,34 @@ impl HttpSniffer {
         if !head.is_request && head.status.is_some_and(|s| s >= 200) {
             self.connect_reply = false;
         }
-        if head.status == Some(101)
+        let tunnel = head.status == Some(101)
             || connect_ok
-            || (head.is_request && (head.method.as_deref() == Some("CONNECT") || upgrading))
-        {
+            || (head.is_request && (head.method.as_deref() == Some("CONNECT") || upgrading));
+        let ws_deflate =
+            head.status == Some(101) && crate::ws::deflate_agreed(f.ws_extensions.as_deref());
+        let authorization_user = basic_user(f.authorization.as_deref());
+        // The head's strings move into the event (clipped when too long), not copied.
+        let f = head.fields;
+        out.push(HttpHead {
+            is_request: head.is_request,
+            method: head.method,
+            path: clip(head.path),
+            status: head.status,
+            host: clip(f.host),
+            user_agent: clip(f.user_agent),
+            content_type: clip(f.content_type),
+            x_mining_extensions: clip(f.x_mining_extensions),
+            x_stratum: clip(f.x_stratum),
+            x_long_polling: clip(f.x_long_polling),
+            authorization_user,
+            upgrade: clip(f.upgrade),
+            ws_deflate,
+            body,
+        });
+        self.messages += 1;
+        self.body.clear();
+        self.state = State::Head;
+        if tunnel {
             self.state = State::Tunnel;
             self.tunnel_rest = Some(self.buf[self.off..].to_vec());
             self.off = self.buf.len();
@@ -655,6 +659,15 @@ fn decoded_coding(fields: &Fields) -> bool {
     })
 }
 
+/// A header value as http.py reads it: latin-1, stripped of (Python) whitespace.
+fn field_text(raw: &[u8]) -> String {
+    match std::str::from_utf8(raw) {
+        // ASCII reads the same in latin-1 and UTF-8: one copy of the stripped text.
+        Ok(text) if raw.is_ascii() => py_strip(text).to_string(),
+        _ => py_strip(&latin1(raw)).to_string(),
+    }
+}
+
 fn latin1(b: &[u8]) -> String {
     if b.is_ascii() {
         // ASCII reads the same in latin-1 and UTF-8.
@@ -663,11 +676,12 @@ fn latin1(b: &[u8]) -> String {
     b.iter().map(|&c| char::from(c)).collect()
 }
 
-fn clip(value: Option<&str>) -> Option<String> {
+/// At most MAX_TEXT characters of a field.
+fn clip(value: Option<String>) -> Option<String> {
     value.map(|v| {
         if v.len() <= MAX_TEXT {
             // At most MAX_TEXT bytes is at most MAX_TEXT characters.
-            v.to_string()
+            v
         } else {
             v.chars().take(MAX_TEXT).collect()
         }
@@ -816,7 +830,7 @@ fn parse_head(raw: &[u8]) -> Result<Head, DecodeError> {
             10 => &mut f.transfer_encoding,
             11 => &mut f.content_encoding,
             _ => {
-                let text = py_strip(&latin1(h.value)).to_string();
+                let text = field_text(h.value);
                 match &f.content_length {
                     Some(first) if *first != text => {
                         return Err(DecodeError::new("HTTP: conflicting Content-Length fields"))
@@ -828,7 +842,7 @@ fn parse_head(raw: &[u8]) -> Result<Head, DecodeError> {
             }
         };
         if slot.is_none() {
-            *slot = Some(py_strip(&latin1(h.value)).to_string());
+            *slot = Some(field_text(h.value));
         }
     }
     Ok(Head {
