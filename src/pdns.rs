@@ -78,8 +78,7 @@ impl PassiveDns {
         if msg.answers.is_empty() || msg.rcode != 0 || !msg.is_response {
             return;
         }
-        let alias_of = aliases(msg);
-        let mut chain: Vec<&str> = Vec::new();
+        let alias_of = Aliases::of(msg);
         for rr in &msg.answers {
             let RData::Addr(ip) = rr.value else { continue };
             if rr.rtype != A && rr.rtype != AAAA {
@@ -88,10 +87,10 @@ impl PassiveDns {
             // pdns.py clamps as min(hi, max(lo, ttl)): with lo > hi, hi wins.
             let ttl = rr.ttl.max(self.min_ttl).min(self.max_ttl);
             let expiry = now + f64::from(ttl);
-            chain_for(&rr.name, &alias_of, &mut chain);
+            let chain = Chain::of(&rr.name, &alias_of);
             // chain runs owner → question name; the question name goes in last, so it is the
             // first one names_for() returns and the last one a full address evicts.
-            self.add(ip, &chain, expiry);
+            self.add(ip, chain.names(), expiry);
         }
         self.enforce_budget();
     }
@@ -264,36 +263,94 @@ impl PassiveDns {
     }
 }
 
+/// CNAME records looked up one by one before a message has this many (no map built).
+const FEW_ALIASES: usize = 8;
+
 /// CNAME target → owner, first occurrence wins, self-references ignored (as pdns.py).
-fn aliases(msg: &DnsMessage) -> HashMap<&str, &str> {
-    let mut alias_of = HashMap::new();
-    for rr in &msg.answers {
-        if rr.rtype != CNAME {
-            continue;
-        }
-        if let RData::Name(target) = &rr.value {
-            if target != &rr.name {
-                alias_of.entry(target.as_str()).or_insert(rr.name.as_str());
-            }
-        }
-    }
-    alias_of
+/// Up to FEW_ALIASES of them are kept in message order (the first match is the first
+/// occurrence); past that a map is built.
+struct Aliases<'a> {
+    few: [(&'a str, &'a str); FEW_ALIASES],
+    n: usize,
+    many: Option<HashMap<&'a str, &'a str>>,
 }
 
-/// `owner` followed by each name whose CNAME leads to it, at most MAX_CHAIN aliases, stopping
-/// at a cycle.
-fn chain_for<'a>(owner: &'a str, alias_of: &HashMap<&'a str, &'a str>, chain: &mut Vec<&'a str>) {
-    chain.clear();
-    chain.push(owner);
-    let mut name = owner;
-    while chain.len() <= MAX_CHAIN {
-        match alias_of.get(name) {
-            Some(&alias) if !chain.contains(&alias) => {
-                name = alias;
-                chain.push(alias);
+impl<'a> Aliases<'a> {
+    fn of(msg: &'a DnsMessage) -> Self {
+        let mut a = Aliases {
+            few: [("", ""); FEW_ALIASES],
+            n: 0,
+            many: None,
+        };
+        for rr in &msg.answers {
+            if rr.rtype != CNAME {
+                continue;
             }
-            _ => break,
+            let RData::Name(target) = &rr.value else {
+                continue;
+            };
+            if target == &rr.name {
+                continue;
+            }
+            let (t, o) = (target.as_str(), rr.name.as_str());
+            if let Some(map) = a.many.as_mut() {
+                map.entry(t).or_insert(o);
+            } else if a.n < FEW_ALIASES {
+                a.few[a.n] = (t, o);
+                a.n += 1;
+            } else {
+                let mut map = HashMap::new();
+                for &(t, o) in &a.few {
+                    map.entry(t).or_insert(o);
+                }
+                map.entry(t).or_insert(o);
+                a.many = Some(map);
+            }
         }
+        a
+    }
+
+    fn get(&self, target: &str) -> Option<&'a str> {
+        match &self.many {
+            Some(map) => map.get(target).copied(),
+            None => self.few[..self.n]
+                .iter()
+                .find(|(t, _)| *t == target)
+                .map(|p| p.1),
+        }
+    }
+}
+
+/// `owner` followed by each name whose CNAME leads to it, at most MAX_CHAIN aliases,
+/// stopping at a cycle.
+struct Chain<'a> {
+    names: [&'a str; MAX_CHAIN + 1],
+    len: usize,
+}
+
+impl<'a> Chain<'a> {
+    fn of(owner: &'a str, alias_of: &Aliases<'a>) -> Self {
+        let mut c = Chain {
+            names: [""; MAX_CHAIN + 1],
+            len: 1,
+        };
+        c.names[0] = owner;
+        let mut name = owner;
+        while c.len <= MAX_CHAIN {
+            match alias_of.get(name) {
+                Some(alias) if !c.names().contains(&alias) => {
+                    name = alias;
+                    c.names[c.len] = alias;
+                    c.len += 1;
+                }
+                _ => break,
+            }
+        }
+        c
+    }
+
+    fn names(&self) -> &[&'a str] {
+        &self.names[..self.len]
     }
 }
 
@@ -304,15 +361,14 @@ pub fn answer_addresses(msg: &DnsMessage) -> Vec<(String, IpAddr, u32)> {
     if !msg.is_response || msg.rcode != 0 {
         return out;
     }
-    let alias_of = aliases(msg);
-    let mut chain = Vec::new();
+    let alias_of = Aliases::of(msg);
     for rr in &msg.answers {
         let RData::Addr(ip) = rr.value else { continue };
         if rr.rtype != A && rr.rtype != AAAA {
             continue;
         }
-        chain_for(&rr.name, &alias_of, &mut chain);
-        out.extend(chain.iter().map(|&n| (n.to_owned(), ip, rr.ttl)));
+        let chain = Chain::of(&rr.name, &alias_of);
+        out.extend(chain.names().iter().map(|&n| (n.to_owned(), ip, rr.ttl)));
     }
     out
 }
@@ -584,6 +640,32 @@ mod tests {
         assert_eq!(p.names_for(&ip("10.2.2.3"), 7.0), names(&["c.example"]));
         assert_eq!(p.name_evictions, 3);
         assert_eq!(p.bytes(), recount(&p));
+    }
+
+    #[test]
+    fn first_cname_to_a_name_wins_with_few_or_many_aliases() {
+        for padding in [0usize, 12] {
+            let mut records: Vec<DnsRecord> = (0..padding)
+                .map(|i| {
+                    rr(
+                        &format!("pad{i}.example"),
+                        CNAME,
+                        300,
+                        &format!("x{i}.example"),
+                    )
+                })
+                .collect();
+            records.push(rr("first.example", CNAME, 300, "t.example"));
+            records.push(rr("second.example", CNAME, 300, "t.example"));
+            records.push(rr("t.example", A, 300, "10.9.9.9"));
+            let mut p = PassiveDns::new(BIG);
+            p.learn(&answer(records), 0.0);
+            assert_eq!(
+                p.names_for(&ip("10.9.9.9"), 1.0),
+                names(&["first.example", "t.example"]),
+                "{padding} other aliases"
+            );
+        }
     }
 
     #[test]
