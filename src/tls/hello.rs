@@ -302,19 +302,21 @@ pub(super) fn client_hello(
     let ja3_hash = hex(&Md5::digest(ja3.as_bytes()));
 
     let ja4_ver = versions_ng.iter().copied().max().unwrap_or(hs_version);
-    let ja4_a = format!(
-        "{}{}{}{:02}{:02}{}",
-        if quic { 'q' } else { 't' },
-        ja4_version_code(ja4_ver),
-        if exts_ng.contains(&EXT_SERVER_NAME) {
-            'd'
-        } else {
-            'i'
-        },
-        ciphers_ng.len().min(99),
-        exts_ng.len().min(99),
-        alpn_first.map_or_else(|| "00".to_string(), alpn_chars),
-    );
+    // JA4 'a': protocol, version, SNI or not, two-digit counts, ALPN characters.
+    let mut ja4_a = String::with_capacity(10);
+    ja4_a.push(if quic { 'q' } else { 't' });
+    ja4_a.push_str(ja4_version_code(ja4_ver));
+    ja4_a.push(if exts_ng.contains(&EXT_SERVER_NAME) {
+        'd'
+    } else {
+        'i'
+    });
+    for count in [ciphers_ng.len(), exts_ng.len()] {
+        let count = count.min(99) as u8;
+        ja4_a.push(char::from(b'0' + count / 10));
+        ja4_a.push(char::from(b'0' + count % 10));
+    }
+    ja4_a.push_str(&alpn_first.map_or_else(|| "00".to_string(), alpn_chars));
     let mut sorted_ciphers = ciphers_ng;
     sorted_ciphers.sort_unstable();
     let cipher_text = hex_list(&sorted_ciphers);
@@ -334,6 +336,16 @@ pub(super) fn client_hello(
             push_hex4(&mut ext_text, v);
         }
     }
+    let join = |parts: [&str; 3]| {
+        let mut s = String::with_capacity(parts.iter().map(|p| p.len() + 1).sum());
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                s.push('_');
+            }
+            s.push_str(p);
+        }
+        s
+    };
     let ja4_b = if cipher_text.is_empty() {
         EMPTY_HASH.to_string()
     } else {
@@ -344,6 +356,8 @@ pub(super) fn client_hello(
     } else {
         sha12(&ext_text)
     };
+    let ja4 = join([&ja4_a, &ja4_b, &ja4_c]);
+    let ja4_r = join([&ja4_a, &cipher_text, &ext_text]);
     Ok(ClientHelloInfo {
         sni: sni.filter(|s| !s.is_empty()),
         alpn,
@@ -352,8 +366,8 @@ pub(super) fn client_hello(
         supported_versions: versions_ng,
         ja3,
         ja3_hash,
-        ja4: format!("{ja4_a}_{ja4_b}_{ja4_c}"),
-        ja4_r: format!("{ja4_a}_{cipher_text}_{ext_text}"),
+        ja4,
+        ja4_r,
         cipher_suites: ciphers,
         extensions: ext_types,
     })
