@@ -417,25 +417,10 @@ impl CaptureReader {
 
     /// The next frame, `Ok(None)` at the end (or after an error was returned once).
     pub fn next_frame(&mut self) -> Result<Option<Frame<'_>>, CaptureError> {
-        let found = loop {
-            let step = match &mut self.state {
-                State::Done => return Ok(None),
-                State::Start => self.file_header().map(|()| None),
-                State::Pcap { kind, linktype } => {
-                    let (kind, linktype) = (*kind, *linktype);
-                    self.pcap_record(kind, linktype).map(Some)
-                }
-                State::Pcapng { .. } => self.pcapng_block().map(Some),
-            };
-            match step {
-                Ok(None) => continue,
-                Ok(Some(found)) => break found,
-                Err(e) => {
-                    self.state = State::Done;
-                    self.sync_stats();
-                    return Err(e);
-                }
-            }
+        let found = if let Some(f) = self.pcap_buffered() {
+            Some(f)
+        } else {
+            self.next_found()?
         };
         self.sync_stats();
         let Some(f) = found else {
@@ -452,6 +437,71 @@ impl CaptureReader {
             data: &self.buf[f.start..f.start + f.len],
             orig_len: f.orig_len,
         }))
+    }
+
+    /// The common case, taken first: a pcap record that is whole in the buffer and good.
+    /// Anything else (more to read, damage, the end, pcapng) is left to `next_found`, which
+    /// decides it exactly as before.
+    #[inline]
+    fn pcap_buffered(&mut self) -> Option<Found> {
+        let State::Pcap { kind, linktype } = self.state else {
+            return None;
+        };
+        let avail = &self.buf[self.start..self.end];
+        let h = avail.get(..16)?;
+        let word = |i: usize| {
+            let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
+            if kind.big {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        };
+        let (sec, frac, caplen, wirelen) = (word(0), word(4), word(8), word(12));
+        if caplen > MAX_SNAPLEN {
+            return None;
+        }
+        let need = kind.rec + caplen as usize;
+        if avail.len() < need {
+            return None;
+        }
+        let ts = f64::from(sec) + f64::from(frac) / f64::from(kind.units);
+        if !ts_ok(ts) {
+            return None;
+        }
+        let start = self.start + kind.rec;
+        self.start += need;
+        Some(Found {
+            ts,
+            linktype,
+            start,
+            len: caplen as usize,
+            orig_len: wirelen,
+        })
+    }
+
+    /// The next record by the general path; `Ok(None)` at the end.
+    fn next_found(&mut self) -> Result<Option<Found>, CaptureError> {
+        loop {
+            let step = match &mut self.state {
+                State::Done => return Ok(None),
+                State::Start => self.file_header().map(|()| None),
+                State::Pcap { kind, linktype } => {
+                    let (kind, linktype) = (*kind, *linktype);
+                    self.pcap_record(kind, linktype).map(Some)
+                }
+                State::Pcapng { .. } => self.pcapng_block().map(Some),
+            };
+            match step {
+                Ok(None) => continue,
+                Ok(Some(found)) => return Ok(found),
+                Err(e) => {
+                    self.state = State::Done;
+                    self.sync_stats();
+                    return Err(e);
+                }
+            }
+        }
     }
 
     fn sync_stats(&mut self) {
