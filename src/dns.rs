@@ -80,26 +80,25 @@ fn be32(data: &[u8], pos: usize) -> u32 {
 
 /// Presentation form of one label (RFC 4343), lower-cased: a dot or odd byte inside a label
 /// stays distinguishable from a label boundary.
-fn push_label(out: &mut String, label: &[u8]) {
-    // Nearly every label is plain printable ASCII: copied lower-cased in one pass.
+/// Only ASCII is written.
+fn push_label(out: &mut Vec<u8>, label: &[u8]) {
+    // Nearly every label is plain printable ASCII: copied whole, lower-cased in place.
     if label
         .iter()
         .all(|&b| matches!(b, 0x21..=0x7e) && b != b'.' && b != b'\\')
     {
-        out.extend(label.iter().map(|&b| char::from(b.to_ascii_lowercase())));
+        let start = out.len();
+        out.extend_from_slice(label);
+        out[start..].make_ascii_lowercase();
         return;
     }
     for &b in label {
         let c = b.to_ascii_lowercase();
         match c {
-            b'.' | b'\\' => {
-                out.push('\\');
-                out.push(c as char);
-            }
-            0x21..=0x7e => out.push(c as char),
-            _ => {
-                let _ = write!(out, "\\{c:03}");
-            }
+            b'.' | b'\\' => out.extend_from_slice(&[b'\\', c]),
+            0x21..=0x7e => out.push(c),
+            // `\ddd`, three decimal digits.
+            _ => out.extend_from_slice(&[b'\\', b'0' + c / 100, b'0' + c / 10 % 10, b'0' + c % 10]),
         }
     }
 }
@@ -109,11 +108,21 @@ fn push_label(out: &mut String, label: &[u8]) {
 ///
 /// Termination does not depend on the data: every step either consumes a label (bounded by
 /// `MAX_NAME`), follows a strictly backward pointer (bounded by `MAX_POINTER_JUMPS`) or ends.
-fn walk_name(
-    data: &[u8],
-    start: usize,
-    mut out: Option<&mut String>,
-) -> Result<usize, DecodeError> {
+fn walk_name(data: &[u8], start: usize, out: Option<&mut String>) -> Result<usize, DecodeError> {
+    let Some(out) = out else {
+        return walk(data, start, None);
+    };
+    // The name is written as bytes into the string's own buffer (no allocation when it
+    // has room), then handed back as a string.
+    let mut bytes = std::mem::take(out).into_bytes();
+    let result = walk(data, start, Some(&mut bytes));
+    // Only ASCII is ever written, so this is never lossy.
+    *out = String::from_utf8(bytes)
+        .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned());
+    result
+}
+
+fn walk(data: &[u8], start: usize, mut out: Option<&mut Vec<u8>>) -> Result<usize, DecodeError> {
     let n = data.len();
     let mut pos = start;
     let mut wire_len = 1usize;
@@ -172,7 +181,7 @@ fn walk_name(
         }
         if let Some(o) = out.as_deref_mut() {
             if labels > 1 {
-                o.push('.');
+                o.push(b'.');
             }
             push_label(o, &data[first..stop]);
         }
