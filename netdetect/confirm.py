@@ -253,6 +253,11 @@ class Confirmer:
             except (aiomqtt.MqttError, AgentError, OSError) as exc:
                 self._counters["broker-disconnects"] += 1
                 log.warning("broker connection lost: %s", exc)
+            except Exception:
+                # Whatever broke the link, the sensor reconnects instead of confirming nothing
+                # for the rest of its life.
+                self._counters["broker-disconnects"] += 1
+                log.exception("broker connection failed")
             finally:
                 self._drop_link()
             await asyncio.sleep(backoff.next())
