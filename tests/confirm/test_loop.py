@@ -471,7 +471,7 @@ def test_after_the_broker_restarts_the_agent_answers_again(
     pool_port = _pool_port(busy)
 
     async def run() -> None:
-        async with open_confirmer(tmp_path, broker, cpu_window=0.5, timeout=20.0) as c:
+        async with open_confirmer(tmp_path, broker, cpu_window=2.0, timeout=20.0) as c:
             broker.kill()
             await until(lambda: not c.connected, 10)
             down = await c.confirm(suspect("127.0.0.1", busy.local_port, pool_port))
@@ -489,7 +489,8 @@ def test_after_the_broker_restarts_the_agent_answers_again(
             assert back.host.process is not None
             assert back.host.process.pid == busy.proc.pid
             counters = c.counters()
-            assert counters["broker-disconnects"] == 1
+            # The drop, and each attempt the dead broker refused.
+            assert counters["broker-disconnects"] >= 1
             assert counters["queries-sent"] == 1
             assert counters["reports-accepted"] == 1
 
@@ -520,7 +521,7 @@ def test_an_answer_after_its_link_dropped_is_counted_late_and_raises_nothing(
             assert await c.wait_connected(10), "sensor did not reconnect"
             await until(lambda: c.counters().get("reports-late") == 1, 15)
             counters = c.counters()
-            assert counters["broker-disconnects"] == 1
+            assert counters["broker-disconnects"] >= 1
             assert counters["broker-unavailable"] == 1
             assert "reports-accepted" not in counters
             assert not [k for k in counters if k.startswith("report-rejected")]

@@ -199,7 +199,8 @@ def test_broker_killed_mid_replay_loses_no_suspect(
         # One query at a time, so the outage lands between answers, deterministically: the
         # broker dies as the first alert is written, while the second query waits for its
         # PUBACK or for the agent's 2 s window (0.5 s was outrun by a starved test process).
-        sensor = write_sensor(tmp_path / "sensor.toml", broker, inventory, timeout=10.0,
+        # The timeout only has to leave the first answer room on a loaded runner.
+        sensor = write_sensor(tmp_path / "sensor.toml", broker, inventory, timeout=20.0,
                               cpu_window=2.0, max_outstanding=1)
         eve_path = tmp_path / "eve.json"
         sensor_proc = subprocess.Popen(replay_cmd(pcap, sensor, eve_path), env=replay_env(),
@@ -236,8 +237,8 @@ def test_broker_killed_mid_replay_loses_no_suspect(
     assert first in {m.pid for m in miners}
     # Every suspect after the outage still raised its alert, with the reason. That includes
     # the one whose query was in flight when the broker died (ended by the drop, not by its
-    # 10 s timeout) and those queued behind it for the only slot: none waited out the slot
-    # ("no confirmation slot free within 10s") or the query ("no answer from ...").
+    # 20 s timeout) and those queued behind it for the only slot: none waited out the slot
+    # ("no confirmation slot free within 20s") or the query ("no answer from ...").
     for a in alerts[1:]:
         assert a["event_type"] == "alert"
         assert a["netdetect"]["verdict"] == "network-only"
