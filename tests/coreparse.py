@@ -44,6 +44,7 @@ WS_MAX_MESSAGE = 16384
 WS_MAX_HEADER = 14
 WS_INFLATE_COST = 48 * 1024
 JSON_MAX_LINE = 65536  # longest JSON line kept (src/lines.rs MAX_LINE)
+JSON_MAX_DEPTH = 32  # deepest JSON nesting handed up (src/lines.rs MAX_DEPTH)
 COUNTERS = (
     "packets", "decoded", "non_ip", "truncated", "malformed", "fragments", "first_fragments",
     "tunnels", "unsupported_linktype", "other_l4", "snapped",
