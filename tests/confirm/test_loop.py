@@ -166,16 +166,19 @@ def test_real_agent_answers_a_burst_within_one_window(
         async with open_confirmer(tmp_path, broker, cpu_window=1.0, timeout=20.0) as c:
             # The first query imports the collectors and walks the persistence tree.
             await c.confirm(suspect("127.0.0.1", busy.local_port, pool_port))
-            start = time.monotonic()
+            before = await wait_status(broker, "web-01",
+                                       lambda s: s.counters.get("answered") == 1)
             alerts = await asyncio.gather(*[
                 c.confirm(suspect("127.0.0.1", busy.local_port, pool_port)) for _ in range(12)])
-            took = time.monotonic() - start
         assert [a.verdict for a in alerts] == [Verdict.CONFIRMED] * 12, alerts[0].reasons
         assert {a.host.process.pid for a in alerts if a.host and a.host.process} == {
             busy.proc.pid}
-        assert took < 1.0 + 3.0, f"12 concurrent 1 s confirmations took {took:.2f} s"
-        await wait_status(broker, "web-01", lambda s: s.counters.get("answered") == 13
-                          and s.counters.get("busy", 0) == 0)
+        after = await wait_status(broker, "web-01", lambda s: s.counters.get("answered") == 13
+                                  and s.counters.get("busy", 0) == 0)
+        # Counted, not timed: twelve queries in one burst join one window (a straggler that
+        # arrives after it closed opens a second), where each holding its own would open 12.
+        opened = after.counters["cpu-windows"] - before.counters["cpu-windows"]
+        assert 1 <= opened <= 2, opened
 
     asyncio.run(run())
 
