@@ -267,12 +267,24 @@ def demo_capture() -> str:
     return str(found or Path(__file__).resolve().parent.parent / "pcaps" / "demo.pcap")
 
 
+def settle_heap() -> None:
+    """Once start-up is done: what exists now (modules, signatures) lives as long as the
+    process, so the cyclic collector stops walking it, and it runs less often. The work
+    per batch makes tuples freed by reference counting, not cycles, yet each batch used to
+    set off a young-generation collection or two (106 on a 1 M-packet replay)."""
+    import gc
+
+    gc.freeze()
+    gc.set_threshold(20_000, 20, 20)
+
+
 def cmd_replay(args: argparse.Namespace) -> int:
     from netdetect.detect import DEFAULT_HOME_NET
     from netdetect.service import open_eve, replay
 
     paths = args.paths if args.command == "replay" else [demo_capture()]
     intel = _load_intel(args)
+    settle_heap()
     home_net = args.home_net or list(DEFAULT_HOME_NET)
     if args.confirm and not args.config:
         sys.stderr.write("netdetect: --confirm needs --config SENSOR.toml\n")

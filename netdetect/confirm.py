@@ -14,7 +14,7 @@ import secrets
 import time
 from collections import Counter, OrderedDict, deque
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Self
+from typing import TYPE_CHECKING, Self, TypeVar
 
 import aiomqtt
 import msgspec
@@ -51,7 +51,7 @@ from netdetect.errors import AgentError, ConfigError
 from netdetect.model import Verdict
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
     from types import TracebackType
 
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -64,10 +64,11 @@ log = logging.getLogger("netdetect.confirm")
 
 BROKER_UNAVAILABLE = "broker unavailable"
 _report_decoder = msgspec.json.Decoder(HostReport)
+_T = TypeVar("_T")
 
 
-class _BrokerLostError(Exception):
-    """Resolves outstanding queries when the connection drops: their answers cannot arrive."""
+class _LinkLostError(Exception):
+    """The connection a query was asked over dropped: its answer cannot arrive over it."""
 
 
 @dataclass(slots=True)
@@ -76,12 +77,47 @@ class _Pending:
     future: asyncio.Future[HostReport]
 
 
+@dataclass(slots=True)
+class _Link:
+    """One broker connection as the queries asked over it see it.
+
+    `lost` completes the moment the connection drops (broker gone, network cut, TLS error,
+    keepalive expired, session taken over), so nothing asked over it keeps waiting for a
+    slot, a PUBACK or an answer: each ends at once as "broker unavailable".
+    """
+
+    client: aiomqtt.Client
+    lost: asyncio.Future[None]
+
+
+async def _unless_lost(aw: Awaitable[_T], link: _Link, timeout: float | None) -> _T:
+    """`aw`'s result; `_LinkLostError` as soon as `link` drops first; TimeoutError after
+    `timeout` seconds. What was still waiting is cancelled and has cleaned up on return."""
+    task = asyncio.ensure_future(aw)
+    try:
+        await asyncio.wait((task, link.lost), timeout=timeout,
+                           return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        if not task.done():
+            task.cancel()
+            # Its own cleanup (a semaphore waiter, aiomqtt's pending publish) runs first.
+            await asyncio.wait((task,))
+    if not task.cancelled():
+        # Done, even in the same instant the link dropped: an answer that made it is used.
+        return task.result()
+    if link.lost.done():
+        raise _LinkLostError
+    raise TimeoutError
+
+
 class Confirmer:
     """One MQTT v5 connection that asks hosts about suspect flows and turns answers into alerts.
 
     Use as ``async with Confirmer(config, inventory) as c: alert = await c.confirm(suspect)``.
     The connection is kept up by a background task with exponential backoff; while it is
-    down, `confirm` answers `network-only` ("broker unavailable") at once.
+    down, `confirm` answers `network-only` ("broker unavailable") at once. When it drops,
+    every query asked over it (sent, being sent, or waiting for a slot) ends at once with
+    that same answer; an answer that still comes later is counted as late and ignored.
     """
 
     def __init__(
@@ -104,9 +140,18 @@ class Confirmer:
         self._counters: Counter[str] = Counter()
         # Reports come back on topics only this Confirmer subscribes to; see agent.topics.
         self.token = new_process_token()
+        # Unique per Confirmer: the broker disconnects an older client when a newer one takes
+        # its id, so a `replay --confirm` next to a running `sniff` with the same sensor.toml
+        # would have the two knock each other off forever. Nothing needs a stable id: the
+        # session is clean and reports arrive by topic, not by client.
+        self.client_id = f"{config.sensor_id}-confirm-{self.token}"
         self._pending: dict[str, _Pending] = {}
+        # Queries given up without an answer (timeout, link lost), nonce -> host: an answer
+        # that still comes is late, not unknown. Bounded, oldest forgotten first.
+        self._given_up: OrderedDict[str, str] = OrderedDict()
+        self._given_up_max = max(1024, 4 * config.confirm.max_outstanding)
         self._statuses: dict[str, Status] = {}
-        self._client: aiomqtt.Client | None = None
+        self._link: _Link | None = None
         self._connected = asyncio.Event()
         self._sem = asyncio.Semaphore(config.confirm.max_outstanding)
         self._task: asyncio.Task[None] | None = None
@@ -140,7 +185,7 @@ class Confirmer:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        self._fail_pending()
+        self._drop_link()
 
     @property
     def ask_threshold(self) -> int:
@@ -163,6 +208,11 @@ class Confirmer:
         """Queries, answers, fallbacks and rejected reports/statuses, by reason."""
         return dict(self._counters)
 
+    @property
+    def outstanding(self) -> int:
+        """Queries sent (or being sent) whose answer is still awaited."""
+        return len(self._pending)
+
     def status(self, host_id: str) -> Status | None:
         """The host's last retained status, if one was seen."""
         return self._statuses.get(host_id)
@@ -171,17 +221,13 @@ class Confirmer:
 
     async def _run(self) -> None:
         backoff = Backoff(self.mqtt.reconnect_min, self.mqtt.reconnect_max)
-        # Unique per Confirmer: the broker disconnects an older client when a newer one takes
-        # its id, so a `replay --confirm` next to a running `sniff` with the same sensor.toml
-        # would have the two knock each other off forever. Nothing needs a stable id: the
-        # session is clean and reports arrive by topic, not by client.
-        identifier = f"{self.config.sensor_id}-confirm-{self.token}"
+        loop = asyncio.get_running_loop()
         while True:
             try:
                 client = aiomqtt.Client(
                     self.mqtt.host,
                     self.mqtt.port,
-                    identifier=identifier,
+                    identifier=self.client_id,
                     protocol=aiomqtt.ProtocolVersion.V5,
                     clean_start=True,
                     keepalive=self.mqtt.keepalive,
@@ -191,19 +237,29 @@ class Confirmer:
                 )
                 async with client:
                     await self._subscribe(client)
-                    self._client = client
+                    self._link = _Link(client, loop.create_future())
                     self._connected.set()
                     backoff.reset()
                     log.info("connected to %s:%d", self.mqtt.host, self.mqtt.port)
-                    async for message in client.messages:
-                        self._on_message(message)
+                    try:
+                        # aiomqtt hands over every message that arrived before the drop
+                        # before it raises, so an answer that made it resolves its query.
+                        async for message in client.messages:
+                            self._on_message(message)
+                    finally:
+                        # Now, not after the client's exit, which may first wait out a
+                        # graceful DISCONNECT the dead link cannot carry.
+                        self._drop_link()
             except (aiomqtt.MqttError, AgentError, OSError) as exc:
                 self._counters["broker-disconnects"] += 1
                 log.warning("broker connection lost: %s", exc)
+            except Exception:
+                # Whatever broke the link, the sensor reconnects instead of confirming nothing
+                # for the rest of its life.
+                self._counters["broker-disconnects"] += 1
+                log.exception("broker connection failed")
             finally:
-                self._client = None
-                self._connected.clear()
-                self._fail_pending()
+                self._drop_link()
             await asyncio.sleep(backoff.next())
 
     async def _subscribe(self, client: aiomqtt.Client) -> None:
@@ -213,10 +269,12 @@ class Confirmer:
         if any(refused(c) for c in codes):
             raise AgentError(f"broker refused the sensor subscriptions: {codes}")
 
-    def _fail_pending(self) -> None:
-        for pending in self._pending.values():
-            if not pending.future.done():
-                pending.future.set_exception(_BrokerLostError())
+    def _drop_link(self) -> None:
+        """The connection is gone: every query asked over it ends now (see `_Link`)."""
+        link, self._link = self._link, None
+        self._connected.clear()
+        if link is not None and not link.lost.done():
+            link.lost.set_result(None)
 
     # --- incoming -----------------------------------------------------------------------------
 
@@ -280,14 +338,23 @@ class Confirmer:
             self._reject("host-mismatch", f"{report.host_id!r} on {topic_host}'s topic")
             return
         pending = self._pending.get(report.nonce)
-        if pending is None:
+        asked = pending.host_id if pending is not None else self._given_up.get(report.nonce)
+        if asked is None:
             self._reject("unknown-nonce", f"{report.nonce[:40]!r} from {topic_host}")
             return
-        if pending.host_id != topic_host:
-            self._reject("host-mismatch", f"query to {pending.host_id} answered by {topic_host}")
+        if asked != topic_host:
+            self._reject("host-mismatch", f"query to {asked} answered by {topic_host}")
             return
         if correlation is not None and correlation != report.nonce.encode():
             self._reject("bad-correlation", f"from {topic_host}")
+            return
+        if pending is None:
+            # Its suspect was already raised without it (timeout, link lost): it stays raised
+            # once. Counted, so a timeout too short for the fleet shows.
+            del self._given_up[report.nonce]
+            self._counters["reports-late"] += 1
+            log.info("late report from %s for query %s, already raised without it",
+                     topic_host, report.nonce)
             return
         if pending.future.done():
             self._reject("duplicate", f"{report.nonce} from {topic_host}")
@@ -389,30 +456,35 @@ class Confirmer:
             self._counters["skipped-offline"] += 1
             why = f" ({status.reason})" if status.reason else ""
             return None, f"host {host_id} agent offline{why}"
-        if self._client is None:
-            self._counters["broker-unavailable"] += 1
-            return None, BROKER_UNAVAILABLE
+        link = self._link
+        if link is None:
+            return self._unavailable()
 
         cfg = self.confirm_cfg
         loop = asyncio.get_running_loop()
         deadline = loop.time() + cfg.timeout
         try:
-            await asyncio.wait_for(self._sem.acquire(), cfg.timeout)
+            await _unless_lost(self._sem.acquire(), link, cfg.timeout)
+        except _LinkLostError:
+            # Queued behind queries the drop just ended: raised now, not after the slot wait.
+            return self._unavailable()
         except TimeoutError:
             self._counters["capacity-exhausted"] += 1
             return None, f"no confirmation slot free within {cfg.timeout:g}s"
         try:
-            return await self._query(host_id, suspect, deadline)
+            return await self._query(link, host_id, suspect, deadline)
         finally:
             self._sem.release()
 
-    async def _query(self, host_id: str, suspect: Suspect,
+    def _unavailable(self) -> tuple[None, str]:
+        self._counters["broker-unavailable"] += 1
+        return None, BROKER_UNAVAILABLE
+
+    async def _query(self, link: _Link, host_id: str, suspect: Suspect,
                      deadline: float) -> tuple[HostReport | None, str]:
+        if link.lost.done():
+            return self._unavailable()
         cfg = self.confirm_cfg
-        client = self._client
-        if client is None:
-            self._counters["broker-unavailable"] += 1
-            return None, BROKER_UNAVAILABLE
         loop = asyncio.get_running_loop()
         now = self.clock()
         nonce = secrets.token_hex(16)
@@ -442,7 +514,9 @@ class Confirmer:
         self._pending[nonce] = _Pending(host_id, future)
         try:
             try:
-                await client.publish(
+                # aiomqtt leaves a QoS 1 publish waiting for its PUBACK until its timeout even
+                # when the connection is gone: the link's loss ends it instead.
+                await _unless_lost(link.client.publish(
                     query_topic(host_id),
                     payload,
                     qos=1,
@@ -450,29 +524,29 @@ class Confirmer:
                         correlation=nonce.encode(), response_topic=response, expiry=cfg.query_ttl
                     ),
                     timeout=max(deadline - loop.time(), 0.01),
-                )
-            except (aiomqtt.MqttError, TimeoutError):
-                self._counters["broker-unavailable"] += 1
-                return None, BROKER_UNAVAILABLE
+                ), link, None)
+            except (aiomqtt.MqttError, TimeoutError, _LinkLostError):
+                return self._unavailable()
             self._counters["queries-sent"] += 1
             try:
-                report = await asyncio.wait_for(future, max(deadline - loop.time(), 0.0))
+                report = await _unless_lost(future, link, max(deadline - loop.time(), 0.0))
             except TimeoutError:
                 self._counters["timeouts"] += 1
                 status = self._statuses.get(host_id)
                 seen = "" if status is not None else "; its agent was never seen online"
                 return None, f"no answer from {host_id} within {cfg.timeout:g}s{seen}"
-            except _BrokerLostError:
-                self._counters["broker-unavailable"] += 1
-                return None, BROKER_UNAVAILABLE
+            except _LinkLostError:
+                return self._unavailable()
             if is_busy_report(report):
                 # Answered at once rather than left to time out: no facts, a clear reason.
                 self._counters["agent-busy"] += 1
                 return None, f"host {host_id} agent busy: {report.errors[0][:200]}"
             return report, ""
         finally:
-            # Keyed by nonce and removed however the wait ended, so a late or forged report
-            # for this query is "unknown-nonce" from now on.
+            # Keyed by nonce and removed however the wait ended: a report for this query from
+            # now on is late (given up unanswered) or a duplicate/forgery ("unknown-nonce").
             self._pending.pop(nonce, None)
-            if future.done() and not future.cancelled():
-                future.exception()  # mark retrieved; a late _BrokerLostError must not be logged
+            if not future.done() or future.cancelled():
+                self._given_up[nonce] = host_id
+                while len(self._given_up) > self._given_up_max:
+                    self._given_up.popitem(last=False)

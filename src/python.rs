@@ -6,6 +6,7 @@
 use crate::capture::CaptureReader;
 use crate::engine::{Body, Config, Engine, Event, Sv2Kind};
 use crate::intel::Prefilter;
+use crate::tls::shape::ShapeSummary;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBytes, PyDict, PyList};
@@ -41,6 +42,25 @@ fn ip_bytes<'py>(py: Python<'py>, ip: &IpAddr) -> Bound<'py, PyBytes> {
         IpAddr::V4(a) => PyBytes::new(py, &a.octets()),
         IpAddr::V6(a) => PyBytes::new(py, &a.octets()),
     }
+}
+
+/// A record-shape summary as the K_TLS_SHAPE event carries it (netdetect.detect.TlsShape).
+fn shape_tuple<'py>(py: Python<'py>, s: &ShapeSummary) -> PyResult<Bound<'py, PyAny>> {
+    Ok((
+        s.client_first,
+        s.first_client,
+        s.first_answer,
+        s.pushes,
+        s.pushes_small,
+        s.pushes_same,
+        s.client_small,
+        (s.records[0], s.records[1]),
+        s.max_record,
+        s.bytes,
+        s.first_ts,
+    )
+        .into_pyobject(py)?
+        .into_any())
 }
 
 fn payload<'py>(py: Python<'py>, body: Body) -> PyResult<(u8, Bound<'py, PyAny>)> {
@@ -175,24 +195,7 @@ fn payload<'py>(py: Python<'py>, body: Body) -> PyResult<(u8, Bound<'py, PyAny>)
                 .into_pyobject(py)?
                 .into_any(),
         ),
-        Body::TlsShape(s) => (
-            K_TLS_SHAPE,
-            (
-                s.client_first,
-                s.first_client,
-                s.first_answer,
-                s.pushes,
-                s.pushes_small,
-                s.pushes_same,
-                s.client_small,
-                (s.records[0], s.records[1]),
-                s.max_record,
-                s.bytes,
-                s.first_ts,
-            )
-                .into_pyobject(py)?
-                .into_any(),
-        ),
+        Body::TlsShape(s) => (K_TLS_SHAPE, shape_tuple(py, &s)?),
         Body::PoolAnswer { ip, name } => (
             K_POOL_ANSWER,
             (ip.to_string(), name).into_pyobject(py)?.into_any(),
@@ -604,9 +607,13 @@ mod probes {
     use crate::dns::{self, RData};
     use crate::error::DecodeError;
     use crate::http::{HttpHead, HttpSniffer};
+    use crate::lines::{Framed, LineFramer, NotJsonLines};
     use crate::packet::PacketDecoder as RsPacketDecoder;
     use crate::reasm::Reassembler as RsReassembler;
+    use crate::socks::{self, SocksSniffer};
+    use crate::tls::shape::ShapeTracker;
     use crate::tls::{self, ClientHelloInfo, TlsEvent, TlsSniffer};
+    use crate::ws::{WsMessage, WsSniffer};
     use crate::{dhcp, sv2};
     use pyo3::exceptions::{PyOSError, PyValueError};
     use pyo3::prelude::*;
@@ -614,6 +621,51 @@ mod probes {
 
     fn value_error(e: DecodeError) -> PyErr {
         PyValueError::new_err(e.0)
+    }
+
+    /// A probe class around one streaming parser: the struct, the methods given, and the
+    /// parts every such probe repeats — with `feed: conv`, `feed(bytes) -> [conv(event)]`
+    /// for a parser that appends events to a Vec (its DecodeError a ValueError, after which
+    /// the stream is dead); with `get: names`, a getter per name reading the parser's
+    /// `buffered()` (bytes held) or `overflow` (messages skipped for size and counted).
+    macro_rules! stream_probe {
+        (@get $inner:expr, buffered) => { $inner.buffered() as u64 };
+        (@get $inner:expr, overflow) => { $inner.overflow };
+        (
+            $(#[$attr:meta])*
+            $name:ident($inner:ty) $(, feed: $conv:path)? $(, get: $($getter:ident),+)?;
+            $($methods:tt)*
+        ) => {
+            $(#[$attr])*
+            #[pyclass(module = "netdetect._core", unsendable)]
+            pub struct $name {
+                inner: $inner,
+            }
+
+            #[pymethods]
+            impl $name {
+                $($methods)*
+
+                $(
+                    fn feed<'py>(
+                        &mut self,
+                        py: Python<'py>,
+                        data: &[u8],
+                    ) -> PyResult<Vec<Bound<'py, PyAny>>> {
+                        let mut out = Vec::new();
+                        self.inner.feed(data, &mut out).map_err(value_error)?;
+                        out.into_iter().map(|ev| Ok($conv(py, ev)?.into_any())).collect()
+                    }
+                )?
+
+                $($(
+                    #[getter]
+                    fn $getter(&self) -> u64 {
+                        stream_probe!(@get self.inner, $getter)
+                    }
+                )+)?
+            }
+        };
     }
 
     fn hello_dict<'py>(py: Python<'py>, h: ClientHelloInfo) -> PyResult<Bound<'py, PyDict>> {
@@ -632,11 +684,8 @@ mod probes {
         Ok(d)
     }
 
-    fn tls_event<'py>(
-        py: Python<'py>,
-        ev: TlsEvent,
-    ) -> PyResult<(&'static str, Bound<'py, PyDict>)> {
-        Ok(match ev {
+    fn tls_event<'py>(py: Python<'py>, ev: TlsEvent) -> PyResult<Bound<'py, PyAny>> {
+        let (kind, fields): (&str, Bound<'py, PyDict>) = match ev {
             TlsEvent::ClientHello(h) => ("client_hello", hello_dict(py, *h)?),
             TlsEvent::ServerHello(s) => {
                 let d = PyDict::new(py);
@@ -655,7 +704,8 @@ mod probes {
                 d.set_item("length", length)?;
                 ("record", d)
             }
-        })
+        };
+        Ok((kind, fields).into_pyobject(py)?.into_any())
     }
 
     fn cert_dict<'py>(py: Python<'py>, c: tls::CertNames) -> PyResult<Bound<'py, PyDict>> {
@@ -732,42 +782,16 @@ mod probes {
         tls::ja4_version_code(version)
     }
 
-    /// One direction of a TLS stream, fed in pieces: feed() -> [(kind, fields)], kind one of
-    /// "client_hello", "server_hello", "certificate", "record".
-    #[pyclass(module = "netdetect._core", unsendable)]
-    pub struct TlsStream {
-        inner: TlsSniffer,
-    }
-
-    #[pymethods]
-    impl TlsStream {
+    stream_probe! {
+        /// One direction of a TLS stream, fed in pieces: feed() -> [(kind, fields)], kind one of
+        /// "client_hello", "server_hello", "certificate", "record".
+        TlsStream(TlsSniffer), feed: tls_event, get: buffered, overflow;
         #[new]
         #[pyo3(signature = (*, midstream=false, max_handshake=tls::DEFAULT_MAX_HANDSHAKE))]
         fn new(midstream: bool, max_handshake: usize) -> Self {
             TlsStream {
                 inner: TlsSniffer::with_max_handshake(midstream, max_handshake),
             }
-        }
-
-        fn feed<'py>(
-            &mut self,
-            py: Python<'py>,
-            data: &[u8],
-        ) -> PyResult<Vec<(&'static str, Bound<'py, PyDict>)>> {
-            let mut out = Vec::new();
-            self.inner.feed(data, &mut out).map_err(value_error)?;
-            out.into_iter().map(|ev| tls_event(py, ev)).collect()
-        }
-
-        #[getter]
-        fn buffered(&self) -> usize {
-            self.inner.buffered()
-        }
-
-        /// Messages too large to buffer: skipped and counted, the stream goes on.
-        #[getter]
-        fn overflow(&self) -> u64 {
-            self.inner.overflow
         }
     }
 
@@ -789,14 +813,9 @@ mod probes {
         Ok(d)
     }
 
-    /// One direction of an HTTP/1.x stream: feed() and close() -> [head fields + "body"].
-    #[pyclass(module = "netdetect._core", unsendable)]
-    pub struct HttpStream {
-        inner: HttpSniffer,
-    }
-
-    #[pymethods]
-    impl HttpStream {
+    stream_probe! {
+        /// One direction of an HTTP/1.x stream: feed() and close() -> [head fields + "body"].
+        HttpStream(HttpSniffer), feed: http_dict, get: buffered, overflow;
         #[new]
         #[pyo3(signature = (*, max_head=crate::http::DEFAULT_MAX_HEAD,
             max_body=crate::http::DEFAULT_MAX_BODY))]
@@ -806,28 +825,11 @@ mod probes {
             }
         }
 
-        fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Vec<Bound<'py, PyDict>>> {
-            let mut out = Vec::new();
-            self.inner.feed(data, &mut out).map_err(value_error)?;
-            out.into_iter().map(|h| http_dict(py, h)).collect()
-        }
-
         /// The peer closed: a body delimited by the close is complete.
-        fn close<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyDict>>> {
+        fn close<'py>(&mut self, py: Python<'py>) -> PyResult<Vec<Bound<'py, PyAny>>> {
             let mut out = Vec::new();
             self.inner.close(&mut out);
-            out.into_iter().map(|h| http_dict(py, h)).collect()
-        }
-
-        #[getter]
-        fn buffered(&self) -> usize {
-            self.inner.buffered()
-        }
-
-        /// Messages too large to buffer: skipped and counted, the stream goes on.
-        #[getter]
-        fn overflow(&self) -> u64 {
-            self.inner.overflow
+            out.into_iter().map(|h| Ok(http_dict(py, h)?.into_any())).collect()
         }
     }
 
@@ -873,14 +875,9 @@ mod probes {
         dns::read_name(data, pos).map_err(value_error)
     }
 
-    /// DNS over TCP (two-byte length prefixes), fed in pieces.
-    #[pyclass(module = "netdetect._core", unsendable)]
-    pub struct DnsTcpStream {
-        inner: dns::DnsTcpFramer,
-    }
-
-    #[pymethods]
-    impl DnsTcpStream {
+    stream_probe! {
+        /// DNS over TCP (two-byte length prefixes), fed in pieces.
+        DnsTcpStream(dns::DnsTcpFramer), feed: dns_dict, get: buffered, overflow;
         #[new]
         #[pyo3(signature = (*, max_messages=1024))]
         fn new(max_messages: u64) -> Self {
@@ -888,17 +885,148 @@ mod probes {
                 inner: dns::DnsTcpFramer::with_max_messages(max_messages),
             }
         }
+    }
 
-        fn feed<'py>(&mut self, py: Python<'py>, data: &[u8]) -> PyResult<Vec<Bound<'py, PyDict>>> {
-            let mut out = Vec::new();
-            self.inner.feed(data, &mut out).map_err(value_error)?;
-            out.into_iter().map(|m| dns_dict(py, m)).collect()
+    fn ws_message<'py>(py: Python<'py>, m: WsMessage) -> PyResult<Bound<'py, PyAny>> {
+        Ok((m.opcode, PyBytes::new(py, &m.data))
+            .into_pyobject(py)?
+            .into_any())
+    }
+
+    stream_probe! {
+        /// One direction of a WebSocket connection after the upgrade: feed() -> [(opcode,
+        /// data)] for each complete text (1) or binary (2) message, unmasked and inflated.
+        WsStream(WsSniffer), feed: ws_message, get: buffered, overflow;
+        #[new]
+        #[pyo3(signature = (*, deflate=false, max_message=crate::ws::DEFAULT_MAX_MESSAGE))]
+        fn new(deflate: bool, max_message: usize) -> Self {
+            WsStream {
+                inner: WsSniffer::with_limit(deflate, max_message),
+            }
+        }
+    }
+
+    fn framed<'py>(
+        py: Python<'py>,
+        f: Framed,
+    ) -> PyResult<(Vec<Bound<'py, PyBytes>>, Bound<'py, PyBytes>)> {
+        let lines = f.lines.iter().map(|l| PyBytes::new(py, l)).collect();
+        Ok((lines, PyBytes::new(py, &f.raw)))
+    }
+
+    fn not_lines(e: NotJsonLines) -> PyErr {
+        PyValueError::new_err(match e {
+            NotJsonLines::FirstLine => "not JSON lines: the first line is not JSON",
+            NotJsonLines::BadRun => "not JSON lines: too many bad lines in a row",
+        })
+    }
+
+    stream_probe! {
+        /// One direction's JSON-lines framing: feed() and close() -> (lines, raw): complete
+        /// lines that are valid JSON, and the bytes from a gzip member on, handed up raw.
+        LineStream(LineFramer), get: buffered, overflow;
+        #[new]
+        #[pyo3(signature = (*, midstream=false))]
+        fn new(midstream: bool) -> Self {
+            LineStream {
+                inner: LineFramer::new(midstream),
+            }
         }
 
-        /// Messages too large to buffer: skipped and counted, the stream goes on.
-        #[getter]
-        fn overflow(&self) -> u64 {
-            self.inner.overflow
+        #[allow(clippy::type_complexity)]
+        fn feed<'py>(
+            &mut self,
+            py: Python<'py>,
+            data: &[u8],
+        ) -> PyResult<(Vec<Bound<'py, PyBytes>>, Bound<'py, PyBytes>)> {
+            let mut out = Framed::default();
+            self.inner.feed(data, &mut out).map_err(not_lines)?;
+            framed(py, out)
+        }
+
+        /// The stream ended: a last line without its LF still counts.
+        #[allow(clippy::type_complexity)]
+        fn close<'py>(
+            &mut self,
+            py: Python<'py>,
+        ) -> PyResult<(Vec<Bound<'py, PyBytes>>, Bound<'py, PyBytes>)> {
+            let mut out = Framed::default();
+            self.inner.close(&mut out).map_err(not_lines)?;
+            framed(py, out)
+        }
+    }
+
+    stream_probe! {
+        /// One side of a SOCKS4/4a/5 handshake (version 4 or 5): feed() -> None while the
+        /// handshake is incomplete, then ("request", (kind, host, port, command), tunnel bytes)
+        /// on the client side or ("open", None, tunnel bytes) on the server side, and ("open",
+        /// None, bytes) for everything after.
+        SocksStream(SocksSniffer), get: buffered;
+        #[new]
+        fn new(version: u8, client: bool) -> PyResult<Self> {
+            let v = match version {
+                4 => socks::Version::Socks4,
+                5 => socks::Version::Socks5,
+                _ => return Err(PyValueError::new_err("SOCKS version is 4 or 5")),
+            };
+            Ok(SocksStream {
+                inner: SocksSniffer::new(v, client),
+            })
+        }
+
+        #[allow(clippy::type_complexity)]
+        fn feed<'py>(
+            &mut self,
+            py: Python<'py>,
+            data: &[u8],
+        ) -> PyResult<Option<(&'static str, Option<(&'static str, String, u16, u8)>, Bound<'py, PyBytes>)>> {
+            Ok(match self.inner.feed(data).map_err(value_error)? {
+                socks::Step::NeedMore => None,
+                socks::Step::Request(t, rest) => Some((
+                    "request",
+                    Some((t.kind, t.host, t.port, t.command)),
+                    PyBytes::new(py, &rest),
+                )),
+                socks::Step::Open(rest) => Some(("open", None, PyBytes::new(py, &rest))),
+            })
+        }
+    }
+
+    /// The SOCKS version (4 or 5) a client's first bytes look like, or None.
+    #[pyfunction]
+    fn socks_detect(chunk: &[u8]) -> Option<u8> {
+        socks::detect(chunk).map(|v| match v {
+            socks::Version::Socks4 => 4,
+            socks::Version::Socks5 => 5,
+        })
+    }
+
+    /// The record shape of a TLS session: set_version() from the ServerHello, record() per
+    /// record (true when a judged count changed), summary() as the K_TLS_SHAPE event.
+    #[pyclass(module = "netdetect._core", unsendable)]
+    pub struct TlsShape {
+        inner: ShapeTracker,
+    }
+
+    #[pymethods]
+    impl TlsShape {
+        #[new]
+        fn new() -> Self {
+            TlsShape {
+                inner: ShapeTracker::new(),
+            }
+        }
+
+        fn set_version(&mut self, version: u16) {
+            self.inner.set_version(version);
+        }
+
+        fn record(&mut self, from_client: bool, content_type: u8, length: u16, ts: f64) -> bool {
+            self.inner.record(from_client, content_type, length, ts)
+        }
+
+        fn summary<'py>(&self, py: Python<'py>) -> PyResult<Bound<'py, PyAny>> {
+            super::shape_tuple(py, &self.inner.s)
         }
     }
 
@@ -1141,7 +1269,12 @@ mod probes {
         m.add_function(wrap_pyfunction!(seq_diff, m)?)?;
         m.add_function(wrap_pyfunction!(read_capture, m)?)?;
         m.add_function(wrap_pyfunction!(expand_paths, m)?)?;
+        m.add_function(wrap_pyfunction!(socks_detect, m)?)?;
         m.add_class::<TlsStream>()?;
+        m.add_class::<WsStream>()?;
+        m.add_class::<LineStream>()?;
+        m.add_class::<SocksStream>()?;
+        m.add_class::<TlsShape>()?;
         m.add_class::<HttpStream>()?;
         m.add_class::<DnsTcpStream>()?;
         m.add_class::<PacketDecoder>()?;

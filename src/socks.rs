@@ -13,7 +13,7 @@ use crate::error::DecodeError;
 
 /// The longest handshake message: SOCKS5 user/password auth (1+1+255+1+255) or a SOCKS4a
 /// request with a user id and a host name, each NUL-terminated within 256 bytes.
-const MAX_HELD: usize = 600;
+pub const MAX_HELD: usize = 600;
 const MAX_NAME: usize = 255;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -37,6 +37,14 @@ DISCOVER, OFFER, REQUEST, ACK, NAK, INFORM = 1, 2, 3, 5, 6, 8
 INFINITE_LEASE = 0xFFFFFFFF
 LINKTYPES = frozenset({0, 1, 9, 12, 14, 50, 101, 108, 113, 228, 229, 276})
 MAX_DEPTH = 4  # encapsulation layers removed (src/packet.rs MAX_DEPTH)
+SOCKS_MAX_HELD = 600  # bytes a SOCKS handshake may hold (src/socks.rs MAX_HELD)
+# WebSocket (src/ws.rs): the default message limit, the longest frame header, and what an
+# inflater's window and tables are counted as.
+WS_MAX_MESSAGE = 16384
+WS_MAX_HEADER = 14
+WS_INFLATE_COST = 48 * 1024
+JSON_MAX_LINE = 65536  # longest JSON line kept (src/lines.rs MAX_LINE)
+JSON_MAX_DEPTH = 32  # deepest JSON nesting handed up (src/lines.rs MAX_DEPTH)
 COUNTERS = (
     "packets", "decoded", "non_ip", "truncated", "malformed", "fragments", "first_fragments",
     "tunnels", "unsupported_linktype", "other_l4", "snapped",
@@ -143,25 +151,36 @@ is_grease = _core.is_grease
 ja4_version_code = _core.ja4_version_code
 
 
-class TlsDecoder:
+class _Stream:
+    """A streaming parser's probe: bytes in, what they completed out (`_feed`); a parser's
+    ValueError becomes DecodeError. `buffered`: bytes held; `overflow`: messages skipped
+    for size and counted."""
+
+    _s: Any
+
+    @property
+    def buffered(self) -> int:
+        return int(self._s.buffered)
+
+    @property
+    def overflow(self) -> int:
+        return int(self._s.overflow)
+
+    def _feed(self, data: bytes | bytearray | memoryview) -> Any:
+        try:
+            return self._s.feed(bytes(data))
+        except ValueError as exc:
+            raise DecodeError(str(exc)) from None
+
+
+class TlsDecoder(_Stream):
     """One direction of a TLS stream through the core's TLS sniffer."""
 
     def __init__(self, *, midstream: bool = False, max_handshake: int = 65536) -> None:
         self._s = _core.TlsStream(midstream=midstream, max_handshake=max_handshake)
 
-    @property
-    def buffered(self) -> int:
-        return self._s.buffered
-
-    @property
-    def overflow(self) -> int:
-        return self._s.overflow
-
     def feed(self, data: bytes | bytearray | memoryview) -> list[TlsEvent]:
-        try:
-            raw = self._s.feed(bytes(data))
-        except ValueError as exc:
-            raise DecodeError(str(exc)) from None
+        raw: list[tuple[str, dict[str, Any]]] = self._feed(data)
         out: list[TlsEvent] = []
         for kind, d in raw:
             if kind == "client_hello":
@@ -192,7 +211,7 @@ def _http(d: dict[str, Any]) -> HttpMessage:
     )
 
 
-class HttpDecoder:
+class HttpDecoder(_Stream):
     """One direction of an HTTP/1.x stream through the core's HTTP sniffer; JSON-RPC bodies
     are read by the same Python semantics the engine applies (messages_of_body)."""
 
@@ -201,19 +220,8 @@ class HttpDecoder:
         self.max_head = max_head
         self.max_body = max_body
 
-    @property
-    def buffered(self) -> int:
-        return self._s.buffered
-
-    @property
-    def overflow(self) -> int:
-        return self._s.overflow
-
     def feed(self, data: bytes | bytearray | memoryview) -> list[Event]:
-        try:
-            return [_http(d) for d in self._s.feed(bytes(data))]
-        except ValueError as exc:
-            raise DecodeError(str(exc)) from None
+        return [_http(d) for d in self._feed(data)]
 
     def close(self) -> list[Event]:
         return [_http(d) for d in self._s.close()]
@@ -241,19 +249,68 @@ def read_name(data: bytes, pos: int) -> tuple[str, int]:
         raise DecodeError(str(exc)) from None
 
 
-class DnsTcpDecoder:
+class DnsTcpDecoder(_Stream):
     def __init__(self, *, max_messages: int = 1024) -> None:
         self._s = _core.DnsTcpStream(max_messages=max_messages)
 
-    @property
-    def overflow(self) -> int:
-        return self._s.overflow
-
     def feed(self, data: bytes) -> list[DnsMessage]:
+        return [_dns(d) for d in self._feed(data)]
+
+
+class WsDecoder(_Stream):
+    """One direction of a WebSocket connection: complete messages as (opcode, data)."""
+
+    def __init__(self, *, deflate: bool = False, max_message: int = WS_MAX_MESSAGE) -> None:
+        self._s = _core.WsStream(deflate=deflate, max_message=max_message)
+        self.max_message = max_message
+
+    def feed(self, data: bytes) -> list[tuple[int, bytes]]:
+        out: list[tuple[int, bytes]] = self._feed(data)
+        return out
+
+
+class LineFramer(_Stream):
+    """One direction's JSON-lines framing: (valid JSON lines, raw bytes from a gzip member
+    on); DecodeError once the direction is not JSON lines."""
+
+    def __init__(self, *, midstream: bool = False) -> None:
+        self._s = _core.LineStream(midstream=midstream)
+
+    def feed(self, data: bytes) -> tuple[list[bytes], bytes]:
+        out: tuple[list[bytes], bytes] = self._feed(data)
+        return out
+
+    def close(self) -> tuple[list[bytes], bytes]:
         try:
-            return [_dns(d) for d in self._s.feed(bytes(data))]
+            out: tuple[list[bytes], bytes] = self._s.close()
         except ValueError as exc:
             raise DecodeError(str(exc)) from None
+        return out
+
+
+class SocksTarget(NamedTuple):
+    kind: str
+    host: str
+    port: int
+    command: int
+
+
+class SocksDecoder(_Stream):
+    """One side of a SOCKS4/4a/5 handshake: feed() -> None until it is complete, then
+    (target or None on the server side, tunnelled bytes); after it, (None, bytes)."""
+
+    def __init__(self, version: int, *, client: bool) -> None:
+        self._s = _core.SocksStream(version, client)
+
+    def feed(self, data: bytes) -> tuple[SocksTarget | None, bytes] | None:
+        step: tuple[str, tuple[str, str, int, int] | None, bytes] | None = self._feed(data)
+        if step is None:
+            return None
+        _kind, target, rest = step
+        return (None if target is None else SocksTarget(*target)), rest
+
+
+socks_detect = _core.socks_detect
 
 
 def decode_dhcp(data: bytes) -> DhcpMessage:

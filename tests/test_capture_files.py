@@ -631,11 +631,35 @@ def test_offset_progress_gzip_reaches_file_size(tmp_path: Path) -> None:
 
 
 def test_records_straddling_read_chunks(tmp_path: Path) -> None:
-    # 60 KiB frames do not divide the 1 MiB read size, so records straddle chunk boundaries.
+    # 60 KiB frames do not divide the 256 KiB read size, so records straddle chunk
+    # boundaries when the file is streamed (gzip); the plain file is read in place.
     frames = [(i, i, bytes([i % 256]) * (61_000 + i)) for i in range(60)]
     built = pcap_file(frames, linktype=101)
     path = write(tmp_path, "big.pcap", built.data)
     assert list(read_frames(path)) == built.frames
+    gz = write(tmp_path, "big.pcap.gz", gzip.compress(built.data, compresslevel=1))
+    assert list(read_frames(gz)) == built.frames
+
+
+def test_large_capture_read_in_place_truncated_at_offsets(tmp_path: Path) -> None:
+    """Files of 1 MiB and more are parsed where the kernel maps them, not copied: a file
+    cut short before it is opened gives the same frames and damage offset as a small one."""
+    frames = [(i, i, bytes([i % 256]) * (1400 + i % 50)) for i in range(1000)]
+    built = pcap_file(frames, linktype=101)
+    path = tmp_path / "big.pcap"
+    cuts = {len(built.data), len(built.data) - 1}
+    cuts |= {s + d for s, _, _ in built.records[-40:] for d in (0, 1, 15, 16, 17, 100)}
+    assert min(cuts) > 1 << 20  # every cut still at the mapped size
+    for cut in sorted(cuts):
+        path.write_bytes(built.data[:cut])
+        got, err = collect(str(path))
+        want_frames, want_offset = expected_after_truncation(built, cut)
+        assert got == want_frames, cut
+        if want_offset is None:
+            assert err is None, (cut, err)
+        else:
+            assert err is not None, cut
+            assert err.offset == want_offset, (cut, err)
 
 
 def test_reads_from_a_fifo(tmp_path: Path) -> None:

@@ -31,6 +31,7 @@ from test_tls import CORPUS, alpn_ext, build_client_hello, sni_ext, udp_payloads
 
 from netdetect.errors import DecodeError
 from netdetect.intel import Intel, load_intel
+from netdetect.intel.store import _AGENT_SCANS_BEFORE_ANY
 
 REPO = Path(__file__).resolve().parents[1]
 SIGNATURES = REPO / "signatures"
@@ -306,22 +307,28 @@ def _without_prefilter(intel: Intel) -> Intel:
     plain = Intel.empty()
     plain._agents = intel._agents
     plain._agents_any = None
+    plain._agent_lookups = _AGENT_SCANS_BEFORE_ANY  # past the point it would be compiled
     # The case-insensitive forms, without their combined prefilter either.
     plain._nocase = (tuple((re.compile(p.pattern, re.IGNORECASE), n) for p, n in intel._agents),
                      None)
     return plain
 
 
-def test_match_agent_prefilter_and_memo_agree(intel: Intel) -> None:
+def test_match_agent_prefilter_and_memo_agree() -> None:
+    intel = load_intel(SIGNATURES)
     plain = _without_prefilter(intel)
-    assert intel._agents_any is not None
+    # The one-scan alternation is compiled only once lookups are many.
+    assert intel._agents_any is None
+    fillers = [f"probe-{i}/1.0" for i in range(_AGENT_SCANS_BEFORE_ANY)]
     found = 0
-    for text in BROWSERS + MINERS:
+    for text in BROWSERS + MINERS + fillers + BROWSERS + MINERS:
         want = plain.match_agent(text)
         assert intel.match_agent(text) == want, text
         assert intel.match_agent(text) == want, text  # memoised
         found += want is not None
-    assert found >= 6
+    assert intel._agents_any is not None
+    assert plain._agents_any is None
+    assert found >= 12
     assert intel.match_agent("XMRig/6.21.0 (Linux x86_64)") is not None
     assert all(intel.match_agent(b) is None for b in BROWSERS)
 
@@ -355,7 +362,9 @@ def test_backreference_patterns_skip_the_prefilter() -> None:
         geo=None,
         counts={},
     )
-    assert intel._agents_any is None
+    for i in range(_AGENT_SCANS_BEFORE_ANY + 1):
+        assert intel.match_agent(f"probe-{i}") is None
+    assert intel._agents_any is None  # never combined: \1 would point at another branch
     hit = intel.match_agent("Twice/77")
     assert hit is not None
     assert (hit.name, hit.version) == ("twice", "7")

@@ -362,8 +362,17 @@ class Agent:
             version=__version__,
             pid=os.getpid(),
             reason=reason,
-            counters=dict(self.gate.counters),
+            counters=self._counters(),
         ))
+
+    def _counters(self) -> dict[str, int]:
+        counters = dict(self.gate.counters)
+        # CPU windows opened: queries in flight together share one (report.SharedSampler).
+        sampler = getattr(self.collector, "sampler", None)
+        opened = getattr(sampler, "opened", None)
+        if isinstance(opened, int):
+            counters["cpu-windows"] = opened
+        return counters
 
     async def run(self) -> None:
         backoff = Backoff(self.config.mqtt.reconnect_min, self.config.mqtt.reconnect_max)

@@ -163,6 +163,10 @@ class SignatureLoadError(SignatureError):
         self.errors = tuple(errors)
 
 
+# Distinct agent strings looked up before the one-scan alternation is compiled.
+_AGENT_SCANS_BEFORE_ANY = 32
+
+
 def _walk_suffixes(name: str) -> Iterator[str]:
     """The name itself, then each parent on a label boundary: a.b.c, b.c, c."""
     yield name
@@ -241,7 +245,11 @@ class Intel:
         self._pool_ports = pool_ports
         self._web_ports = web_ports
         self._agents = agents
-        self._agents_any = _any_of(agents, 0)
+        # One alternation of every pattern, to rule out a miss in one scan: compiled once
+        # misses are common (it costs as much as all the patterns together, a good part
+        # of every start, and a replay may never see more than a few miner agents).
+        self._agents_any: re.Pattern[str] | None = None
+        self._agent_lookups = 0
         # Case-insensitive forms, for non-ASCII agents only: compiled when first needed
         # (compiling 50-odd patterns twice is a good part of every start).
         self._nocase: (
@@ -339,6 +347,9 @@ class Intel:
             # Matching lower-cased text with case-sensitive patterns keeps re's literal-prefix
             # scan, several times faster than IGNORECASE on the browser user agents that
             # make up most misses. ASCII lower() keeps offsets, so spans index `text` too.
+            self._agent_lookups += 1
+            if self._agent_lookups == _AGENT_SCANS_BEFORE_ANY:
+                self._agents_any = _any_of(self._agents, 0)
             subject, agents, any_of = text.lower(), self._agents, self._agents_any
         else:
             if self._nocase is None:

@@ -158,6 +158,12 @@ class Broker:
             self.proc.wait(10)
             self.proc = None
 
+    def freeze(self) -> None:
+        """SIGSTOP: the broker's sockets stay open but nothing is read or answered, as when
+        the network between it and its clients silently drops packets."""
+        assert self.proc is not None
+        os.kill(self.proc.pid, signal.SIGSTOP)
+
     def kill(self) -> None:
         if self.proc is not None:
             with contextlib.suppress(ProcessLookupError):
@@ -249,15 +255,17 @@ def write_agent_toml(path: Path, broker: Broker, host_id: str, **agent: object) 
     return path
 
 
-def write_sensor_toml(path: Path, broker: Broker, inventory: Path, **confirm: object) -> Path:
+def write_sensor_toml(path: Path, broker: Broker, inventory: Path, *, keepalive: int = 10,
+                      **confirm: object) -> Path:
     cert, key = broker.pki.cert(SENSOR)
     # Generous: the tests share two CPUs with whatever else runs; a timeout only costs time
     # when something is already wrong.
     opts = {"timeout": 10.0, "cpu_window": 0.5, "query_ttl": 30.0, **confirm}
     lines = ["[sensor]", f'id = "{SENSOR}"', f'inventory = "{inventory}"', "",
              "[mqtt]", 'host = "127.0.0.1"', f"port = {broker.port}", f'ca = "{broker.pki.ca}"',
-             f'cert = "{cert}"', f'key = "{key}"', "keepalive = 10", "reconnect_min = 0.05",
-             "reconnect_max = 0.5", "", "[confirm]", f'signing_key = "{broker.pki.signing_key}"']
+             f'cert = "{cert}"', f'key = "{key}"', f"keepalive = {keepalive}",
+             "reconnect_min = 0.05", "reconnect_max = 0.5", "", "[confirm]",
+             f'signing_key = "{broker.pki.signing_key}"']
     lines += [f"{k} = {v}" for k, v in opts.items()]
     # Test processes share two CPUs with whatever else runs: a busy loop was measured as low
     # as 11% of a core under load, while the idle 'miner' sleeps and measures 0%.

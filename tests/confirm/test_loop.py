@@ -49,12 +49,12 @@ pytestmark = pytest.mark.broker
 
 
 @contextlib.asynccontextmanager
-async def open_confirmer(tmp_path: Path, broker: Broker, **confirm: object
-                         ) -> AsyncIterator[Confirmer]:
+async def open_confirmer(tmp_path: Path, broker: Broker, *, keepalive: int = 10,
+                         **confirm: object) -> AsyncIterator[Confirmer]:
     inventory = tmp_path / "inventory.toml"
     inventory.write_text(INVENTORY)
     cfg = load_sensor_config(write_sensor_toml(tmp_path / "sensor.toml", broker, inventory,
-                                               **confirm))
+                                               keepalive=keepalive, **confirm))
     assert cfg.inventory is not None
     async with Confirmer(cfg, Inventory.load(cfg.inventory)) as c:
         assert await c.wait_connected(10), "sensor never connected to the broker"
@@ -166,16 +166,19 @@ def test_real_agent_answers_a_burst_within_one_window(
         async with open_confirmer(tmp_path, broker, cpu_window=1.0, timeout=20.0) as c:
             # The first query imports the collectors and walks the persistence tree.
             await c.confirm(suspect("127.0.0.1", busy.local_port, pool_port))
-            start = time.monotonic()
+            before = await wait_status(broker, "web-01",
+                                       lambda s: s.counters.get("answered") == 1)
             alerts = await asyncio.gather(*[
                 c.confirm(suspect("127.0.0.1", busy.local_port, pool_port)) for _ in range(12)])
-            took = time.monotonic() - start
         assert [a.verdict for a in alerts] == [Verdict.CONFIRMED] * 12, alerts[0].reasons
         assert {a.host.process.pid for a in alerts if a.host and a.host.process} == {
             busy.proc.pid}
-        assert took < 1.0 + 3.0, f"12 concurrent 1 s confirmations took {took:.2f} s"
-        await wait_status(broker, "web-01", lambda s: s.counters.get("answered") == 13
-                          and s.counters.get("busy", 0) == 0)
+        after = await wait_status(broker, "web-01", lambda s: s.counters.get("answered") == 13
+                                  and s.counters.get("busy", 0) == 0)
+        # Counted, not timed: twelve queries in one burst join one window (a straggler that
+        # arrives after it closed opens a second), where each holding its own would open 12.
+        opened = after.counters["cpu-windows"] - before.counters["cpu-windows"]
+        assert 1 <= opened <= 2, opened
 
     asyncio.run(run())
 
@@ -417,36 +420,118 @@ def test_unmanaged_and_agentless_hosts_cause_no_mqtt_traffic(
 # --- broker outage ----------------------------------------------------------------------------
 
 
-def test_broker_outage_falls_back_and_recovers(
+@pytest.mark.parametrize("how", ["killed-awaiting-answer", "killed-awaiting-puback",
+                                 "frozen-keepalive"])
+def test_queries_outstanding_when_the_link_drops_end_at_once(
+    tmp_path: Path, broker: Broker, spawn_agent: Callable[..., AgentProcess],
+    miners: Callable[..., Miner], how: str,
+) -> None:
+    """One slot, one query in flight, three suspects queued behind it, then the link dies: the
+    broker is killed while the agent is still sampling, killed before it acknowledged the
+    query, or frozen until the keepalive gives up on it. All four are raised as broker
+    unavailable, none after its own or the slot's timeout."""
+    start_agent(tmp_path, broker, spawn_agent)
+    busy = miners(True)
+    pool_port = _pool_port(busy)
+    timeout = 60.0
+
+    async def run() -> None:
+        async with open_confirmer(tmp_path, broker, cpu_window=4.0, timeout=timeout,
+                                  max_outstanding=1, keepalive=5) as c:
+            if how != "killed-awaiting-answer":
+                broker.freeze()  # the query goes out; no PUBACK, no answer ever comes back
+            asks = [asyncio.create_task(c.confirm(suspect("127.0.0.1", busy.local_port,
+                                                          pool_port))) for _ in range(4)]
+            await until(lambda: c.outstanding == 1, 5)
+            if how == "killed-awaiting-answer":
+                await until(lambda: c.counters().get("queries-sent") == 1, 5)
+            if how != "frozen-keepalive":
+                broker.kill()
+            # Bounded only so a regression fails rather than hangs; the reasons and counters
+            # below are what show nothing waited for a timeout.
+            alerts = await asyncio.wait_for(asyncio.gather(*asks), timeout / 2)
+            broker.kill()  # a frozen broker would stall the reconnect attempts on the way out
+            assert c.outstanding == 0
+            counters = c.counters()
+        assert [a.verdict for a in alerts] == [Verdict.NETWORK_ONLY] * 4
+        assert [a.reasons for a in alerts] == [(BROKER_UNAVAILABLE,)] * 4
+        assert counters["broker-unavailable"] == 4
+        assert counters["broker-disconnects"] >= 1
+        assert counters.get("queries-sent", 0) == (how == "killed-awaiting-answer")
+        assert "capacity-exhausted" not in counters
+        assert "timeouts" not in counters
+        assert "reports-accepted" not in counters
+
+    asyncio.run(run())
+
+
+def test_after_the_broker_restarts_the_agent_answers_again(
     tmp_path: Path, broker: Broker, spawn_agent: Callable[..., AgentProcess],
     miners: Callable[..., Miner],
 ) -> None:
+    agent = start_agent(tmp_path, broker, spawn_agent)
+    busy = miners(True)
+    pool_port = _pool_port(busy)
+
+    async def run() -> None:
+        async with open_confirmer(tmp_path, broker, cpu_window=2.0, timeout=20.0) as c:
+            broker.kill()
+            await until(lambda: not c.connected, 10)
+            down = await c.confirm(suspect("127.0.0.1", busy.local_port, pool_port))
+            assert down.verdict is Verdict.NETWORK_ONLY
+            assert down.reasons == (BROKER_UNAVAILABLE,)
+            assert "queries-sent" not in c.counters()
+
+            broker.start()
+            assert await c.wait_connected(15), "sensor did not reconnect"
+            await wait_status(broker, "web-01",
+                              lambda s: s.state == "online" and s.pid == agent.pid)
+            back = await c.confirm(suspect("127.0.0.1", busy.local_port, pool_port))
+            assert back.verdict is Verdict.CONFIRMED, back.reasons
+            assert back.host is not None
+            assert back.host.process is not None
+            assert back.host.process.pid == busy.proc.pid
+            counters = c.counters()
+            # The drop, and each attempt the dead broker refused.
+            assert counters["broker-disconnects"] >= 1
+            assert counters["queries-sent"] == 1
+            assert counters["reports-accepted"] == 1
+
+    asyncio.run(run())
+
+
+def test_an_answer_after_its_link_dropped_is_counted_late_and_raises_nothing(
+    tmp_path: Path, broker: Broker, spawn_agent: Callable[..., AgentProcess],
+    miners: Callable[..., Miner],
+) -> None:
+    """The sensor's link drops (another client takes its id; broker and agent stay up) while
+    the agent samples: the suspect is raised once as broker unavailable, and the agent's
+    answer, arriving over the new link, is counted late instead of raising it again."""
     start_agent(tmp_path, broker, spawn_agent)
     busy = miners(True)
     pool_port = _pool_port(busy)
 
     async def run() -> None:
-        async with open_confirmer(tmp_path, broker, cpu_window=2.0, timeout=8.0) as c:
-            # A query in flight when the broker dies resolves at once, not at the timeout.
-            inflight = asyncio.create_task(
-                c.confirm(suspect("127.0.0.1", busy.local_port, pool_port)))
+        async with open_confirmer(tmp_path, broker, cpu_window=4.0, timeout=20.0) as c:
+            ask = asyncio.create_task(c.confirm(suspect("127.0.0.1", busy.local_port,
+                                                        pool_port)))
             await until(lambda: c.counters().get("queries-sent") == 1, 5)
-            start = time.monotonic()
-            broker.kill()
-            alert = await inflight
-            assert time.monotonic() - start < 2.0
+            async with mqtt_as(broker, SENSOR, c.client_id):
+                pass
+            alert = await asyncio.wait_for(ask, 10)
             assert alert.verdict is Verdict.NETWORK_ONLY
             assert alert.reasons == (BROKER_UNAVAILABLE,)
+            assert await c.wait_connected(10), "sensor did not reconnect"
+            await until(lambda: c.counters().get("reports-late") == 1, 15)
+            counters = c.counters()
+            assert counters["broker-disconnects"] >= 1
+            assert counters["broker-unavailable"] == 1
+            assert "reports-accepted" not in counters
+            assert not [k for k in counters if k.startswith("report-rejected")]
 
-            await until(lambda: not c.connected, 5)
-            down = await c.confirm(suspect("127.0.0.1", busy.local_port, pool_port))
-            assert down.reasons == (BROKER_UNAVAILABLE,)
-
-            broker.start()
-            assert await c.wait_connected(15), "sensor did not reconnect"
-            await wait_status(broker, "web-01", lambda s: s.state == "online")
+            # The new link carries queries and answers as the old one did.
             back = await c.confirm(suspect("127.0.0.1", busy.local_port, pool_port))
             assert back.verdict is Verdict.CONFIRMED, back.reasons
-            assert c.counters()["broker-disconnects"] >= 1
+            assert c.counters()["reports-accepted"] == 1
 
     asyncio.run(run())

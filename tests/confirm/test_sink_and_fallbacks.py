@@ -7,7 +7,9 @@ import json
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import cast
 
+import aiomqtt
 import msgspec
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -15,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from netdetect.agent.schema import MAX_REPORT_BYTES
-from netdetect.agent.topics import MqttSettings
+from netdetect.agent.topics import MqttSettings, query_topic
 from netdetect.config import Allowlist, ConfirmConfig, SensorConfig
-from netdetect.confirm import BROKER_UNAVAILABLE, Confirmer, _Pending
+from netdetect.confirm import BROKER_UNAVAILABLE, Confirmer, _Link, _Pending
 from netdetect.correlate import correlate
 from netdetect.hosts import HostIdentity, Inventory
 from netdetect.model import Alert, Verdict
@@ -99,6 +101,64 @@ def test_report_decoding_never_raises_on_truncation(tmp_path: Path) -> None:
         c.handle_report("web-01", whole[:i], None)
     rejected = sum(v for k, v in c.counters().items() if k.startswith("report-rejected"))
     assert rejected == len(whole)
+
+
+class _AckedAtOnce:
+    """Stands in for the MQTT client of a live link: every publish is acknowledged at once."""
+
+    def __init__(self) -> None:
+        self.topics: list[str] = []
+
+    async def publish(self, topic: str, *args: object, **kwargs: object) -> None:
+        self.topics.append(topic)
+
+
+@pytest.mark.parametrize("order", ["answer-then-drop", "drop-then-answer",
+                                   "drop-settled-then-answer"])
+def test_an_answer_racing_the_drop_is_used_once_or_counted_late(
+    tmp_path: Path, order: str,
+) -> None:
+    """An answer handed over in the same instant the link drops (aiomqtt delivers what
+    arrived before it raises) still confirms its query; one that comes after the query was
+    settled as broker unavailable is counted late. Either way the suspect is settled once."""
+
+    async def run() -> None:
+        c = offline_confirmer(tmp_path)
+        client = _AckedAtOnce()
+        c._link = _Link(cast(aiomqtt.Client, client), asyncio.get_running_loop().create_future())
+        ask = asyncio.create_task(c.confirm(suspect("10.0.0.5", 1, 2)))
+        await _until(lambda: c.counters().get("queries-sent") == 1, 5)
+        assert client.topics == [query_topic("web-01")]
+        (nonce,) = c._pending
+        answer = msgspec.json.encode({"v": 1, "host_id": "web-01", "nonce": nonce,
+                                      "generated_at": 0.0, "found": False})
+        if order == "answer-then-drop":
+            c.handle_report("web-01", answer, nonce.encode())
+            c._drop_link()
+        elif order == "drop-then-answer":
+            c._drop_link()
+            c.handle_report("web-01", answer, nonce.encode())
+        else:
+            c._drop_link()
+            await asyncio.wait((ask,), timeout=5)
+            c.handle_report("web-01", answer, nonce.encode())
+            c.handle_report("web-01", answer, nonce.encode())  # a second copy: not late again
+        alert = await asyncio.wait_for(ask, 5)
+        assert c.outstanding == 0
+        counters = c.counters()
+        if order == "drop-settled-then-answer":
+            assert alert.reasons == (BROKER_UNAVAILABLE,)
+            assert alert.host is None
+            assert counters == {"broker-unavailable": 1, "queries-sent": 1, "reports-late": 1,
+                                "report-rejected-unknown-nonce": 1}
+        else:
+            assert alert.host is not None
+            assert alert.host.nonce == nonce
+            assert BROKER_UNAVAILABLE not in alert.reasons
+            assert counters == {"queries-sent": 1, "reports-accepted": 1}
+        assert not c.connected
+
+    asyncio.run(run())
 
 
 @pytest.mark.broker

@@ -1,4 +1,4 @@
-//! The live TPACKET_V3 ring, read in Rust: the one module with `unsafe`.
+//! The live TPACKET_V3 ring, read in Rust.
 //!
 //! Python opens and configures the AF_PACKET socket (it needs privileges, BPF and fanout
 //! setup are plain setsockopt calls) and hands over its file descriptor; this module maps
@@ -12,7 +12,6 @@
 //!     block_status, u32 num_pkts, u32 offset_to_first_pkt, u32 blk_len, ...
 //!   tpacket3_hdr: u32 tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len, tp_status;
 //!     u16 tp_mac, tp_net; hv1 { u32 tp_rxhash, tp_vlan_tci; u16 tp_vlan_tpid, pad }.
-#![allow(unsafe_code)]
 
 use std::sync::atomic::{fence, Ordering};
 
