@@ -485,12 +485,14 @@ impl Core {
         events_to_py(py, events)
     }
 
-    /// Python's decision about a flow (MARK_* bits).
+    /// Python's decision about a flow it was handed in an event (MARK_* bits); other
+    /// handles are ignored.
     fn mark(&self, handle: u64, marks: u32) {
         self.engine.lock().expect("engine lock").mark(handle, marks);
     }
 
-    /// (pkts a→b, pkts b→a, bytes a→b, bytes b→a, last_ts) of a live flow, or None.
+    /// (pkts a→b, pkts b→a, bytes a→b, bytes b→a, last_ts) of a live flow handed up in an
+    /// event, or None.
     fn flow_counters(&self, handle: u64) -> Option<(u64, u64, u64, u64, f64)> {
         let e = self.engine.lock().expect("engine lock");
         e.flow_counters(handle)
