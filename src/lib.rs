@@ -28,11 +28,5 @@ pub mod ws;
 #[cfg(feature = "python")]
 mod python;
 
-/// The extension module allocates through mimalloc: flows, sniffers and passive DNS make
-/// and free many small objects, which glibc's allocator serves more slowly.
-#[cfg(feature = "python")]
-#[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 #[cfg(test)]
 mod fuzz;
