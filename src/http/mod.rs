@@ -178,6 +178,25 @@ impl HttpSniffer {
         if self.state == State::Tunnel || data.is_empty() {
             return Ok(());
         }
+        if self.off == self.buf.len() {
+            // Nothing pending and the segment lies inside a body it does not finish: its
+            // bytes are counted (or kept) straight from the input, not copied into `buf`.
+            let inside = match self.state {
+                State::UntilClose => true,
+                State::BodyLength | State::ChunkData => (data.len() as u64) < self.remaining,
+                _ => false,
+            };
+            if inside {
+                if self.state != State::UntilClose {
+                    self.remaining -= data.len() as u64;
+                }
+                self.keep_bytes(data);
+                self.buf.clear();
+                self.off = 0;
+                self.scan = 0;
+                return Ok(());
+            }
+        }
         self.buf.extend_from_slice(data);
         loop {
             match self.step(out) {
@@ -312,13 +331,21 @@ impl HttpSniffer {
     }
 
     fn keep(&mut self, take: usize) {
+        let buf = std::mem::take(&mut self.buf);
+        self.keep_bytes(&buf[self.off..self.off + take]);
+        self.buf = buf;
+        self.consume(take);
+    }
+
+    /// Body bytes in: counted against the cap, kept while they may be handed up.
+    fn keep_bytes(&mut self, bytes: &[u8]) {
+        let take = bytes.len();
         let room = self.max_body.saturating_sub(self.body_len);
         if take > room {
             self.body_cut = true;
         }
         let kept = take.min(room);
-        let start = self.off;
-        let bytes = &self.buf[start..start + kept];
+        let bytes = &bytes[..kept];
         if self.body_plain && !self.body_started {
             if let Some(&c) = bytes.iter().find(|c| !is_space(c)) {
                 self.body_started = true;
@@ -332,7 +359,6 @@ impl HttpSniffer {
             self.body.extend_from_slice(bytes);
         }
         self.body_len += kept;
-        self.consume(take);
     }
 
     fn read_head(&mut self, out: &mut Vec<HttpHead>) -> Result<bool, DecodeError> {
