@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from netdetect.agent.topics import ALERT_TOPIC, MqttSettings, host_cn, sensor_cn, valid_id
+from netdetect.correlate import Allowlist, CorrelateConfig
 from netdetect.errors import ConfigError
 
 KeyPath = tuple[str | int, ...]
@@ -307,18 +308,6 @@ def _mqtt(sec: Section, cn: str | None = None) -> MqttSettings:
     return settings
 
 
-@dataclass(frozen=True, slots=True)
-class Allowlist:
-    """Suspects that are expected: recorded with verdict `allowed`, never raised."""
-
-    hosts: frozenset[str] = frozenset()
-    tags: frozenset[str] = frozenset()  # host role tags from the inventory
-    exes: frozenset[str] = frozenset()  # absolute executable paths
-    sha256: frozenset[str] = frozenset()  # lowercase hex of the executable
-    pool_domains: tuple[str, ...] = ()  # suffixes on a dot boundary, lowercase
-    wallets: frozenset[str] = frozenset()
-
-
 _SHA256 = re.compile(r"[0-9a-fA-F]{64}")
 
 
@@ -361,18 +350,6 @@ class ConfirmConfig:
     ask_per_host: int = 4
     ask_budget: int = 60
     ask_period: float = 60.0
-
-
-@dataclass(frozen=True, slots=True)
-class CorrelateConfig:
-    cpu_threshold: float = 50.0  # percent of one core over the query's window
-    rss_threshold_mb: int = 2048
-    hugepages_threshold_mb: int = 256  # RandomX datasets live in huge pages
-    high_score: int = 80  # network-only alerts at or above this score get severity 2
-    # Host evidence (netdetect.correlate.host_evidence) needed to confirm: a flow whose
-    # network score reached the alert threshold, and one asked about early (below it).
-    confirm_score: int = 30
-    ask_confirm_score: int = 50
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,7 +11,6 @@ from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 
 from netdetect import _core
-from netdetect.agent.topics import valid_id
 from netdetect.decoders.events import (
     Certificate,
     ClientHello,
@@ -527,5 +526,7 @@ class CoreEngine:
 def _dhcp_host_id(name: str) -> str | None:
     """The host id a DHCP client name stands for: its first label, lower-cased; None when
     that is not a usable id (it becomes an MQTT topic level and a certificate CN)."""
+    from netdetect.agent.topics import valid_id  # leases matter to confirmation only
+
     host = name.split(".", 1)[0].lower()
     return host if valid_id(host) else None

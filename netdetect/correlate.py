@@ -6,10 +6,9 @@ the same alerts.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
 
-from netdetect.config import Allowlist, CorrelateConfig
-from netdetect.hosts import describe_source
 from netdetect.model import Alert, Verdict
 
 if TYPE_CHECKING:
@@ -31,6 +30,35 @@ _TECHNIQUE_BY_KIND = {
     "ld-preload": "T1574.006",
 }
 _MIB = 1024 * 1024
+
+
+# The policy correlate applies (loaded from the sensor's TOML by netdetect.config); here,
+# not there, so a replay that asks no host never loads the configuration parser.
+@dataclass(frozen=True, slots=True)
+class Allowlist:
+    """Suspects that are expected: recorded with verdict `allowed`, never raised."""
+
+    hosts: frozenset[str] = frozenset()
+    tags: frozenset[str] = frozenset()  # host role tags from the inventory
+    exes: frozenset[str] = frozenset()  # absolute executable paths
+    sha256: frozenset[str] = frozenset()  # lowercase hex of the executable
+    pool_domains: tuple[str, ...] = ()  # suffixes on a dot boundary, lowercase
+    wallets: frozenset[str] = frozenset()
+
+
+
+@dataclass(frozen=True, slots=True)
+class CorrelateConfig:
+    cpu_threshold: float = 50.0  # percent of one core over the query's window
+    rss_threshold_mb: int = 2048
+    hugepages_threshold_mb: int = 256  # RandomX datasets live in huge pages
+    high_score: int = 80  # network-only alerts at or above this score get severity 2
+    # Host evidence (netdetect.correlate.host_evidence) needed to confirm: a flow whose
+    # network score reached the alert threshold, and one asked about early (below it).
+    confirm_score: int = 30
+    ask_confirm_score: int = 50
+
+
 _DEFAULT = CorrelateConfig()
 
 
@@ -242,6 +270,8 @@ def correlate(
 
     def alert(verdict: Verdict, reasons: list[str]) -> Alert:
         if host is not None and host.source != "inventory":
+            from netdetect.hosts import describe_source
+
             # A learned mapping is only as good as its source: say which one it was.
             reasons = [*reasons, describe_source(host, suspect.miner.ip)]
         if host is not None and host.conflict:

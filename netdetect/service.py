@@ -60,7 +60,7 @@ class RunResult:
 
 def network_only(suspect: Suspect) -> Alert:
     """The verdict when no host is asked (replay without --confirm)."""
-    from netdetect.config import Allowlist
+    from netdetect.correlate import Allowlist
 
     alert = correlate(suspect, host=None, report=None, reason=None, allowlist=Allowlist())
     if alert.verdict is Verdict.ALLOWED:  # sanctioned.txt: decided from the network side

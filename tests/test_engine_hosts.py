@@ -398,8 +398,7 @@ def test_learned_mappings_never_override_the_inventory(intel: Intel) -> None:
 
 
 def test_alert_names_the_mapping_source_and_the_conflict() -> None:
-    from netdetect.config import Allowlist
-    from netdetect.correlate import correlate
+    from netdetect.correlate import Allowlist, correlate
     from netdetect.model import Endpoint, Evidence, Verdict
 
     s = Suspect(flow_id=1, ts=5.0, first_ts=1.0, miner=Endpoint("10.0.0.40", 40000),

@@ -27,8 +27,7 @@ from netdetect.agent.schema import (
     ProcessFacts,
 )
 from netdetect.campaign import CampaignBook
-from netdetect.config import Allowlist
-from netdetect.correlate import correlate
+from netdetect.correlate import Allowlist, correlate
 from netdetect.hosts import HostIdentity
 from netdetect.intel import load_intel
 from netdetect.model import Alert, Suspect

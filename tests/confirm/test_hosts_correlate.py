@@ -6,8 +6,7 @@ import msgspec
 import pytest
 
 from netdetect.agent.schema import HostFacts, HostReport, PersistenceEntry, ProcessFacts, TopProcess
-from netdetect.config import Allowlist, CorrelateConfig
-from netdetect.correlate import correlate, wallet_of
+from netdetect.correlate import Allowlist, CorrelateConfig, correlate, wallet_of
 from netdetect.hosts import HostIdentity, Inventory
 from netdetect.model import Verdict
 

@@ -18,9 +18,9 @@ from hypothesis import strategies as st
 
 from netdetect.agent.schema import MAX_REPORT_BYTES
 from netdetect.agent.topics import MqttSettings, query_topic
-from netdetect.config import Allowlist, ConfirmConfig, SensorConfig
+from netdetect.config import ConfirmConfig, SensorConfig
 from netdetect.confirm import BROKER_UNAVAILABLE, Confirmer, _Link, _Pending
-from netdetect.correlate import correlate
+from netdetect.correlate import Allowlist, correlate
 from netdetect.hosts import HostIdentity, Inventory
 from netdetect.model import Alert, Verdict
 from netdetect.sinks.mqtt import MqttAlertSink

@@ -14,10 +14,10 @@ import msgspec
 
 from netdetect.agent.schema import HostFacts, PersistenceEntry
 from netdetect.agent.topics import MqttSettings
-from netdetect.config import Allowlist, ConfirmConfig, CorrelateConfig, SensorConfig
+from netdetect.config import ConfirmConfig, SensorConfig
 from netdetect.confirm import Confirmer
 from netdetect.core_engine import CoreEngine
-from netdetect.correlate import CPU_CAP, correlate, host_evidence
+from netdetect.correlate import CPU_CAP, Allowlist, CorrelateConfig, correlate, host_evidence
 from netdetect.hosts import HostIdentity, Inventory
 from netdetect.intel import Intel
 from netdetect.model import Verdict
