@@ -41,7 +41,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from netdetect.detect import DEFAULT_HOME_NET
 
@@ -662,14 +662,18 @@ class CampaignBook:
             self._owner.setdefault((t.kind, t.value), c.id)
             if t.kind == "wallet":
                 c.wallet_set.add(t.value)
+        links = c.links
         for t in [*strong, *(t for t in ties if not t.strong)]:
-            lk = c.links.setdefault((t.kind, t.value), Link(t.kind, t.value))
+            key = (t.kind, t.value)
+            lk = links.get(key)
+            if lk is None:
+                lk = links[key] = Link(t.kind, t.value)
             lk.alerts += 1
             lk.hosts.add(obs.host)
         for t in ties:
             if not t.strong:
-                self._weak.setdefault((t.kind, t.value), set()).add(c.id)
-        self._sources.setdefault(obs.host_ip, set()).add(c.id)
+                _add(self._weak, (t.kind, t.value), c.id)
+        _add(self._sources, obs.host_ip, c.id)
 
     def _merge(self, a: Campaign, b: Campaign) -> tuple[Campaign, Campaign]:
         """The campaign seen first keeps its id (ties: the smaller id). Index entries of the
@@ -691,6 +695,17 @@ class CampaignBook:
                 if root != c.id:
                     out.add((root, kind, lk.value))
         return sorted(out)
+
+
+_K = TypeVar("_K")
+
+
+def _add(index: dict[_K, set[str]], key: _K, cid: str) -> None:
+    found = index.get(key)
+    if found is None:
+        index[key] = {cid}
+    else:
+        found.add(cid)
 
 
 def _conflict(a: set[str], b: set[str]) -> bool:
