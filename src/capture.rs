@@ -20,9 +20,8 @@
 //! parser over one buffer is shorter than adapting pcap-parser's to each of them.
 
 use crate::error::CaptureError;
-use crate::os::mapped::MappedFile;
 use std::fs::File;
-use std::io::{self, Cursor, Read, Seek};
+use std::io::{self, Cursor, Read};
 use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -38,9 +37,6 @@ pub const MAX_TS: f64 = 253_402_300_799.0;
 /// costs memory for the rest of the section, so a file made of nothing but IDBs must not
 /// grow the table without bound. Real captures declare a handful.
 pub const MAX_INTERFACES: usize = 65_536;
-
-/// A mapped file lost bytes while it was read (see `os::mapped`).
-const SHRANK: &str = "the file shrank while it was read (truncated by another program)";
 
 /// Bytes asked of the source per read.
 const CHUNK: usize = 256 * 1024;
@@ -188,23 +184,6 @@ impl Read for Counting {
         let n = self.inner.read(buf)?;
         self.count.fetch_add(n as u64, Ordering::Relaxed);
         Ok(n)
-    }
-}
-
-/// Where the reader's bytes are: its own buffer filled by read(2), or the file's mapping.
-enum Buf {
-    Owned(Vec<u8>),
-    Mapped(MappedFile),
-}
-
-impl std::ops::Deref for Buf {
-    type Target = [u8];
-
-    fn deref(&self) -> &[u8] {
-        match self {
-            Buf::Owned(v) => v,
-            Buf::Mapped(map) => map.bytes(),
-        }
     }
 }
 
@@ -387,7 +366,7 @@ pub struct CaptureReader {
     stream: Box<dyn Read + Send>,
     raw_count: Arc<AtomicU64>,
     /// buf[start..end] is unconsumed; `base` is the stream offset of buf[0].
-    buf: Buf,
+    buf: Vec<u8>,
     start: usize,
     end: usize,
     base: u64,
@@ -405,48 +384,7 @@ impl CaptureReader {
             return Self::from_reader(path, Box::new(io::stdin()));
         }
         let file = open_file(path)?;
-        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let file = match MappedFile::open(file, len) {
-            Ok(map) => {
-                // An uncompressed capture is parsed in place; a compressed one is streamed.
-                let head = &map.bytes()[..6];
-                let compressed = head.starts_with(b"\x1f\x8b")
-                    || head.starts_with(b"BZh")
-                    || head.starts_with(b"\xfd7zXZ\x00")
-                    || UNSUPPORTED.iter().any(|(magic, _)| head.starts_with(magic));
-                if !compressed {
-                    return Self::mapped(path, map);
-                }
-                match map.reopen() {
-                    Some(f) => f,
-                    None => open_file(path)?,
-                }
-            }
-            Err(file) => file,
-        };
         Self::from_reader(path, Box::new(file))
-    }
-
-    fn mapped(name: &str, map: MappedFile) -> Result<CaptureReader, CaptureError> {
-        let end = map.bytes().len();
-        let r = CaptureReader {
-            name: name.to_string(),
-            stats: CaptureStats::default(),
-            compression: None,
-            stream: Box::new(io::empty()),
-            raw_count: Arc::new(AtomicU64::new(0)),
-            buf: Buf::Mapped(map),
-            start: 0,
-            end,
-            base: 0,
-            eof: true,
-            state: State::Start,
-            moved: 0,
-        };
-        if let Some(reason) = reason_for(&r.buf[..4], None) {
-            return Err(CaptureError::new(name, 0, reason));
-        }
-        Ok(r)
     }
 
     /// Read from any byte stream (non-seekable is fine); `name` is used in errors.
@@ -461,7 +399,7 @@ impl CaptureReader {
             compression: opened.compression,
             stream: opened.stream,
             raw_count: opened.raw_count,
-            buf: Buf::Owned(Vec::new()),
+            buf: Vec::new(),
             start: 0,
             end: 0,
             base: 0,
@@ -488,13 +426,6 @@ impl CaptureReader {
             self.next_found()?
         };
         self.sync_stats();
-        if let Buf::Mapped(map) = &mut self.buf {
-            map.consumed(self.start);
-            if map.damaged() {
-                self.state = State::Done;
-                return Err(self.fail(SHRANK));
-            }
-        }
         let Some(f) = found else {
             self.state = State::Done;
             return Ok(None);
@@ -530,9 +461,7 @@ impl CaptureReader {
             }
         };
         let (sec, frac, caplen, wirelen) = (word(0), word(4), word(8), word(12));
-        // An all-zero header may be the cut page of a file truncated under its mapping:
-        // the general path asks.
-        if caplen > MAX_SNAPLEN || (sec | frac | caplen | wirelen) == 0 {
+        if caplen > MAX_SNAPLEN {
             return None;
         }
         let need = kind.rec + caplen as usize;
@@ -569,14 +498,9 @@ impl CaptureReader {
             match step {
                 Ok(None) => continue,
                 Ok(Some(found)) => return Ok(found),
-                Err(mut e) => {
+                Err(e) => {
                     self.state = State::Done;
                     self.sync_stats();
-                    if let Buf::Mapped(map) = &self.buf {
-                        if map.shrunk() {
-                            e.reason = SHRANK.to_string();
-                        }
-                    }
                     return Err(e);
                 }
             }
@@ -601,12 +525,7 @@ impl CaptureReader {
         if self.end - self.start >= n {
             return Ok(true);
         }
-        if matches!(self.buf, Buf::Mapped(_)) && !self.unmap_if_grown() {
-            return Ok(false);
-        }
-        let Buf::Owned(buf) = &mut self.buf else {
-            unreachable!("unmap_if_grown left the mapping");
-        };
+        let buf = &mut self.buf;
         if self.start > 0 {
             buf.copy_within(self.start..self.end, 0);
             self.moved += (self.end - self.start) as u64;
@@ -633,32 +552,6 @@ impl CaptureReader {
             }
         }
         Ok(self.end >= n)
-    }
-
-    /// At the end of the mapped part: when the file has grown since (it is still being
-    /// written), read on from there with read(2); true if it did.
-    fn unmap_if_grown(&mut self) -> bool {
-        let Buf::Mapped(map) = &self.buf else {
-            return false;
-        };
-        let mapped = map.bytes().len() as u64;
-        if map.file_len().unwrap_or(0) <= mapped || map.damaged() {
-            return false;
-        }
-        let Some(mut file) = map.reopen() else {
-            return false;
-        };
-        if file.seek(io::SeekFrom::Start(mapped)).is_err() {
-            return false;
-        }
-        let rest = self.buf[self.start..self.end].to_vec();
-        self.base += self.start as u64;
-        self.end -= self.start;
-        self.start = 0;
-        self.buf = Buf::Owned(rest);
-        self.stream = Box::new(file);
-        self.eof = false;
-        true
     }
 
     fn file_header(&mut self) -> Result<(), CaptureError> {
@@ -709,14 +602,6 @@ impl CaptureReader {
             return Err(self.fail(format!("truncated record header ({avail} bytes)")));
         }
         let h = &self.buf[self.start..self.start + rec];
-        if h.iter().all(|&b| b == 0) {
-            // What the cut page of a file truncated under its mapping reads as.
-            if let Buf::Mapped(map) = &self.buf {
-                if map.shrunk() {
-                    return Err(self.fail(SHRANK));
-                }
-            }
-        }
         let sec = rd32(h, 0, kind.big);
         let frac = rd32(h, 4, kind.big);
         let caplen = rd32(h, 8, kind.big);
@@ -1724,137 +1609,6 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
         std::fs::create_dir_all(&d).unwrap();
         d
-    }
-
-    /// A pcap of `n` 1000-byte records numbered in their first bytes: large enough to be
-    /// read through a mapping.
-    fn big_pcap(big: bool, n: u32) -> (Vec<u8>, Vec<Vec<u8>>) {
-        let payloads: Vec<Vec<u8>> = (0..n)
-            .map(|i| {
-                let mut d = i.to_be_bytes().to_vec();
-                d.resize(1000, (i % 200) as u8);
-                d
-            })
-            .collect();
-        let recs: Vec<Rec<'_>> = payloads
-            .iter()
-            .enumerate()
-            .map(|(i, d)| (1_700_000_000 + i as u32, 0, d.as_slice(), 1000))
-            .collect();
-        (pcap(big, US, 1, &recs), payloads.clone())
-    }
-
-    #[test]
-    fn mapped_files_read_as_streamed_ones() {
-        let d = tmpdir("mapped");
-        for big in [false, true] {
-            let (data, _) = big_pcap(big, 3000);
-            assert!(data.len() as u64 >= crate::os::mapped::MIN_MAPPED);
-            let p = d.join(format!("big-{big}.pcap"));
-            std::fs::write(&p, &data).unwrap();
-            let r = CaptureReader::open(p.to_str().unwrap()).unwrap();
-            assert!(
-                matches!(r.buf, Buf::Mapped(_)),
-                "an uncompressed file is mapped"
-            );
-            let (mapped, err, r) = drain(r);
-            assert!(err.is_none());
-            assert_eq!(r.stats.offset, data.len() as u64);
-            assert_eq!(r.stats.file_offset, data.len() as u64);
-            let (streamed, err2) = read_all(&data);
-            assert!(err2.is_none());
-            assert_eq!(mapped.len(), 3000);
-            assert_eq!(mapped, streamed);
-        }
-        // Compressed files are streamed through their decompressor, never mapped.
-        let (data, _) = big_pcap(false, 3000);
-        let p = d.join("big.pcap.gz");
-        std::fs::write(&p, gzip(&data)).unwrap();
-        let r = CaptureReader::open(p.to_str().unwrap()).unwrap();
-        assert!(matches!(r.buf, Buf::Owned(_)));
-        assert_eq!(drain(r).0.len(), 3000);
-        std::fs::remove_dir_all(d).unwrap();
-    }
-
-    #[test]
-    fn mapped_file_truncated_while_read_is_damage_after_the_frames_before() {
-        let d = tmpdir("mapped-trunc");
-        let (data, payloads) = big_pcap(false, 3000);
-        // Cut on a page boundary (the pages past it fault) and inside a page (its tail
-        // reads as zeros without a fault).
-        for cut in [64 * 1024, 64 * 1024 + 100] {
-            let p = d.join(format!("t{cut}.pcap"));
-            std::fs::write(&p, &data).unwrap();
-            let mut r = CaptureReader::open(p.to_str().unwrap()).unwrap();
-            assert!(matches!(r.buf, Buf::Mapped(_)));
-            let mut got = 0u32;
-            for _ in 0..10 {
-                let f = r.next_frame().unwrap().unwrap();
-                assert_eq!(f.data, payloads[got as usize].as_slice());
-                got += 1;
-            }
-            // Another program cuts the file (a copytruncate rotation would cut it to
-            // nothing): the pages past the cut vanish from under the mapping.
-            std::fs::OpenOptions::new()
-                .write(true)
-                .open(&p)
-                .unwrap()
-                .set_len(cut as u64)
-                .unwrap();
-            let err = loop {
-                match r.next_frame() {
-                    Ok(Some(f)) => {
-                        // Frames whole in what is left are the file's; the one across the
-                        // cut may read as zeros from the cut on.
-                        let end = 24 + (got as usize + 1) * 1016;
-                        let want = &payloads[got as usize];
-                        if end <= cut {
-                            assert_eq!(f.data, want.as_slice());
-                        } else {
-                            let keep = cut - (end - 1000);
-                            assert_eq!(&f.data[..keep], &want[..keep]);
-                        }
-                        got += 1;
-                    }
-                    Ok(None) => panic!("a truncated file read to a clean end"),
-                    Err(e) => break e,
-                }
-            };
-            assert_eq!(err.reason, SHRANK);
-            assert_eq!(got, 65, "every frame begun before the cut, then the damage");
-            assert!(matches!(r.next_frame(), Ok(None)));
-        }
-        std::fs::remove_dir_all(d).unwrap();
-    }
-
-    #[test]
-    fn mapped_file_that_grows_is_read_to_its_new_end() {
-        let d = tmpdir("mapped-grow");
-        let (data, payloads) = big_pcap(false, 3000);
-        // The writer has written 2000 whole records and half of the next when we open it.
-        let cut = 24 + 2000 * 1016 + 500;
-        let p = d.join("g.pcap");
-        std::fs::write(&p, &data[..cut]).unwrap();
-        let mut r = CaptureReader::open(p.to_str().unwrap()).unwrap();
-        assert!(matches!(r.buf, Buf::Mapped(_)));
-        for want in &payloads[..1500] {
-            assert_eq!(r.next_frame().unwrap().unwrap().data, want.as_slice());
-        }
-        std::fs::OpenOptions::new()
-            .append(true)
-            .open(&p)
-            .unwrap()
-            .write_all(&data[cut..])
-            .unwrap();
-        let (rest, err, r) = drain(r);
-        assert!(err.is_none(), "{err:?}");
-        assert_eq!(rest.len(), 1500);
-        assert!(rest
-            .iter()
-            .zip(&payloads[1500..])
-            .all(|(g, w)| &g.data == w));
-        assert_eq!(r.stats.offset, data.len() as u64);
-        std::fs::remove_dir_all(d).unwrap();
     }
 
     #[test]
