@@ -73,12 +73,14 @@ def _eve_second(sec: int) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
 
 
+@lru_cache(maxsize=4096)
 def eve_timestamp(ts: float) -> str:
     """Suricata's timestamp form: ISO 8601, microseconds, numeric UTC offset.
 
     Same text as datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f%z")
     (microseconds rounded half to even), at a fraction of its cost: a replay writes
-    several per alert."""
+    several per alert, most of them again (an alert's and its flow record's evidence, the
+    campaign book's copy), so recent ones are remembered."""
     frac, whole = math.modf(ts)
     sec = int(whole)
     us = round(frac * 1e6)
