@@ -320,6 +320,18 @@ fn rd32(b: &[u8], off: usize, big: bool) -> u32 {
     }
 }
 
+/// A pcap record header's seconds, fraction, captured and wire lengths (`h` holds at least
+/// its first 16 bytes).
+#[inline]
+fn pcap_fields(h: &[u8], big: bool) -> (u32, u32, u32, u32) {
+    (
+        rd32(h, 0, big),
+        rd32(h, 4, big),
+        rd32(h, 8, big),
+        rd32(h, 12, big),
+    )
+}
+
 fn ts_ok(ts: f64) -> bool {
     (MIN_TS..=MAX_TS).contains(&ts)
 }
@@ -451,16 +463,7 @@ impl CaptureReader {
             return None;
         };
         let avail = &self.buf[self.start..self.end];
-        let h = avail.get(..16)?;
-        let word = |i: usize| {
-            let b = [h[i], h[i + 1], h[i + 2], h[i + 3]];
-            if kind.big {
-                u32::from_be_bytes(b)
-            } else {
-                u32::from_le_bytes(b)
-            }
-        };
-        let (sec, frac, caplen, wirelen) = (word(0), word(4), word(8), word(12));
+        let (sec, frac, caplen, wirelen) = pcap_fields(avail.get(..16)?, kind.big);
         if caplen > MAX_SNAPLEN {
             return None;
         }
@@ -601,11 +604,7 @@ impl CaptureReader {
             }
             return Err(self.fail(format!("truncated record header ({avail} bytes)")));
         }
-        let h = &self.buf[self.start..self.start + rec];
-        let sec = rd32(h, 0, kind.big);
-        let frac = rd32(h, 4, kind.big);
-        let caplen = rd32(h, 8, kind.big);
-        let wirelen = rd32(h, 12, kind.big);
+        let (sec, frac, caplen, wirelen) = pcap_fields(&self.buf[self.start..], kind.big);
         if caplen > MAX_SNAPLEN {
             return Err(self.fail(format!("record length {caplen} exceeds {MAX_SNAPLEN}")));
         }

@@ -220,7 +220,8 @@ class Intel:
 
     Built by `load_intel`; after that every method is a pure lookup (the address sets are a
     memory-mapped MaxMind DB). Safe to share between threads: the only state that changes
-    after load is two bounded memos of lookup results, touched by single dict operations.
+    after load is two bounded memos of lookup results, touched by single dict operations, and
+    the agent alternation compiled once lookups are many (a race compiles it twice at worst).
     """
 
     def __init__(
