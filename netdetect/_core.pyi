@@ -46,6 +46,32 @@ class Ring:
     @property
     def bad_frames(self) -> int: ...
 
+class MmdbReader:
+    """A MaxMind DB read whole and verified when opened (src/mmdb.rs); the pool address DB's
+    reader (netdetect.intel.mmdb.IpSetDb)."""
+
+    @staticmethod
+    def open(path: str) -> MmdbReader:
+        """OSError when the file cannot be read; ValueError (the reason) when it is not a
+        valid MaxMind DB."""
+    @staticmethod
+    def from_bytes(data: bytes) -> MmdbReader: ...
+    @property
+    def database_type(self) -> str: ...
+    @property
+    def description(self) -> dict[str, str]: ...
+    @property
+    def ip_version(self) -> int: ...
+    @property
+    def closed(self) -> bool: ...
+    def lookup(
+        self, ip: str
+    ) -> tuple[str | None, str | None, str | None, str, list[int] | None, int] | None:
+        """(category, source, note, network, ports, prefix_len) of the record holding the
+        address written as `ip`; None when it is not an address, has no record or the
+        reader is closed. ValueError only for a record the decoder refuses."""
+    def close(self) -> None: ...
+
 class Core:
     def __init__(
         self,

@@ -143,15 +143,11 @@ def build_parser() -> argparse.ArgumentParser:
     sc.add_argument("-v", "--verbose", action="store_true",
                     help="also list each file's entry count and every allowlist entry with "
                     "its reason")
-    try:
-        from netdetect.intel.formats import FORMATS
-
-        formats: list[str] | None = sorted(FORMATS)
-    except ModuleNotFoundError:  # an agent-only install; the command itself says what to add
-        formats = None
+    # A plain table: importing it loads nothing else of netdetect.intel (see its __init__).
+    from netdetect.intel.formats import FORMATS
 
     si = ssub.add_parser("import", help="convert a public list into the project's format")
-    si.add_argument("format", choices=formats)
+    si.add_argument("format", choices=sorted(FORMATS))
     si.add_argument("file")
     si.add_argument("--dir", default=None, help="signature directory to import into")
     si.add_argument("--name", default=None, help="name of the imported list (default: file)")

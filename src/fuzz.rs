@@ -15,6 +15,7 @@ use crate::engine::{Config, Engine};
 use crate::http::HttpSniffer;
 use crate::intel::Prefilter;
 use crate::lines::{Framed, LineFramer};
+use crate::mmdb::{self, IpSetReader};
 use crate::packet::{PacketDecoder, LINKTYPES, TCP, UDP};
 use crate::pdns::PassiveDns;
 use crate::reasm::Reassembler;
@@ -1195,5 +1196,104 @@ proptest! {
         let want: Vec<_> = direct.into_iter().map(tls::TlsEvent::Certificate).collect();
         prop_assert_eq!(tls_events(&[&stream], false), (want.clone(), false));
         prop_assert_eq!(tls_events(&segments(&stream, &cut), false), (want, false));
+    }
+}
+
+/// An IPv4 address spelled in one of the forms inet_aton reads: 1 to 4 parts, each
+/// decimal, octal or hex (any case, any count of leading zeros).
+fn aton_spelling() -> impl Strategy<Value = (u32, String)> {
+    (
+        any::<u32>(),
+        1usize..=4,
+        prop::collection::vec((0u8..3, any::<bool>(), 0usize..3), 4),
+    )
+        .prop_map(|(addr, n, styles)| {
+            let b = addr.to_be_bytes();
+            // n parts: the first n-1 are single bytes, the last fills the rest.
+            let mut parts: Vec<u32> = b[..n - 1].iter().map(|&x| u32::from(x)).collect();
+            let rest = b[n - 1..]
+                .iter()
+                .fold(0u32, |acc, &x| (acc << 8) | u32::from(x));
+            parts.push(rest);
+            let text = parts
+                .iter()
+                .zip(&styles)
+                .map(|(&p, &(base, upper, zeros))| match base {
+                    0 => p.to_string(),
+                    1 => format!("0{}{:o}", "0".repeat(zeros), p),
+                    _ => {
+                        let hex = format!("0x{}{:x}", "0".repeat(zeros), p);
+                        if upper {
+                            hex.to_uppercase()
+                        } else {
+                            hex
+                        }
+                    }
+                })
+                .collect::<Vec<_>>()
+                .join(".");
+            (addr, text)
+        })
+}
+
+proptest! {
+    /// The pool address DB: a mutated DB (or random bytes) is refused with a reason or read;
+    /// once read, every lookup answers (a record, nothing, or a decoder error) without a
+    /// panic, and a record found is the one of a network holding the address.
+    #[test]
+    fn fuzz_mmdb(
+        e in edits(),
+        random in prop::bool::weighted(0.125),
+        bytes in prop::collection::vec(any::<u8>(), 0..700),
+        probes in prop::collection::vec(any::<u32>(), 1..16),
+    ) {
+        let data = if random { bytes } else { mutate(mmdb::tests::sample(), &e) };
+        match IpSetReader::from_bytes(data) {
+            Err(err) => prop_assert!(!err.0.is_empty()),
+            Ok(db) => {
+                for &p in &probes {
+                    let v4 = std::net::IpAddr::V4(p.into());
+                    let v6 = std::net::IpAddr::V6((u128::from(p) << 64 | 0x2001_0db8 << 96).into());
+                    for addr in [v4, v6] {
+                        if let Ok(Some(found)) = db.lookup_addr(addr) {
+                            let (net, len) = found.tree_network.split_once('/').unwrap();
+                            let net: std::net::IpAddr = net.parse().unwrap();
+                            prop_assert_eq!(len.parse::<u8>().unwrap(), found.prefix_len);
+                            let held = match (net, addr) {
+                                (std::net::IpAddr::V4(n), std::net::IpAddr::V4(a)) => {
+                                    found.prefix_len == 0
+                                        || (u32::from(n) ^ u32::from(a)) >> (32 - found.prefix_len) == 0
+                                }
+                                (std::net::IpAddr::V6(n), std::net::IpAddr::V6(a)) => {
+                                    found.prefix_len == 0
+                                        || (u128::from(n) ^ u128::from(a)) >> (128 - found.prefix_len) == 0
+                                }
+                                // An IPv4 lookup answered above the IPv4 subtree.
+                                _ => true,
+                            };
+                            prop_assert!(held, "{} not in {}", addr, found.tree_network);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Address text: every inet_aton spelling of an address reads as that address; any
+    /// text at all reads as an address or not, without a panic, and an IPv6 reading is
+    /// std's reading of the text before the scope.
+    #[test]
+    fn fuzz_address_text(
+        (addr, spelled) in aton_spelling(),
+        text in "[0-9a-fA-FxX.:%]{0,48}",
+        any_text in ".{0,48}",
+    ) {
+        prop_assert_eq!(mmdb::inet_aton(&spelled), Some(addr.into()), "{}", spelled);
+        for t in [&text, &any_text] {
+            if let Some(std::net::IpAddr::V6(a)) = mmdb::parse_address(t) {
+                let bare = t.split('%').next().unwrap_or_default();
+                prop_assert_eq!(bare.parse::<std::net::Ipv6Addr>().ok(), Some(a));
+            }
+        }
     }
 }

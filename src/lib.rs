@@ -15,6 +15,7 @@ pub mod error;
 pub mod http;
 pub mod intel;
 pub mod lines;
+pub mod mmdb;
 pub mod os;
 pub mod packet;
 pub mod pdns;

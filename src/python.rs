@@ -6,13 +6,14 @@
 use crate::capture::CaptureReader;
 use crate::engine::{Body, Config, Engine, Event, Sv2Kind};
 use crate::intel::Prefilter;
+use crate::mmdb::IpSetReader;
 use crate::tls::shape::ShapeSummary;
 use pyo3::exceptions::{PyOSError, PyValueError};
 use pyo3::prelude::*;
-use pyo3::types::{PyBytes, PyDict, PyList};
+use pyo3::types::{PyBytes, PyDict, PyList, PyString};
 use std::net::IpAddr;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::Mutex;
+use std::sync::{Mutex, RwLock};
 
 // Event kinds: the first element of every event tuple.
 const K_OPEN: u8 = 0;
@@ -550,6 +551,144 @@ fn feed_guarded(e: &mut Engine, ts: f64, linktype: u32, frame: &[u8]) {
     }
 }
 
+/// A pool address DB (src/mmdb.rs), read and verified whole when opened; lookups hold the
+/// GIL (a lookup is a tree walk and one small record). netdetect/intel/mmdb.py `IpSetDb`
+/// is the Python face.
+#[pyclass(module = "netdetect._core", frozen)]
+pub struct MmdbReader {
+    /// None once closed: a lookup then finds nothing, as the Python reader's did.
+    db: RwLock<Option<IpSetReader>>,
+}
+
+impl MmdbReader {
+    fn parse(py: Python<'_>, data: Vec<u8>) -> PyResult<Self> {
+        match py.detach(|| catch_unwind(AssertUnwindSafe(|| IpSetReader::from_bytes(data)))) {
+            Ok(Ok(db)) => Ok(MmdbReader {
+                db: RwLock::new(Some(db)),
+            }),
+            Ok(Err(e)) => Err(PyValueError::new_err(e.0)),
+            Err(_) => Err(PyValueError::new_err(panic_message("the reader failed"))),
+        }
+    }
+
+    fn with_db<T>(&self, f: impl FnOnce(&IpSetReader) -> T) -> Option<T> {
+        // A poisoned lock means a panic was caught under it; the reader itself is immutable.
+        let guard = self.db.read().unwrap_or_else(|e| e.into_inner());
+        guard.as_ref().map(f)
+    }
+}
+
+#[pymethods]
+impl MmdbReader {
+    /// Read the file at `path` whole; OSError (errno, reason, path) when it cannot be read,
+    /// ValueError with the reason when it is not a valid MaxMind DB.
+    #[staticmethod]
+    fn open(py: Python<'_>, path: std::path::PathBuf) -> PyResult<Self> {
+        let data = py.detach(|| std::fs::read(&path)).map_err(|e| {
+            // As Python's own OSError reads: "[Errno 2] No such file or directory: 'x'".
+            let errno = e.raw_os_error().unwrap_or(0);
+            let text = e.to_string();
+            let reason = text
+                .strip_suffix(&format!(" (os error {errno})"))
+                .unwrap_or(&text);
+            PyOSError::new_err((errno, reason.to_owned(), path.display().to_string()))
+        })?;
+        Self::parse(py, data)
+    }
+
+    /// A MaxMind DB given as bytes; ValueError with the reason when it is not valid.
+    #[staticmethod]
+    fn from_bytes(py: Python<'_>, data: &[u8]) -> PyResult<Self> {
+        Self::parse(py, data.to_vec())
+    }
+
+    #[getter]
+    fn database_type(&self) -> PyResult<String> {
+        self.with_db(|db| db.database_type().to_owned())
+            .ok_or_else(closed)
+    }
+
+    /// The metadata's description map (language or key -> text).
+    #[getter]
+    fn description(&self) -> PyResult<std::collections::BTreeMap<String, String>> {
+        self.with_db(|db| db.description().clone())
+            .ok_or_else(closed)
+    }
+
+    #[getter]
+    fn ip_version(&self) -> PyResult<u16> {
+        self.with_db(|db| db.ip_version()).ok_or_else(closed)
+    }
+
+    #[getter]
+    fn closed(&self) -> bool {
+        self.with_db(|_| ()).is_none()
+    }
+
+    /// The record holding the address written as `ip` -> (category, source, note, network,
+    /// ports, prefix_len), each field None when the record lacks it or holds another type
+    /// (network: the record's, else the tree's); None when `ip` is not an address (any
+    /// text, even not a str), the DB has no map for it, or the reader is closed.
+    /// ValueError only for a record the decoder refuses (the file passed verification).
+    #[allow(clippy::type_complexity)]
+    fn lookup(
+        &self,
+        ip: &Bound<'_, PyAny>,
+    ) -> PyResult<
+        Option<(
+            Option<String>,
+            Option<String>,
+            Option<String>,
+            String,
+            Option<Vec<i64>>,
+            u8,
+        )>,
+    > {
+        let Ok(text) = ip.cast::<PyString>() else {
+            return Ok(None);
+        };
+        let Ok(text) = text.to_str() else {
+            return Ok(None); // lone surrogates: not an address
+        };
+        let found = self.with_db(|db| catch_unwind(AssertUnwindSafe(|| db.lookup(text))));
+        let found = match found {
+            None => return Ok(None),
+            Some(Ok(Ok(found))) => found,
+            Some(Ok(Err(e))) => return Err(PyValueError::new_err(e.0)),
+            Some(Err(_)) => return Err(PyValueError::new_err(panic_message("the lookup failed"))),
+        };
+        Ok(found.map(|f| {
+            let r = f.record;
+            (
+                r.category,
+                r.source,
+                r.note,
+                r.network.unwrap_or(f.tree_network),
+                r.ports,
+                f.prefix_len,
+            )
+        }))
+    }
+
+    /// Release the DB's memory; lookups find nothing from then on.
+    fn close(&self) {
+        let mut guard = self.db.write().unwrap_or_else(|e| e.into_inner());
+        *guard = None;
+    }
+}
+
+fn closed() -> PyErr {
+    PyValueError::new_err("the MaxMind DB reader is closed")
+}
+
+/// A caught panic as an error message (the hook kept it; see `last_panic`).
+fn panic_message(what: &str) -> String {
+    match last_panic() {
+        Some(msg) => format!("{what}: internal error: {msg}"),
+        None => format!("{what}: internal error"),
+    }
+}
+
 #[pymodule]
 fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add("__version__", env!("CARGO_PKG_VERSION"))?;
@@ -558,6 +697,7 @@ fn _core(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Core>()?;
     m.add_class::<Capture>()?;
     m.add_class::<Ring>()?;
+    m.add_class::<MmdbReader>()?;
     probes::register(m)?;
     for (name, v) in [
         ("K_OPEN", K_OPEN),

@@ -1,4 +1,9 @@
-"""Compiles pool address sets into a MaxMind DB and looks addresses up in MaxMind DBs."""
+"""Compiles pool address sets into a MaxMind DB and looks addresses up in MaxMind DBs.
+
+The pool address DB is read by the compiled core (`_core.MmdbReader`, src/mmdb.rs); the
+Python `maxminddb` package is imported only to read the user's GeoLite2 databases, and
+`mmdb_writer` only to compile: neither is on the start-up path of a replay or a sensor.
+"""
 
 from __future__ import annotations
 
@@ -8,12 +13,14 @@ import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import maxminddb
-from maxminddb.types import Record
-
+from netdetect import _core
 from netdetect.errors import SignatureError
+
+if TYPE_CHECKING:
+    import maxminddb
+    from maxminddb.types import Record
 
 DB_TYPE = "netdetect-pool-ips"
 # The sources digest rides in the description map because MaxMind DB metadata has no slot
@@ -143,9 +150,20 @@ def compile_ip_sets(entries: Iterable[IpEntry], dest: str | Path, *, digest: str
 
 
 def _open(path: Path) -> maxminddb.Reader:
+    # Imported here: only GeoLite2 databases are read through it, and its package import
+    # costs a good part of a replay's start-up (importlib.metadata, email, zipfile ...).
+    import maxminddb
+
     try:
         return maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
     except (OSError, ValueError, maxminddb.InvalidDatabaseError) as exc:
+        raise SignatureError(f"{path}:0: not a readable MaxMind DB: {exc}") from exc
+
+
+def _open_core(path: Path) -> _core.MmdbReader:
+    try:
+        return _core.MmdbReader.open(str(path))
+    except (OSError, ValueError) as exc:
         raise SignatureError(f"{path}:0: not a readable MaxMind DB: {exc}") from exc
 
 
@@ -170,19 +188,25 @@ def _get(reader: maxminddb.Reader, ip: str) -> tuple[Record | None, int]:
 
 
 class IpSetDb:
-    """Lookups in a compiled pool address DB."""
+    """Lookups in a compiled pool address DB.
+
+    The core reads the address text as the sensor always has (inet_aton forms, numeric
+    IPv6 scopes, ::ffff:a.b.c.d folded to IPv4: see src/mmdb.rs); text that is not an
+    address finds nothing. The whole file is verified when opened, so a damaged DB is a
+    SignatureError at start, not a surprise in the middle of a run.
+    """
 
     __slots__ = ("_reader", "path")
 
-    def __init__(self, reader: maxminddb.Reader, path: Path) -> None:
+    def __init__(self, reader: _core.MmdbReader, path: Path) -> None:
         self._reader = reader
         self.path = path
 
     @classmethod
     def open(cls, path: str | Path) -> IpSetDb:
         path = Path(path)
-        reader = _open(path)
-        if reader.metadata().database_type != DB_TYPE:
+        reader = _open_core(path)
+        if reader.database_type != DB_TYPE:
             reader.close()
             raise SignatureError(f"{path}:0: not a netdetect pool address DB")
         return cls(reader, path)
@@ -191,35 +215,37 @@ class IpSetDb:
     def digest_of(path: str | Path) -> str | None:
         """The sources digest recorded in a compiled DB, or None if it has none or is unreadable."""
         try:
-            reader = maxminddb.open_database(str(path), maxminddb.MODE_AUTO)
-        except (OSError, ValueError, maxminddb.InvalidDatabaseError):
+            db = IpSetDb.open(path)
+        except SignatureError:
             return None
         try:
-            meta = reader.metadata()
-            if meta.database_type != DB_TYPE:
-                return None
-            value = meta.description.get(DIGEST_KEY)
-            return value if isinstance(value, str) else None
+            return db.digest
         finally:
-            reader.close()
+            db.close()
+
+    @property
+    def digest(self) -> str | None:
+        """The sources digest this DB was compiled from, if it records one."""
+        return self._reader.description.get(DIGEST_KEY)
 
     def lookup(self, ip: str) -> IpMatch | None:
-        rec, prefix_len = _get(self._reader, ip)
-        if not isinstance(rec, dict) or rec.get("category") == "allow":
+        try:
+            found = self._reader.lookup(ip)
+        except ValueError as exc:
+            # The file passed verification when opened: only a record beyond the decoder's
+            # size limits gets here.
+            raise SignatureError(f"{self.path}:0: unreadable record for {ip!r}: {exc}") from exc
+        if found is None:
             return None
-        ports = rec.get("ports")
-        network = rec.get("network")
-        if not isinstance(network, str):
-            # A DB compiled elsewhere without the field: the tree depth is the best we know.
-            network = str(ipaddress.ip_network((_normalise(ip), prefix_len), strict=False))
+        category, source, note, network, ports, _prefix_len = found
+        if category == "allow":
+            return None
         return IpMatch(
             network=network,
-            category=str(rec.get("category", "pool")),
-            source=str(rec.get("source", "")),
-            note=str(rec.get("note", "")),
-            ports=frozenset(p for p in ports if isinstance(p, int))
-            if isinstance(ports, list)
-            else frozenset(),
+            category=category if category is not None else "pool",
+            source=source or "",
+            note=note or "",
+            ports=frozenset(ports) if ports else frozenset(),
         )
 
     def close(self) -> None:

@@ -848,17 +848,17 @@ def _open_ip_db(loader: _Loader) -> tuple[IpSetDb | None, bool]:
         # A DB shipped without its lists (compiled elsewhere) is used as it is.
         return (IpSetDb.open(cached), True) if cached.is_file() else (None, False)
     digest = loader.sources_digest()
-    if cached.is_file() and IpSetDb.digest_of(cached) == digest:
-        return IpSetDb.open(cached), True
+    found = _open_current(cached, digest)
+    if found is not None:
+        return found, True
     user_cache = _cache_dir()
     if user_cache is not None:
         # A per-user cache keyed by the lists' digest: compiled once, not on every start.
         mine = user_cache / f"pool_ips-{digest[:32]}.mmdb"
-        try:
-            if mine.is_file() and IpSetDb.digest_of(mine) == digest:
-                return IpSetDb.open(mine), False
-        except (OSError, SignatureError):
-            pass  # unreadable (another user's cache, e.g. after a privilege drop): recompile
+        # Unreadable (another user's cache, e.g. after a privilege drop) or stale: recompile.
+        found = _open_current(mine, digest)
+        if found is not None:
+            return found, False
         try:
             user_cache.mkdir(parents=True, exist_ok=True, mode=0o700)
             with tempfile.NamedTemporaryFile(dir=user_cache, suffix=".tmp", delete=False) as f:
@@ -874,8 +874,24 @@ def _open_ip_db(loader: _Loader) -> tuple[IpSetDb | None, bool]:
     with tempfile.TemporaryDirectory(prefix="netdetect-intel-") as tmp:
         path = Path(tmp) / POOL_IPS_MMDB
         compile_ip_sets(loader.ip_entries, path, digest=digest)
-        # The DB is memory-mapped: the mapping outlives the file's directory entry.
+        # The DB is read whole when opened: the temporary directory can go.
         return IpSetDb.open(path), False
+
+
+def _open_current(path: Path, digest: str) -> IpSetDb | None:
+    """The compiled DB at `path` if it was compiled from lists with this digest; None when
+    it is missing, unreadable, damaged, foreign or stale. (Opened once: opening verifies
+    the whole file.)"""
+    if not path.is_file():
+        return None
+    try:
+        db = IpSetDb.open(path)
+    except (OSError, SignatureError):
+        return None
+    if db.digest == digest:
+        return db
+    db.close()
+    return None
 
 
 def _cache_dir() -> Path | None:
