@@ -879,11 +879,9 @@ def _open_current(path: Path, digest: str) -> IpSetDb | None:
     """The compiled DB at `path` if it was compiled from lists with this digest; None when
     it is missing, unreadable, damaged, foreign or stale. (Opened once: opening verifies
     the whole file.)"""
-    if not path.is_file():
-        return None
     try:
         db = IpSetDb.open(path)
-    except (OSError, SignatureError):
+    except SignatureError:  # every reason it cannot be read is one
         return None
     if db.digest == digest:
         return db

@@ -97,8 +97,13 @@ def test_the_agent_environment_lacks_the_sensor_dependencies(agent_env: dict[str
     assert done.returncode == 0, done.stderr
 
 
-def test_sensor_commands_name_the_extra_they_need(agent_env: dict[str, str]) -> None:
-    done = _python(agent_env, "-m", "netdetect", "replay", "pcaps/demo.pcap")
+def test_sensor_commands_name_the_extra_they_need(
+    agent_env: dict[str, str], tmp_path: Path,
+) -> None:
+    # An empty cache, so that the signatures' address lists must be compiled (mmdb_writer):
+    # a DB an earlier run compiled is read by the core, which needs no sensor package.
+    env = {**agent_env, "NETDETECT_CACHE_DIR": str(tmp_path / "cache")}
+    done = _python(env, "-m", "netdetect", "replay", "pcaps/demo.pcap")
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("netdetect: replay needs the sensor's dependencies (")
     assert done.stderr.endswith("is not installed): pip install 'netdetect[sensor]'\n")
