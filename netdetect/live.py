@@ -72,6 +72,10 @@ DNS_SIDE_FILTER = "udp and (src port 53 or src port 5353 or src port 5355)"
 # than that (a --topspeed replay can; a real client waits at least the answer's way to it).
 DNS_RING = RingConfig(block_size=1 << 18, block_count=8, retire_ms=2)
 STOP_GRACE = 15.0  # seconds the parent waits for workers to flush before killing them
+# Seconds a worker process may be gone before its "done" arrives: its last messages (final
+# suspects, counters, "done") are in the queue when it exits, possibly behind a long batch
+# the parent is still raising alerts for.
+EXIT_GRACE = 2.0
 SUMMARY_KEEP = 10_000  # alerts kept in memory for the end-of-run summary
 PR_SET_PDEATHSIG = 1
 
@@ -423,6 +427,7 @@ class Sensor:
         self.failed: list[str] = []
         self.pending = 0
         self._done: set[int] = set()
+        self._exited: dict[int, float] = {}  # worker -> when it was first seen gone
         self._ready: set[int] = set()
         self._confirmer: Any = None
         self._sensor_cfg: SensorConfig | None = None
@@ -783,7 +788,10 @@ class Sensor:
 
     def _check_workers(self) -> None:
         for wid, p in enumerate(self.procs):
-            if wid not in self._done and not p.is_alive():
+            if wid in self._done or p.is_alive():
+                continue
+            seen = self._exited.setdefault(wid, time.monotonic())
+            if time.monotonic() - seen >= EXIT_GRACE:
                 # A worker cannot be replaced: its socket needed privileges we no longer have.
                 log.error("worker %d died (exit code %s); stopping the sensor", wid, p.exitcode)
                 self.failed.append(f"worker {wid} exit {p.exitcode}")
