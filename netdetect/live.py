@@ -67,10 +67,16 @@ REPORT_EVERY = 1.0  # seconds between a worker's counter snapshots
 READ_TIMEOUT = 0.2  # seconds a worker waits in poll() before checking its control flags
 # The DNS side channel of each worker (see Sensor.dns_rings): answers only, small ring.
 DNS_SIDE_FILTER = "udp and (src port 53 or src port 5353 or src port 5355)"
-# Its blocks are handed over after 2 ms: a worker takes the side channel before its own
-# frames, so an answer reaches it unless the flow's first payload follows the answer by less
-# than that (a --topspeed replay can; a real client waits at least the answer's way to it).
-DNS_RING = RingConfig(block_size=1 << 18, block_count=8, retire_ms=2)
+# A TPACKET_V2 ring: the kernel hands each answer over as soon as it has written it, before
+# it even takes the next packet off the link, while main-ring frames reach the worker only
+# when their block is. The core reads the side ring before each main-ring block
+# (src/os/ring.rs drain_live), so every answer captured ahead of a flow's packets is in
+# passive DNS when they are judged, however close they follow it (a --topspeed replay of
+# a capture puts microseconds between them). 2048 slots of 2 KiB (4 MiB): a whole
+# Ethernet frame each (an answer in a longer one is cut, counted in dns_side_truncated),
+# and room for 2048 answers while the worker is busy, however long that lasts. (A V3 ring
+# holds only block_count x retire_ms of a busy worker's time: 8 x 2 ms lost answers.)
+DNS_RING = RingConfig(block_size=1 << 16, block_count=64, frame_size=2048)
 STOP_GRACE = 15.0  # seconds the parent waits for workers to flush before killing them
 # Seconds a worker process may be gone before its "done" arrives: its last messages (final
 # suspects, counters, "done") are in the queue when it exits, possibly behind a long batch
@@ -296,7 +302,8 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
     from netdetect import _core
 
     def mapped(r: RingSocket) -> _core.Ring:
-        return _core.Ring(r.fileno(), r.config.block_size, r.config.block_count, r.linktype)
+        return _core.Ring(r.fileno(), r.config.block_size, r.config.block_count, r.linktype,
+                          r.config.frame_size)
 
     core_ring = mapped(ring)
     core_dns = mapped(dns_ring) if dns_ring is not None else None
@@ -320,8 +327,9 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
         c["kernel_packets"] = k.packets
         c["kernel_drops"] = k.drops
         c["kernel_freezes"] = k.freezes
-        if dns_ring is not None:
+        if dns_ring is not None and core_dns is not None:
             c["kernel_dns_drops"] = dns_ring.stats().drops
+            c["dns_side_truncated"] = core_dns.truncated
         c["worker_errors"] = c.get("core_panics", 0)
         c["signature_generation"] = generation
         return c
@@ -353,7 +361,8 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
                     log.error("worker %d: the sensor process is gone, stopping", wid)
                     break
         # A block the kernel has not retired yet is handed over within retire_ms: wait for it,
-        # so frames that arrived before the stop are still analysed.
+        # so frames that arrived before the stop are still analysed (the side channel hands
+        # over each answer at once, and is read before each of those blocks).
         ring.freeze()
         if dns_ring is not None:
             dns_ring.freeze()
@@ -370,7 +379,8 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
         out.put(("counters", wid, snapshot()))
     finally:
         out.put(("done", wid, 0))
-        del core_ring, core_dns
+        del core_ring
+        core_dns = None  # unmapped before its socket is closed, like core_ring
         ring.close()
         if dns_ring is not None:
             dns_ring.close()

@@ -280,8 +280,9 @@ impl Capture {
     }
 }
 
-/// A live TPACKET_V3 ring, mapped from a configured AF_PACKET socket's descriptor (the
-/// socket stays owned by Python, which must keep it open while this lives).
+/// A live ring, mapped from a configured AF_PACKET socket's descriptor (the socket stays
+/// owned by Python, which must keep it open while this lives): TPACKET_V3 blocks, or with
+/// `frame_size` TPACKET_V2 slots of that size (the DNS side channel).
 #[pyclass(module = "netdetect._core")]
 pub struct Ring {
     ring: Mutex<crate::ring::Ring>,
@@ -290,9 +291,20 @@ pub struct Ring {
 #[pymethods]
 impl Ring {
     #[new]
-    fn new(fd: i32, block_size: usize, block_count: usize, linktype: u32) -> PyResult<Self> {
-        let ring = crate::ring::Ring::map(fd, block_size, block_count, linktype)
-            .map_err(|e| PyOSError::new_err(format!("cannot map the ring: {e}")))?;
+    #[pyo3(signature = (fd, block_size, block_count, linktype, frame_size=0))]
+    fn new(
+        fd: i32,
+        block_size: usize,
+        block_count: usize,
+        linktype: u32,
+        frame_size: usize,
+    ) -> PyResult<Self> {
+        let ring = if frame_size == 0 {
+            crate::ring::Ring::map(fd, block_size, block_count, linktype)
+        } else {
+            crate::ring::Ring::map_frames(fd, block_size, block_count, frame_size, linktype)
+        }
+        .map_err(|e| PyOSError::new_err(format!("cannot map the ring: {e}")))?;
         Ok(Ring {
             ring: Mutex::new(ring),
         })
@@ -301,6 +313,12 @@ impl Ring {
     #[getter]
     fn bad_frames(&self) -> u64 {
         self.ring.lock().expect("ring lock").bad_frames
+    }
+
+    /// Frames the kernel cut short: longer than a V2 slot (or than a V3 block).
+    #[getter]
+    fn truncated(&self) -> u64 {
+        self.ring.lock().expect("ring lock").truncated
     }
 }
 
@@ -438,8 +456,9 @@ impl Core {
     }
 
     /// Read what the live ring holds (waiting up to `timeout_ms` when nothing is ready),
-    /// and every DNS answer of the side-channel ring when there is one; returns (frames
-    /// read from the main ring, events). The GIL is released throughout.
+    /// and the DNS side channel's answers when there is one, each time before a block of
+    /// the live ring (`ring::drain_live`: passive DNS does not depend on timing); returns
+    /// (frames read from the main ring, events). The GIL is released throughout.
     #[pyo3(signature = (ring, timeout_ms, dns=None, max_frames=65536))]
     fn run_ring<'py>(
         &self,
@@ -452,23 +471,13 @@ impl Core {
         let (n, events) = py.detach(|| {
             let mut e = self.engine.lock().expect("engine lock");
             let mut r = ring.ring.lock().expect("ring lock");
-            let drain_dns = |e: &mut Engine| {
-                if let Some(d) = dns {
-                    let mut d = d.ring.lock().expect("ring lock");
-                    e.dns_elsewhere = true;
-                    d.drain(max_frames, &mut |ts, lt, f| {
-                        if catch_unwind(AssertUnwindSafe(|| e.feed_dns(ts, lt, f))).is_err() {
-                            e.counters.panics += 1;
-                        }
-                    });
-                }
-            };
-            drain_dns(&mut e);
-            let mut n = r.drain(max_frames, &mut |ts, lt, f| feed_guarded(&mut e, ts, lt, f));
+            let mut d = dns.map(|d| d.ring.lock().expect("ring lock"));
+            e.dns_elsewhere |= d.is_some();
+            let mut worker = LiveWorker(&mut e);
+            let mut n = crate::ring::drain_live(&mut r, d.as_deref_mut(), max_frames, &mut worker);
             if n == 0 && timeout_ms > 0 {
                 r.wait(timeout_ms);
-                drain_dns(&mut e);
-                n = r.drain(max_frames, &mut |ts, lt, f| feed_guarded(&mut e, ts, lt, f));
+                n = crate::ring::drain_live(&mut r, d.as_deref_mut(), max_frames, &mut worker);
             }
             (n, e.take_events())
         });
@@ -542,6 +551,23 @@ fn install_panic_hook() {
 #[pyfunction]
 fn last_panic() -> Option<String> {
     LAST_PANIC.lock().ok().and_then(|p| p.clone())
+}
+
+/// The engine as a live worker: main-ring frames and side-channel DNS answers, each
+/// guarded like `feed_guarded`.
+struct LiveWorker<'a>(&'a mut Engine);
+
+impl crate::ring::Worker for LiveWorker<'_> {
+    fn frame(&mut self, ts: f64, linktype: u32, frame: &[u8]) {
+        feed_guarded(self.0, ts, linktype, frame);
+    }
+
+    fn side_frame(&mut self, ts: f64, linktype: u32, frame: &[u8]) {
+        let e = &mut *self.0;
+        if catch_unwind(AssertUnwindSafe(|| e.feed_dns(ts, linktype, frame))).is_err() {
+            e.counters.panics += 1;
+        }
+    }
 }
 
 fn feed_guarded(e: &mut Engine, ts: f64, linktype: u32, frame: &[u8]) {
