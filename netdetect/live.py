@@ -453,6 +453,7 @@ class Sensor:
         self._stopping = False
         self._reload_requested = False
         self._prev: tuple[float, int, int] = (0.0, 0, 0)
+        self._prev_dns_drops = 0
         # Campaigns kept current as alerts arrive; their updates go to the campaign sinks.
         from netdetect.sinks.campaigns import CampaignPublisher
 
@@ -882,6 +883,12 @@ class Sensor:
             log.warning("kernel dropped %d packets in the last %.0fs (%d since start): the "
                         "ring overflowed; add --workers or a --bpf prefilter", drops - prev_drops,
                         now - prev_t, drops)
+        dns_drops = totals.get("kernel_dns_drops", 0)
+        if dns_drops > self._prev_dns_drops:
+            log.warning("kernel dropped %d DNS answers from the workers' side channels in the "
+                        "last %.0fs (%d since start): pool names they carried are missing from "
+                        "passive DNS", dns_drops - self._prev_dns_drops, now - prev_t, dns_drops)
+        self._prev_dns_drops = dns_drops
         self._prev = (now, totals.get("packets", 0), drops)
 
     def _summary(self) -> None:
