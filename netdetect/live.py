@@ -68,15 +68,21 @@ READ_TIMEOUT = 0.2  # seconds a worker waits in poll() before checking its contr
 # The DNS side channel of each worker (see Sensor.dns_rings): answers only, small ring.
 DNS_SIDE_FILTER = "udp and (src port 53 or src port 5353 or src port 5355)"
 # A TPACKET_V2 ring: the kernel hands each answer over as soon as it has written it, before
-# it even takes the next packet off the link, while main-ring frames reach the worker only
-# when their block is. The core reads the side ring before each main-ring block
-# (src/os/ring.rs drain_live), so every answer captured ahead of a flow's packets is in
-# passive DNS when they are judged, however close they follow it (a --topspeed replay of
-# a capture puts microseconds between them). 2048 slots of 2 KiB (4 MiB): a whole
-# Ethernet frame each (an answer in a longer one is cut, counted in dns_side_truncated),
-# and room for 2048 answers while the worker is busy, however long that lasts. (A V3 ring
-# holds only block_count x retire_ms of a busy worker's time: 8 x 2 ms lost answers.)
+# it takes the next packet off the link, while main-ring frames reach the worker only when
+# their block does. The core merges the two in capture order (src/os/ring.rs drain_live):
+# each main-ring frame is judged after every answer captured before it and before every
+# answer captured after it, as in a replay of the capture, however close they follow each
+# other (a --topspeed replay puts microseconds between them). An answer captured after the
+# last frame read waits in its slot; while the main ring is quiet, until it is
+# DNS_HOLD_SLACK_MS past the main ring's retire_ms old (by then any main-ring frame captured
+# before it has been handed over). 2048 slots of 2 KiB (4 MiB): a whole Ethernet frame each
+# (an answer in a longer one is cut, counted in dns_side_truncated), and 2048 answers of
+# room however long the worker is busy; when half of them wait, the oldest go ahead of
+# their turn (dns_side_forced). (A V3 ring holds block_count x retire_ms of a busy worker's
+# time only, and hands an answer over up to retire_ms late: both lost pool names.)
 DNS_RING = RingConfig(block_size=1 << 16, block_count=64, frame_size=2048)
+# Timer granularity (two jiffies at HZ=100) and softirq latency on top of the retire time.
+DNS_HOLD_SLACK_MS = 25
 STOP_GRACE = 15.0  # seconds the parent waits for workers to flush before killing them
 # Seconds a worker process may be gone before its "done" arrives: its last messages (final
 # suspects, counters, "done") are in the queue when it exits, possibly behind a long batch
@@ -320,6 +326,7 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
         engine.watch_names(names)
     wid = spec.wid
     timeout_ms = int(READ_TIMEOUT * 1000)
+    hold_ms = spec.retire_ms + DNS_HOLD_SLACK_MS
 
     def snapshot() -> dict[str, int]:
         c = engine.counters()
@@ -330,6 +337,7 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
         if dns_ring is not None and core_dns is not None:
             c["kernel_dns_drops"] = dns_ring.stats().drops
             c["dns_side_truncated"] = core_dns.truncated
+            c["dns_side_forced"] = core_dns.forced
         c["worker_errors"] = c.get("core_panics", 0)
         c["signature_generation"] = generation
         return c
@@ -338,7 +346,7 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
     next_report = time.monotonic() + REPORT_EVERY
     try:
         while not ctl.stop.value:
-            engine.run_ring(core_ring, timeout_ms, core_dns)
+            engine.run_ring(core_ring, timeout_ms, core_dns, hold_ms=hold_ms)
             if detector.suspects:
                 out.put(("suspects", wid, engine.take_suspects()))
             if engine.flow_ends:
@@ -368,7 +376,9 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
             dns_ring.freeze()
         end = time.monotonic() + spec.retire_ms / 1000 * 2 + 0.05
         while time.monotonic() < end:
-            engine.run_ring(core_ring, 20, core_dns)
+            engine.run_ring(core_ring, 20, core_dns, hold_ms=hold_ms)
+        # Every frame is in: the answers still waiting were captured before now.
+        engine.run_ring(core_ring, 0, core_dns, hold_ms=0)
         engine.finish()
         leases = engine.take_leases()
         if spec.learn_hosts and leases:

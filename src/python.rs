@@ -320,6 +320,13 @@ impl Ring {
     fn truncated(&self) -> u64 {
         self.ring.lock().expect("ring lock").truncated
     }
+
+    /// Side channel answers fed ahead of main-ring frames captured before them, because
+    /// half the side ring was waiting (a worker far behind).
+    #[getter]
+    fn forced(&self) -> u64 {
+        self.ring.lock().expect("ring lock").forced
+    }
 }
 
 /// The engine: flows, reassembly, sniffers, passive DNS, one memory budget.
@@ -456,10 +463,12 @@ impl Core {
     }
 
     /// Read what the live ring holds (waiting up to `timeout_ms` when nothing is ready),
-    /// and the DNS side channel's answers when there is one, each time before a block of
-    /// the live ring (`ring::drain_live`: passive DNS does not depend on timing); returns
-    /// (frames read from the main ring, events). The GIL is released throughout.
-    #[pyo3(signature = (ring, timeout_ms, dns=None, max_frames=65536))]
+    /// merged in capture order with the DNS side channel's answers when there is one
+    /// (`ring::drain_live`: passive DNS does not depend on the worker or on timing; an
+    /// answer captured after every frame read waits while the main ring is quiet until it
+    /// is `hold_ms` old); returns (frames read from the main ring, events). The GIL is
+    /// released throughout.
+    #[pyo3(signature = (ring, timeout_ms, dns=None, max_frames=65536, hold_ms=100))]
     fn run_ring<'py>(
         &self,
         py: Python<'py>,
@@ -467,17 +476,29 @@ impl Core {
         timeout_ms: i32,
         dns: Option<&Ring>,
         max_frames: usize,
+        hold_ms: u32,
     ) -> PyResult<(usize, Bound<'py, PyList>)> {
         let (n, events) = py.detach(|| {
             let mut e = self.engine.lock().expect("engine lock");
             let mut r = ring.ring.lock().expect("ring lock");
             let mut d = dns.map(|d| d.ring.lock().expect("ring lock"));
             e.dns_elsewhere |= d.is_some();
+            let hold = f64::from(hold_ms) / 1000.0;
             let mut worker = LiveWorker(&mut e);
-            let mut n = crate::ring::drain_live(&mut r, d.as_deref_mut(), max_frames, &mut worker);
+            let mut drain = |r: &mut crate::ring::Ring, d: Option<&mut crate::ring::Ring>| {
+                crate::ring::drain_live(r, d, max_frames, hold, &wall_clock, &mut worker)
+            };
+            let mut n = drain(&mut r, d.as_deref_mut());
             if n == 0 && timeout_ms > 0 {
-                r.wait(timeout_ms);
-                n = crate::ring::drain_live(&mut r, d.as_deref_mut(), max_frames, &mut worker);
+                // Sleep until a frame is ready, or until a waiting answer is due.
+                let due = d
+                    .as_deref()
+                    .and_then(|d| crate::ring::side_due_in(d, hold, wall_clock()));
+                let wait = due.map_or(timeout_ms, |s| {
+                    timeout_ms.min((s * 1000.0).ceil().clamp(1.0, f64::from(i32::MAX)) as i32)
+                });
+                r.wait(wait);
+                n = drain(&mut r, d.as_deref_mut());
             }
             (n, e.take_events())
         });
@@ -551,6 +572,13 @@ fn install_panic_hook() {
 #[pyfunction]
 fn last_panic() -> Option<String> {
     LAST_PANIC.lock().ok().and_then(|p| p.clone())
+}
+
+/// CLOCK_REALTIME, the clock the kernel stamps captured frames with.
+fn wall_clock() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |t| t.as_secs_f64())
 }
 
 /// The engine as a live worker: main-ring frames and side-channel DNS answers, each

@@ -15,8 +15,8 @@
 //!   even starts on the next packet, so an answer is never stuck in a half-filled block, and
 //!   the ring holds a number of frames rather than a number of retire periods.
 //!
-//! `drain_live` reads a worker's two rings in the order that makes passive DNS independent
-//! of timing: before each main-ring block, every frame the side channel holds.
+//! `drain_live` reads a worker's two rings merged in capture order, which makes passive DNS
+//! independent of the worker a packet lands on and of timing.
 //!
 //! Layouts (include/uapi/linux/if_packet.h):
 //!   tpacket_block_desc: u32 version, u32 offset_to_priv, then tpacket_hdr_v1: u32
@@ -50,8 +50,6 @@ enum Layout {
 pub trait Sink {
     /// One frame: its capture time (kernel software stamp, CLOCK_REALTIME), link type, bytes.
     fn frame(&mut self, ts: f64, linktype: u32, frame: &[u8]);
-    /// The next block (V3) or frame (V2) was found ready and is about to be read.
-    fn ready(&mut self) {}
 }
 
 impl<F: FnMut(f64, u32, &[u8])> Sink for F {
@@ -76,6 +74,9 @@ pub struct Ring {
     /// Frames the kernel cut short (captured length below the length on the wire): a V2
     /// frame longer than its slot.
     pub truncated: u64,
+    /// Side channel answers fed ahead of their turn because half the ring was waiting
+    /// (see `drain_live`).
+    pub forced: u64,
     scratch: Vec<u8>,
 }
 
@@ -162,6 +163,7 @@ impl Ring {
             linktype,
             bad_frames: 0,
             truncated: 0,
+            forced: 0,
             scratch: Vec::with_capacity(65536),
         })
     }
@@ -232,8 +234,7 @@ impl Ring {
     }
 
     /// Hand every frame of every ready block or slot to `sink`, stopping after the block
-    /// in which `max_frames` was reached. `sink.ready()` is called as each block or slot is
-    /// found ready, before its frames. Returns frames delivered.
+    /// in which `max_frames` was reached. Returns frames delivered.
     pub fn drain(&mut self, max_frames: usize, sink: &mut dyn Sink) -> usize {
         let mut total = 0;
         while total < max_frames {
@@ -241,7 +242,6 @@ impl Ring {
             if self.status(unit) & TP_STATUS_USER == 0 {
                 break;
             }
-            sink.ready();
             total += match self.layout {
                 Layout::Blocks => self.walk_block(unit, sink),
                 Layout::Frames { .. } => self.walk_slot(unit, sink),
@@ -250,6 +250,28 @@ impl Ring {
             self.next = (unit + 1) % self.units();
         }
         total
+    }
+
+    /// Whether the next block or slot is in user space.
+    fn is_ready(&self, unit: usize) -> bool {
+        self.status(unit) & TP_STATUS_USER != 0
+    }
+
+    /// Capture time of the next frame of a V2 ring, if the kernel has handed it over.
+    fn head_ts(&self) -> Option<f64> {
+        if !matches!(self.layout, Layout::Frames { .. }) || !self.is_ready(self.next) {
+            return None;
+        }
+        let b = self.unit_bytes(self.next);
+        let word = |i: usize| u32::from_ne_bytes([b[i], b[i + 1], b[i + 2], b[i + 3]]);
+        Some(f64::from(word(16)) + f64::from(word(20)) * 1e-9)
+    }
+
+    /// Whether half the ring or more waits to be read (the kernel fills slots in order and
+    /// drops a frame rather than skip one, so the waiting ones follow `next`).
+    fn crowded(&self) -> bool {
+        let units = self.units();
+        units > 1 && self.is_ready((self.next + units / 2) % units)
     }
 
     fn walk_block(&mut self, block: usize, sink: &mut dyn Sink) -> usize {
@@ -380,46 +402,101 @@ pub trait Worker {
     fn side_frame(&mut self, ts: f64, linktype: u32, frame: &[u8]);
 }
 
-/// Read a worker's main ring (up to `max_frames`, see `Ring::drain`) and its DNS side
-/// channel, so that no main-ring frame is judged before a side-channel answer the kernel
-/// captured ahead of it.
+/// What comes next on the main ring, for `answer_due`.
+#[derive(Debug, Clone, Copy)]
+pub enum Next {
+    /// A frame captured at this time is about to be judged.
+    Frame(f64),
+    /// Nothing is ready: the main ring is quiet (or caught up) at this wall-clock time.
+    Quiet(f64),
+}
+
+/// Whether the side channel's oldest waiting answer, captured at `answer`, goes to the
+/// engine now. Before a main-ring frame: if it was captured no later than that frame, so
+/// the worker sees answers and frames in capture order, as a replay of the capture would.
+/// While the main ring is quiet: once `hold` seconds old by the wall clock (the same
+/// CLOCK_REALTIME the kernel stamps with), since a main-ring frame captured before it is
+/// handed over within the main ring's block retire time (`hold` covers that); and at once
+/// if it lies more than `hold` in the future (the clock was stepped back: the answer must
+/// not wait for the clock to catch up).
+pub fn answer_due(answer: f64, next: Next, hold: f64) -> bool {
+    match next {
+        Next::Frame(ts) => answer <= ts,
+        Next::Quiet(now) => answer <= now - hold || answer > now + hold,
+    }
+}
+
+/// Read a worker's main ring (up to `max_frames`, see `Ring::drain`) merged with its DNS
+/// side channel in capture order, so that passive DNS does not depend on which worker a
+/// packet lands on, nor on timing.
 ///
 /// The kernel delivers each packet to every packet socket before it takes the next one;
 /// the side channel (V2) publishes a frame as soon as it is written, while a main-ring
-/// block is published only after its last frame. So once a main block is seen ready, every
-/// answer captured before that block's frames is already in the side ring: draining the
-/// side ring right then, before the block, is enough, and nothing waits on a timer or a
-/// clock. The side ring is also drained at the end, so it does not fill up while the main
-/// ring is quiet. Returns main-ring frames delivered.
+/// block is published only after its last frame. So when a main-ring frame is read, every
+/// answer captured before it is already in the side ring: each frame is preceded by the
+/// answers captured no later than it (`answer_due`), and nothing waits on a timer. Answers
+/// captured after the last frame read stay in the side ring (a V2 ring is its own queue,
+/// nothing is copied) until a later frame passes them, or the main ring is quiet and they
+/// are `hold` seconds old by `now()`. Should half the side ring fill up (a worker far
+/// behind), its oldest answers go first regardless (counted in the side ring's `forced`).
+/// Returns main-ring frames delivered.
 pub fn drain_live(
     main: &mut Ring,
     side: Option<&mut Ring>,
     max_frames: usize,
+    hold: f64,
+    now: &dyn Fn() -> f64,
     worker: &mut dyn Worker,
 ) -> usize {
-    struct Ordered<'a> {
+    struct Merged<'a> {
         side: Option<&'a mut Ring>,
         worker: &'a mut dyn Worker,
+        hold: f64,
     }
-    impl Sink for Ordered<'_> {
-        fn frame(&mut self, ts: f64, linktype: u32, frame: &[u8]) {
-            self.worker.frame(ts, linktype, frame);
-        }
-        fn ready(&mut self) {
-            if let Some(side) = self.side.as_deref_mut() {
-                let worker = &mut *self.worker;
-                // One lap at most: a flood of answers cannot keep the main ring waiting.
-                let lap = side.units();
-                side.drain(lap, &mut |ts: f64, lt: u32, f: &[u8]| {
+    impl Merged<'_> {
+        /// Feed the side ring's waiting answers while they are due (one lap at most: a
+        /// flood of answers cannot keep the main ring waiting).
+        fn answers(&mut self, next: Next) {
+            let Some(side) = self.side.as_deref_mut() else {
+                return;
+            };
+            let worker = &mut *self.worker;
+            for _ in 0..side.units() {
+                let Some(ts) = side.head_ts() else { break };
+                if !answer_due(ts, next, self.hold) {
+                    if !side.crowded() {
+                        break;
+                    }
+                    side.forced += 1;
+                }
+                side.drain(1, &mut |ts: f64, lt: u32, f: &[u8]| {
                     worker.side_frame(ts, lt, f);
                 });
             }
         }
     }
-    let mut ordered = Ordered { side, worker };
-    let n = main.drain(max_frames, &mut ordered);
-    ordered.ready();
+    impl Sink for Merged<'_> {
+        fn frame(&mut self, ts: f64, linktype: u32, frame: &[u8]) {
+            self.answers(Next::Frame(ts));
+            self.worker.frame(ts, linktype, frame);
+        }
+    }
+    let mut merged = Merged { side, worker, hold };
+    let n = main.drain(max_frames, &mut merged);
+    if !main.is_ready(main.next) {
+        merged.answers(Next::Quiet(now()));
+    }
     n
+}
+
+/// Seconds until the side channel's oldest waiting answer is due while the main ring is
+/// quiet (see `answer_due`), or None when nothing waits: how long a worker may sleep.
+pub fn side_due_in(side: &Ring, hold: f64, now: f64) -> Option<f64> {
+    let ts = side.head_ts()?;
+    if answer_due(ts, Next::Quiet(now), hold) {
+        return Some(0.0);
+    }
+    Some(ts + hold - now)
 }
 
 #[cfg(test)]
@@ -723,6 +800,47 @@ mod tests {
         assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     }
 
+    #[test]
+    fn answer_due_before_a_frame_in_capture_order() {
+        assert!(answer_due(10.0, Next::Frame(10.5), 0.1));
+        assert!(answer_due(10.0, Next::Frame(10.0), 0.1)); // same stamp: the answer first
+        assert!(!answer_due(10.000_001, Next::Frame(10.0), 0.1));
+        // The hold plays no part before a frame: a frame is the proof of capture order.
+        assert!(!answer_due(10.5, Next::Frame(10.0), 100.0));
+        assert!(answer_due(10.0, Next::Frame(10.5), 0.0));
+    }
+
+    #[test]
+    fn answer_due_on_a_quiet_ring_once_held_long_enough() {
+        let hold = 0.075;
+        assert!(!answer_due(100.0, Next::Quiet(100.0), hold));
+        assert!(!answer_due(100.0, Next::Quiet(100.07), hold));
+        assert!(answer_due(100.0, Next::Quiet(100.075), hold));
+        assert!(answer_due(100.0, Next::Quiet(250.0), hold));
+        // Slightly ahead of the wall clock (another CPU's stamp): it waits for the hold.
+        assert!(!answer_due(100.05, Next::Quiet(100.0), hold));
+        // Far ahead: the clock was stepped back; the answer does not wait for it.
+        assert!(answer_due(100.0 + 3600.0, Next::Quiet(100.0), hold));
+        // Hold 0 (the final flush at stop): everything captured up to now.
+        assert!(answer_due(100.0, Next::Quiet(100.0), 0.0));
+    }
+
+    #[test]
+    fn side_due_in_says_how_long_a_quiet_worker_may_sleep() {
+        let mut side = slots(4096, 1, 1024);
+        let mut ks = Kernel::of(&side);
+        assert_eq!(side_due_in(&side, 0.075, 100.0), None);
+        ks.frame(&Cap {
+            nsec: 990_000_000,
+            ..cap(99, &eth(0, 90))
+        });
+        let due = side_due_in(&side, 0.075, 100.0).expect("waiting");
+        assert!((due - 0.065).abs() < 1e-6, "{due}");
+        assert_eq!(side_due_in(&side, 0.075, 100.5), Some(0.0));
+        collect(&mut side, usize::MAX);
+        assert_eq!(side_due_in(&side, 0.075, 100.5), None);
+    }
+
     /// What a worker saw, in order: ("main" or "side", capture second).
     struct Log {
         seen: Vec<(&'static str, u32)>,
@@ -751,37 +869,166 @@ mod tests {
         }
     }
 
+    fn at(t: f64) -> impl Fn() -> f64 {
+        move || t
+    }
+
     #[test]
-    fn side_answers_are_read_before_each_main_block_that_follows_them() {
+    fn side_answers_and_main_frames_are_merged_in_capture_order() {
         let mut main = blocks(4096, 4);
         let mut side = slots(4096, 2, 1024);
         let (mut km, mut ks) = (Kernel::of(&main), Kernel::of(&side));
         let f = eth(0, 90);
-        // An answer, then a block of frames captured after it.
+        // An answer, then a block of frames captured after it; and another answer that
+        // came between that block's two frames.
         ks.frame(&cap(1, &f));
+        ks.frame(&Cap {
+            nsec: 500_000_000,
+            ..cap(2, &f)
+        });
         km.block(&[cap(2, &f), cap(3, &f)]);
         // While the worker reads that block, the kernel captures another answer and then
         // the packets that follow it: they must not be judged before the answer.
         let (mut later_main, mut later_side) = (Kernel::of(&main), Kernel::of(&side));
         later_main.next = 1;
-        later_side.next = 1;
+        later_side.next = 2;
         let mut log = Log {
             seen: Vec::new(),
             later: Some((3, later_side, later_main)),
         };
-        let n = drain_live(&mut main, Some(&mut side), usize::MAX, &mut log);
+        let n = drain_live(
+            &mut main,
+            Some(&mut side),
+            usize::MAX,
+            0.1,
+            &at(0.0),
+            &mut log,
+        );
         assert_eq!(n, 4);
         assert_eq!(
             log.seen,
             [
                 ("side", 1),
                 ("main", 2),
+                ("side", 2), // 2.5
                 ("main", 3),
                 ("side", 4),
                 ("main", 5),
                 ("main", 6)
             ]
         );
+    }
+
+    #[test]
+    fn an_answer_after_the_last_frame_waits_until_the_quiet_ring_holds_it_long_enough() {
+        let mut main = blocks(4096, 4);
+        let mut side = slots(4096, 2, 1024);
+        let (mut km, mut ks) = (Kernel::of(&main), Kernel::of(&side));
+        let f = eth(0, 90);
+        km.block(&[cap(100, &f)]);
+        ks.frame(&cap(101, &f));
+        let mut log = Log {
+            seen: Vec::new(),
+            later: None,
+        };
+        // Only 50 ms old: a main-ring frame captured before it may still be in a block
+        // the kernel has not handed over.
+        let n = drain_live(
+            &mut main,
+            Some(&mut side),
+            100,
+            0.075,
+            &at(101.05),
+            &mut log,
+        );
+        assert_eq!(n, 1);
+        assert_eq!(log.seen, [("main", 100)]);
+        // That frame arrives: it goes first.
+        km.block(&[Cap {
+            nsec: 900_000_000,
+            ..cap(100, &f)
+        }]);
+        assert_eq!(
+            drain_live(
+                &mut main,
+                Some(&mut side),
+                100,
+                0.075,
+                &at(101.06),
+                &mut log
+            ),
+            1
+        );
+        assert_eq!(log.seen, [("main", 100), ("main", 100)]);
+        // Held long enough on a quiet ring: the answer is taken.
+        assert_eq!(
+            drain_live(
+                &mut main,
+                Some(&mut side),
+                100,
+                0.075,
+                &at(101.08),
+                &mut log
+            ),
+            0
+        );
+        assert_eq!(log.seen, [("main", 100), ("main", 100), ("side", 101)]);
+        assert_eq!(side.forced, 0);
+    }
+
+    #[test]
+    fn a_ring_with_blocks_ready_is_not_quiet() {
+        // Stopped at max_frames with a block still ready: the held answer is not released
+        // by the clock, since frames captured before it are still to come.
+        let mut main = blocks(4096, 4);
+        let mut side = slots(4096, 2, 1024);
+        let (mut km, mut ks) = (Kernel::of(&main), Kernel::of(&side));
+        let f = eth(0, 90);
+        km.block(&[cap(10, &f)]);
+        km.block(&[cap(11, &f)]);
+        ks.frame(&Cap {
+            nsec: 500_000_000,
+            ..cap(10, &f)
+        });
+        let mut log = Log {
+            seen: Vec::new(),
+            later: None,
+        };
+        assert_eq!(
+            drain_live(&mut main, Some(&mut side), 1, 0.075, &at(500.0), &mut log),
+            1
+        );
+        assert_eq!(log.seen, [("main", 10)]);
+        assert_eq!(
+            drain_live(&mut main, Some(&mut side), 1, 0.075, &at(500.0), &mut log),
+            1
+        );
+        assert_eq!(log.seen, [("main", 10), ("side", 10), ("main", 11)]);
+    }
+
+    #[test]
+    fn a_crowded_side_ring_lets_its_oldest_answers_go_first() {
+        // 8 slots; answers captured ahead of every main frame read so far.
+        let mut main = blocks(4096, 4);
+        let mut side = slots(4096, 2, 1024);
+        let (mut km, mut ks) = (Kernel::of(&main), Kernel::of(&side));
+        let f = eth(0, 90);
+        for i in 0..6 {
+            ks.frame(&cap(50 + i, &f));
+        }
+        km.block(&[cap(10, &f)]);
+        let mut log = Log {
+            seen: Vec::new(),
+            later: None,
+        };
+        // The clock lets nothing go (hold 1e9): only the crowding does.
+        assert_eq!(
+            drain_live(&mut main, Some(&mut side), 100, 1e9, &at(0.0), &mut log),
+            1
+        );
+        // Slot next+4 was filled until two were taken: 4 wait, half the ring.
+        assert_eq!(log.seen, [("side", 50), ("side", 51), ("main", 10)]);
+        assert_eq!(side.forced, 2);
     }
 
     #[test]
@@ -799,9 +1046,20 @@ mod tests {
                 seen: Vec::new(),
                 later: None,
             };
-            assert_eq!(drain_live(&mut main, Some(&mut side), 100, &mut log), 0);
+            assert_eq!(
+                drain_live(
+                    &mut main,
+                    Some(&mut side),
+                    100,
+                    0.075,
+                    &at(1000.0),
+                    &mut log
+                ),
+                0
+            );
             assert_eq!(log.seen.len(), 4);
         }
+        assert_eq!(side.forced, 0);
     }
 
     /// A flood of answers: each one read brings another.
@@ -834,12 +1092,33 @@ mod tests {
             side_seen: 0,
             main_seen: 0,
         };
-        assert_eq!(
-            drain_live(&mut main, Some(&mut side), usize::MAX, &mut w),
-            1
+        let n = drain_live(
+            &mut main,
+            Some(&mut side),
+            usize::MAX,
+            0.0,
+            &at(5.0),
+            &mut w,
         );
+        assert_eq!(n, 1);
         assert_eq!(w.main_seen, 1);
-        // One lap of the side ring before the block, one after it.
+        // One lap of the side ring before the frame, one on the quiet ring after it.
         assert_eq!(w.side_seen, 2 * side.units());
+    }
+
+    #[test]
+    fn without_a_side_channel_the_main_ring_is_read_alone() {
+        let mut main = blocks(4096, 2);
+        let mut km = Kernel::of(&main);
+        km.block(&[cap(1, &eth(1, 90)), cap(2, &eth(1, 90))]);
+        let mut log = Log {
+            seen: Vec::new(),
+            later: None,
+        };
+        assert_eq!(
+            drain_live(&mut main, None, 10, 0.075, &at(0.0), &mut log),
+            2
+        );
+        assert_eq!(log.seen, [("main", 1), ("main", 2)]);
     }
 }

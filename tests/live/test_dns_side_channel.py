@@ -1,7 +1,7 @@
-"""Passive DNS in the live sensor does not depend on timing: a pool flow whose only pool
-evidence is a DNS answer sent microseconds before its first payload alerts the same with one
-worker, with two (the answer reaching the flow's worker through its DNS side channel) and in
-an offline replay of the same capture, also when the capture is replayed at top speed."""
+"""Passive DNS in the live sensor does not depend on the worker or on timing: pool flows whose
+pool name comes from a DNS answer microseconds before (or after) their first payload alert the
+same with one worker, with two (the answer reaching the flow's worker through its DNS side
+channel) and in an offline replay of the same capture, replayed at top speed."""
 
 from __future__ import annotations
 
@@ -24,6 +24,7 @@ CLIENT_MAC = bytes.fromhex("020000000001")
 GATEWAY_MAC = bytes.fromhex("020000000002")
 POOL_NAMES = ("pool.supportxmr.com", "xmr-eu1.nanopool.org", "gulf.moneroocean.stream")
 RESOLVER = "10.0.0.53"
+CLIENT_PORT = 40000  # flow i's client port is CLIENT_PORT + i
 
 
 def _ip(a: str) -> bytes:
@@ -90,15 +91,17 @@ AUTHORIZE = b'{"id": 2, "method": "mining.authorize", "params": ["rig7.w1", "x"]
 AUTHORIZED = b'{"id":2,"result":true,"error":null}\n'
 
 
-def pool_flows_behind_fresh_answers(path: Path, flows: int, filler: int) -> Path:
-    """`flows` sessions to pool addresses, each announced by a DNS answer 20 µs before the
-    session's SYN (and 80 µs before its first payload, where the core looks the address up):
+def pool_flows_and_answers(path: Path, flows: int, filler: int) -> Path:
+    """`flows` sessions to pool addresses, each with a DNS answer naming its address 20 µs
+    before the session's SYN (and 80 µs before its first payload, where the core looks the
+    address up), or right after its first lines:
 
-    - even ones: TLS without SNI or ALPN on port 443, whose only pool evidence is the answer:
-      without it in passive DNS (an answer the side channel lost) they do not alert at all;
-    - odd ones: Stratum on port 3333, which alerts on its first lines: the answer judged
-      after them (an answer the side channel handed over late) leaves the alert without
-      its pool name and evidence.
+    - i % 3 == 0: TLS without SNI or ALPN on port 443, answer ahead; the answer is its only
+      pool evidence: without it in passive DNS (lost by the side channel) no alert at all;
+    - i % 3 == 1: Stratum on port 3333, answer ahead; it alerts on its first lines, and with
+      the answer judged after them (handed over late) the alert lacks the pool name;
+    - i % 3 == 2: Stratum on port 3333, answer 20 µs after its last line: the alert must
+      not have the name either (as in a replay), though the answer is close behind.
 
     Between sessions, `filler` full-size segments of 64 bulk flows fill the main rings'
     blocks, so a block holding a first payload is often handed over at once."""
@@ -124,9 +127,11 @@ def pool_flows_behind_fresh_answers(path: Path, flows: int, filler: int) -> Path
         for i in range(flows):
             client = f"10.20.{i // 200}.{i % 200 + 10}"
             pool = f"198.51.{100 + i // 200}.{i % 200 + 10}"
-            port, talk = (3333, stratum) if i % 2 else (443, tls)
-            put(_dns_answer(client, 50000 + i, POOL_NAMES[i % len(POOL_NAMES)], pool, i))
-            ends = ((client, pool, 40000 + i, port), (pool, client, port, 40000 + i))
+            port, talk = (3333, stratum) if i % 3 else (443, tls)
+            answer = _dns_answer(client, 50000 + i, POOL_NAMES[i % len(POOL_NAMES)], pool, i)
+            if i % 3 < 2:
+                put(answer)
+            ends = ((client, pool, CLIENT_PORT + i, port), (pool, client, port, CLIENT_PORT + i))
             seq = [1000, 5000]
             put(_tcp(*ends[0], dpkt.tcp.TH_SYN, seq[0], 0))
             put(_tcp(*ends[1], dpkt.tcp.TH_SYN | a, seq[1], seq[0] + 1))
@@ -135,6 +140,8 @@ def pool_flows_behind_fresh_answers(path: Path, flows: int, filler: int) -> Path
             for d, data in talk:
                 put(_tcp(*ends[d], pa, seq[d], seq[1 - d], data))
                 seq[d] += len(data)
+            if i % 3 == 2:
+                put(answer)
             for _ in range(filler):
                 f = k % 64
                 put(_tcp(f"10.30.0.{f + 1}", f"10.40.0.{f + 1}", 30000 + f, 445, a,
@@ -188,21 +195,25 @@ def differences(expected: set[tuple[Any, ...]], got: set[tuple[Any, ...]]) -> st
 
 def test_answer_microseconds_ahead_of_the_flow(netns: NetnsFactory, tmp_path: Path,
                                                sniffs: list[Sniff]) -> None:
-    cap = pool_flows_behind_fresh_answers(tmp_path / "race.pcap", FLOWS, FILLER)
+    cap = pool_flows_and_answers(tmp_path / "race.pcap", FLOWS, FILLER)
     expected = replay_alerts(cap, tmp_path / "replay.eve.json")
-    # Every flow alerts offline, each with its pool's name from the answer ahead of it.
+    # Every flow alerts offline; those with the answer ahead carry their pool's name from
+    # it, those with the answer behind do not.
     assert len(expected) == FLOWS
-    assert all("pool-dns" in kinds and name in POOL_NAMES
-               for *_, kinds, name in expected)
-    assert {score for *_, port, score, _kinds, _name in expected if port == 443} == {70}
+    named = sorted((port - CLIENT_PORT) % 3 for _ip, port, *_, kinds, name in expected
+                   if "pool-dns" in kinds and name in POOL_NAMES)
+    assert named == [0] * (FLOWS // 3) + [1] * (FLOWS // 3)
+    assert sorted(score for *_, port, score, _kinds, _name in expected if port == 443) == (
+        [70] * (FLOWS // 3))
     ns = netns("side")
     ns.veth("va", "vb")
     one, _ = sniff_alerts(ns, tmp_path / "w1", sniffs, cap, 1)
     assert one == expected, differences(expected, one)
     two, per = sniff_alerts(ns, tmp_path / "w2", sniffs, cap, 2)
-    # The fanout gave each worker some of the pool flows (and some of the answers); the side
-    # channel gave each of them every answer, none dropped, none cut short.
-    assert all(w["flows_created"] > 0 for w in per.values())
-    assert [(w["dns_pool_answers"], w["kernel_dns_drops"], w["dns_side_truncated"])
-            for w in per.values()] == [(FLOWS, 0, 0)] * 2
     assert two == expected, differences(expected, two)
+    # The fanout gave each worker some of the pool flows (and some of the answers); the side
+    # channel gave each of them every answer, none dropped, none cut short, none forced
+    # ahead of its turn.
+    assert all(w["flows_created"] > 0 for w in per.values())
+    assert [(w["dns_pool_answers"], w["kernel_dns_drops"], w["dns_side_truncated"],
+             w["dns_side_forced"]) for w in per.values()] == [(FLOWS, 0, 0, 0)] * 2
