@@ -127,7 +127,7 @@ def run_sniff(ns: str, sw: str, iface: str, workers: int, capture: Path, loops: 
     return {"workers": workers, "bpf": bpf or "none", "offered": sent, "replay_s": secs,
             "replay_pps": pps, "kernel_seen": total("kernel_packets"),
             "kernel_dropped": total("kernel_drops"), "processed": total("packets"),
-            "dns_dropped": total("kernel_dns_drops"),
+            "dns_dropped": total("kernel_dns_drops"), "dns_forced": total("dns_side_forced"),
             "alerts": alerts, "alert_flows": alerted_flows(eve), "elapsed_s": elapsed,
             "per_worker": [int(w.get("packets", 0)) for w in workers_final]}
 
@@ -289,7 +289,8 @@ def _print(r: dict[str, Any]) -> None:
           f"{r['replay_s']:.2f}s "
           f"({r['replay_pps']:.0f} pps), kernel saw {r['kernel_seen']}, dropped "
           f"{r['kernel_dropped']}, processed {r['processed']}, alerts {r['alerts']}"
-          + (f", DNS side channel dropped {r['dns_dropped']}" if r["workers"] == 2 else "")
+          + (f", DNS side channel dropped {r['dns_dropped']} (forced ahead "
+             f"{r['dns_forced']})" if r["workers"] == 2 else "")
           + (f", per worker {r['per_worker']}" if "per_worker" in r else ""))
 
 
