@@ -39,6 +39,8 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+import msgspec
+
 from bench.confirm_bench import (
     LINKTYPE_ETHERNET,
     REPO,
@@ -227,7 +229,7 @@ async def measure(args: argparse.Namespace, work: Path, children: Children) -> d
                                                                  top_n=0))
     async with Confirmer(quick, inventory) as confirmer:
         await wait_online(confirmer, 20)
-        suspect = dataclasses.replace(_asked(intel, capture.frames), asked=False)
+        suspect = msgspec.structs.replace(_asked(intel, capture.frames), asked=False)
         phases: dict[str, Any] = {}
         sleepers: list[subprocess.Popen[bytes]] = []
         for label in ("baseline", f"+{args.procs} processes"):

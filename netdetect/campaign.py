@@ -33,15 +33,15 @@ alias (`merged`), which the live sensor publishes so a SIEM can follow it.
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import ipaddress
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, TypeVar
+
+import msgspec
 
 from netdetect.detect import DEFAULT_HOME_NET
 
@@ -89,8 +89,7 @@ def strip_login(login: str) -> tuple[str, bool] | None:
     return head, False
 
 
-@dataclass(frozen=True, slots=True)
-class Tie:
+class Tie(msgspec.Struct, frozen=True):
     kind: str
     value: str
 
@@ -102,8 +101,7 @@ class Tie:
         return f"{self.kind}={self.value}"
 
 
-@dataclass(frozen=True, slots=True)
-class Persistence:
+class Persistence(msgspec.Struct, frozen=True):
     kind: str
     path: str
     line: int
@@ -112,8 +110,7 @@ class Persistence:
     download_exec: bool
 
 
-@dataclass(frozen=True, slots=True)
-class Observation:
+class Observation(msgspec.Struct, frozen=True):
     """One alert as the grouping and the report see it."""
 
     ref: str  # unique within a run: flow id and time
@@ -142,7 +139,7 @@ class Observation:
     evidence: tuple[Mapping[str, Any], ...]
     reasons: tuple[str, ...]
     pcap: str | None
-    record: Mapping[str, Any] = field(compare=False, repr=False)
+    record: Mapping[str, Any]  # the EVE record it was read from
 
     @property
     def pool(self) -> str:
@@ -160,8 +157,7 @@ class Observation:
             "exe_sha256") else None
 
     @classmethod
-    def from_eve(cls, record: Mapping[str, Any],
-                 home_net: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network] = ()
+    def from_eve(cls, record: Mapping[str, Any], home_net: HomeNet | None = None
                  ) -> Observation:
         """An alert record as the EVE sink wrote it (event_type alert or allowed)."""
         nd = _obj(record, "netdetect")
@@ -199,7 +195,7 @@ class Observation:
             pool_port=int(record.get("dest_port") or 0),
             pool_name=_text(pool, "host"),
             pool_listed=bool(pool.get("list_match")),
-            pool_internal=_inside(dst, home_net),
+            pool_internal=home_net is not None and dst in home_net,
             dialect=str(nd.get("dialect", "")),
             verdict=str(nd.get("verdict", "")),
             severity=int(alert.get("severity") or 3),
@@ -300,33 +296,50 @@ def _epoch(text: str) -> float:
         return 0.0
 
 
-def parse_home_net(cidrs: Iterable[str]) -> list[ipaddress.IPv4Network | ipaddress.IPv6Network]:
-    return [ipaddress.ip_network(c, strict=False) for c in cidrs]
+class HomeNet:
+    """The networks counted as internal, remembering the addresses already asked about
+    (a book sees the same pools and proxies alert after alert)."""
 
+    __slots__ = ("_memo", "networks")
 
-def _inside(ip: str, nets: Sequence[ipaddress.IPv4Network | ipaddress.IPv6Network]) -> bool:
-    try:
-        addr = ipaddress.ip_address(ip)
-    except ValueError:
-        return False
-    return any(addr.version == n.version and addr in n for n in nets)
+    MEMO = 4096
+
+    def __init__(self, cidrs: Iterable[str]) -> None:
+        self.networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+        self._memo: dict[str, bool] = {}
+
+    def __contains__(self, ip: object) -> bool:
+        if not isinstance(ip, str):
+            return False
+        found = self._memo.get(ip)
+        if found is None:
+            found = self._inside(ip)
+            if len(self._memo) >= self.MEMO:
+                self._memo.clear()
+            self._memo[ip] = found
+        return found
+
+    def _inside(self, ip: str) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr.version == n.version and addr in n for n in self.networks)
 
 
 # --- the book ------------------------------------------------------------------------------
 
 
-@dataclass
-class Link:
+class Link(msgspec.Struct):
     """Why alerts are in one campaign: one tie and how many alerts / hosts share it."""
 
     kind: str
     value: str
     alerts: int = 0
-    hosts: set[str] = field(default_factory=set)
+    hosts: set[str] = msgspec.field(default_factory=set)
 
 
-@dataclass
-class Campaign:
+class Campaign(msgspec.Struct):
     """An incident: the alerts that share strong ties, and what they have in common.
 
     The counters are kept as alerts arrive, so a summary costs what is distinct in it, not
@@ -336,22 +349,22 @@ class Campaign:
     id: str
     first_seen: float
     last_seen: float
-    members: list[Observation] = field(default_factory=list)
-    merged: list[str] = field(default_factory=list)  # ids this campaign absorbed
-    links: dict[tuple[str, str], Link] = field(default_factory=dict)
-    wallet_set: set[str] = field(default_factory=set)  # wallet ties, for the guard
-    host_counts: Counter[str] = field(default_factory=Counter)
-    pool_counts: Counter[str] = field(default_factory=Counter)
-    wallet_counts: Counter[str] = field(default_factory=Counter)
-    agent_counts: Counter[str] = field(default_factory=Counter)
-    fp_counts: Counter[str] = field(default_factory=Counter)
-    exe_counts: Counter[str] = field(default_factory=Counter)
-    verdict_counts: Counter[str] = field(default_factory=Counter)
-    technique_set: set[str] = field(default_factory=set)
-    persistence_seen: dict[tuple[str, str, int, str], tuple[str, Persistence]] = field(
+    members: list[Observation] = msgspec.field(default_factory=list)
+    merged: list[str] = msgspec.field(default_factory=list)  # ids this campaign absorbed
+    links: dict[tuple[str, str], Link] = msgspec.field(default_factory=dict)
+    wallet_set: set[str] = msgspec.field(default_factory=set)  # wallet ties, for the guard
+    host_counts: Counter[str] = msgspec.field(default_factory=Counter)
+    pool_counts: Counter[str] = msgspec.field(default_factory=Counter)
+    wallet_counts: Counter[str] = msgspec.field(default_factory=Counter)
+    agent_counts: Counter[str] = msgspec.field(default_factory=Counter)
+    fp_counts: Counter[str] = msgspec.field(default_factory=Counter)
+    exe_counts: Counter[str] = msgspec.field(default_factory=Counter)
+    verdict_counts: Counter[str] = msgspec.field(default_factory=Counter)
+    technique_set: set[str] = msgspec.field(default_factory=set)
+    persistence_seen: dict[tuple[str, str, int, str], tuple[str, Persistence]] = msgspec.field(
         default_factory=dict)
-    hub_counts: dict[str, tuple[set[int], Counter[str]]] = field(default_factory=dict)
-    egress_counts: Counter[tuple[str, str]] = field(default_factory=Counter)
+    hub_counts: dict[str, tuple[set[int], Counter[str]]] = msgspec.field(default_factory=dict)
+    egress_counts: Counter[tuple[str, str]] = msgspec.field(default_factory=Counter)
 
     def count(self, o: Observation) -> None:
         self.members.append(o)
@@ -508,16 +521,14 @@ class Campaign:
         }
 
 
-@dataclass
-class Proxy:
+class Proxy(msgspec.Struct):
     ip: str
-    ports: set[int] = field(default_factory=set)
-    members: Counter[str] = field(default_factory=Counter)
-    upstream: Counter[str] = field(default_factory=Counter)
+    ports: set[int] = msgspec.field(default_factory=set)
+    members: Counter[str] = msgspec.field(default_factory=Counter)
+    upstream: Counter[str] = msgspec.field(default_factory=Counter)
 
 
-@dataclass(frozen=True, slots=True)
-class Update:
+class Update(msgspec.Struct, frozen=True):
     """What `add` changed: the campaign the alert is now in, and ids it absorbed."""
 
     campaign: Campaign
@@ -531,7 +542,7 @@ class CampaignBook:
 
     def __init__(self, home_net: Iterable[str] = DEFAULT_HOME_NET, *,
                  on_update: Callable[[Update], None] | None = None) -> None:
-        self.home_net = parse_home_net(home_net)
+        self.home_net = HomeNet(home_net)
         self.on_update = on_update
         self._owner: dict[tuple[str, str], str] = {}  # strong tie -> campaign id (maybe stale)
         self._parent: dict[str, str] = {}  # campaign id -> id it merged into
@@ -561,23 +572,24 @@ class CampaignBook:
         return sorted(self._campaigns.values(),
                       key=lambda c: (-len(c.hosts()), -c.alerts, c.first_seen, c.id))
 
-    def tag(self, alert: Alert) -> Alert:
+    def tag(self, alert: Alert, record: dict[str, Any] | None = None) -> Alert:
         """`alert` placed in its campaign (an allowlisted match is recorded, not grouped);
-        `on_update` hears what changed."""
+        `on_update` hears what changed. `record`, the alert's EVE record as
+        `alert_to_eve(alert)` builds it, is read instead of building one, and gains the
+        campaign, so that it stays the tagged alert's record, ready for the sinks."""
         if alert.verdict.value == "allowed":
             return alert
         from netdetect.model import CampaignRef
+        from netdetect.sinks.eve import alert_to_eve, campaign_field
 
-        update = self.add_alert(alert)
+        if record is None:
+            record = alert_to_eve(alert)
+        update = self.add(Observation.from_eve(record, self.home_net))
         if self.on_update is not None:
             self.on_update(update)
-        return dataclasses.replace(
-            alert, campaign=CampaignRef(update.campaign.id, update.ties))
-
-    def add_alert(self, alert: Alert) -> Update:
-        from netdetect.sinks.eve import alert_to_eve
-
-        return self.add(Observation.from_eve(alert_to_eve(alert), self.home_net))
+        ref = CampaignRef(update.campaign.id, update.ties)
+        record["netdetect"]["campaign"] = campaign_field(ref)
+        return msgspec.structs.replace(alert, campaign=ref)
 
     def add_record(self, record: Mapping[str, Any]) -> Update:
         return self.add(Observation.from_eve(record, self.home_net))

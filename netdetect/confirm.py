@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
 import secrets
 import time
@@ -447,7 +446,7 @@ class Confirmer:
             self._confirmed_early.popitem(last=False)
         why = (f"asked at network score {suspect.score}, below the alert threshold: the host's "
                "answer raised it")
-        return dataclasses.replace(alert, reasons=(*alert.reasons, why))
+        return msgspec.structs.replace(alert, reasons=(*alert.reasons, why))
 
     async def _ask(self, host: HostIdentity, suspect: Suspect) -> tuple[HostReport | None, str]:
         host_id = host.host_id

@@ -6,8 +6,9 @@ the same alerts.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, NamedTuple
+
+import msgspec
 
 from netdetect.model import Alert, Verdict
 
@@ -34,8 +35,7 @@ _MIB = 1024 * 1024
 
 # The policy correlate applies (loaded from the sensor's TOML by netdetect.config); here,
 # not there, so a replay that asks no host never loads the configuration parser.
-@dataclass(frozen=True, slots=True)
-class Allowlist:
+class Allowlist(msgspec.Struct, frozen=True):
     """Suspects that are expected: recorded with verdict `allowed`, never raised."""
 
     hosts: frozenset[str] = frozenset()
@@ -47,8 +47,7 @@ class Allowlist:
 
 
 
-@dataclass(frozen=True, slots=True)
-class CorrelateConfig:
+class CorrelateConfig(msgspec.Struct, frozen=True):
     cpu_threshold: float = 50.0  # percent of one core over the query's window
     rss_threshold_mb: int = 2048
     hugepages_threshold_mb: int = 256  # RandomX datasets live in huge pages

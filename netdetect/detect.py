@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import ipaddress
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import NamedTuple
+
+import msgspec
 
 from netdetect.decoders.events import (
     Certificate,
@@ -117,16 +117,15 @@ class TlsShape(NamedTuple):
     first_ts: float
 
 
-@dataclass(slots=True)
-class Inspection:
+class Inspection(msgspec.Struct):
     """Everything the detector accumulates about one flow while it looks at it."""
 
-    evidence: list[Evidence] = field(default_factory=list)
-    kinds: set[str] = field(default_factory=set)
+    evidence: list[Evidence] = msgspec.field(default_factory=list)
+    kinds: set[str] = msgspec.field(default_factory=set)
     score: int = 0
     dialect: str | None = None
     app_proto: str | None = None
-    methods: set[str] = field(default_factory=set)
+    methods: set[str] = msgspec.field(default_factory=set)
     client_dir: int | None = None  # 0: side a is the miner, 1: side b is
     alerted: bool = False
     reported: bool = False  # its alert was raised (not suppressed as a resumed connection)
@@ -222,7 +221,7 @@ class Detector:
               and ins.score >= self.ask_threshold and not _browsing(ins)):
             ins.asked = True
             self.asks += 1
-            self.suspects.append(dataclasses.replace(self.suspect(flow, ins, ts), asked=True))
+            self.suspects.append(msgspec.structs.replace(self.suspect(flow, ins, ts), asked=True))
 
     def pool_answer(self, flow: FlowView, ins: Inspection, ip: str, name: str, ts: float) -> None:
         """A DNS answer names a pool for an address this flow already talks to (the flow

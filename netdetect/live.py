@@ -53,7 +53,7 @@ from netdetect.errors import NetdetectError
 from netdetect.intel import Intel, load_intel
 from netdetect.metrics import SensorMetrics, stats_line
 from netdetect.model import Alert, FlowEnd, Suspect
-from netdetect.sinks.eve import EveWriter, SinkError
+from netdetect.sinks.eve import EveWriter, SinkError, alert_to_eve
 from netdetect.sinks.syslog import SyslogSink
 
 if TYPE_CHECKING:
@@ -96,7 +96,8 @@ SINK_LOG_EVERY = 60.0  # seconds between log lines about records a sink lost
 
 
 class AlertSink(Protocol):
-    def write(self, alert: Alert) -> None: ...
+    # `record`: the alert's EVE record (`alert_to_eve(alert)`), built once for all sinks.
+    def write(self, alert: Alert, record: dict[str, Any] | None = None) -> None: ...
 
 
 class RateLimitedLog:
@@ -771,7 +772,8 @@ class Sensor:
         tg.create_task(one())
 
     def _emit(self, alert: Alert) -> None:
-        alert = self.campaigns.tag(alert)
+        record = alert_to_eve(alert)  # once, for the campaign book and every sink
+        alert = self.campaigns.tag(alert, record)
         self.alerts.append(alert)
         self.metrics.count_alert(alert.verdict.value)
         s = alert.suspect
@@ -780,7 +782,7 @@ class Sensor:
                     f" host {alert.host_id}" if alert.host_id else "")
         for sink in self.sinks:
             try:
-                sink.write(alert)
+                sink.write(alert, record)
             except (SinkError, OSError) as exc:
                 self._sink_failed(sink, "alert", exc)
 

@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import TYPE_CHECKING, Protocol
+
+import msgspec
 
 if TYPE_CHECKING:
     from netdetect.agent.schema import HostReport
@@ -51,8 +52,7 @@ def ip_raw(text: str) -> bytes:
     return socket.inet_pton(socket.AF_INET, text)
 
 
-@dataclass(frozen=True, slots=True)
-class Endpoint:
+class Endpoint(msgspec.Struct, frozen=True):
     ip: str
     port: int
 
@@ -64,8 +64,7 @@ class Verdict(StrEnum):
     ALLOWED = "allowed"
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
+class Evidence(msgspec.Struct, frozen=True):
     """One reason to believe a flow is mining. `weight` adds to the flow's score (0..100)."""
 
     kind: str  # e.g. "stratum-client-method", "pool-domain-sni", "tls-no-sni-no-alpn"
@@ -74,8 +73,7 @@ class Evidence:
     ts: float  # packet timestamp of the observation
 
 
-@dataclass(frozen=True, slots=True)
-class PoolFacts:
+class PoolFacts(msgspec.Struct, frozen=True):
     host: str | None = None  # pool name from DNS, SNI, HTTP Host or login URL
     host_source: str | None = None  # "dns" | "sni" | "http-host" | "login" | "certificate"
     list_match: str | None = None  # which intel entry matched (domain suffix or IP set name)
@@ -95,8 +93,7 @@ class PoolFacts:
     sanctioned: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class MinerFacts:
+class MinerFacts(msgspec.Struct, frozen=True):
     agent: str | None = None  # e.g. "XMRig/6.16.0 (Linux x86_64) libuv/1.42.0 gcc/9.3.0"
     agent_name: str | None = None  # normalised miner name, e.g. "xmrig"
     agent_version: str | None = None
@@ -108,8 +105,7 @@ class MinerFacts:
     ja4: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Suspect:
+class Suspect(msgspec.Struct, frozen=True):
     """A flow the network side believes is mining, with everything it saw."""
 
     flow_id: int
@@ -123,16 +119,15 @@ class Suspect:
     score: int
     evidence: tuple[Evidence, ...]
     methods: tuple[str, ...] = ()
-    pool_facts: PoolFacts = field(default_factory=PoolFacts)
-    miner_facts: MinerFacts = field(default_factory=MinerFacts)
+    pool_facts: PoolFacts = msgspec.field(default_factory=PoolFacts)
+    miner_facts: MinerFacts = msgspec.field(default_factory=MinerFacts)
     vlan: int = 0
     # Below the alert threshold, put to the host early: only a host that confirms it raises
     # an alert (netdetect.confirm); without confirmation it is counted, never raised.
     asked: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class FlowEnd:
+class FlowEnd(msgspec.Struct, frozen=True):
     """An alerted flow leaving the flow table: its final evidence, facts and counts.
 
     The alert is raised as soon as the evidence suffices; this record, written when the flow
@@ -150,8 +145,7 @@ class FlowEnd:
     pcap_filename: str | None = None  # replay: the capture the flow's alert came from
 
 
-@dataclass(frozen=True, slots=True)
-class HostLease:
+class HostLease(msgspec.Struct, frozen=True):
     """An address the sensor saw handed to (or resolved for) a host: a DHCP ACK, a DNS answer.
 
     `host` is the host id as the traffic names it (a DHCP hostname's first label, lower-cased;
@@ -167,16 +161,14 @@ class HostLease:
     server: str | None = None  # DHCP: the address the ACK came from (who vouches for it)
 
 
-@dataclass(frozen=True, slots=True)
-class CampaignRef:
+class CampaignRef(msgspec.Struct, frozen=True):
     """The campaign an alert was placed in when it was raised (netdetect.campaign)."""
 
     id: str
     ties: tuple[str, ...] = ()  # the strong tie kinds that joined it to an earlier campaign
 
 
-@dataclass(frozen=True, slots=True)
-class Alert:
+class Alert(msgspec.Struct, frozen=True):
     """A suspect with its verdict and, when the host answered, the host's half of the evidence."""
 
     suspect: Suspect

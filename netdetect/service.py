@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import collections
-import dataclasses
 import sys
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+import msgspec
 
 from netdetect import _core
 from netdetect.campaign import CampaignBook
@@ -18,7 +18,7 @@ from netdetect.detect import DEFAULT_HOME_NET
 from netdetect.errors import CaptureError
 from netdetect.intel import Intel
 from netdetect.model import Alert, FlowEnd, Suspect, Verdict
-from netdetect.sinks.eve import EveWriter, SinkError
+from netdetect.sinks.eve import EveWriter, SinkError, alert_to_eve
 
 if TYPE_CHECKING:
     from netdetect.hosts import Inventory
@@ -33,25 +33,26 @@ class Confirms(Protocol):
 
 
 class AlertSink(Protocol):
-    def write(self, alert: Alert) -> None: ...
+    # `record`: the alert's EVE record (`alert_to_eve(alert)`), built once for all sinks.
+    def write(self, alert: Alert, record: dict[str, Any] | None = None) -> None: ...
 
 
-@dataclass
-class RunResult:
-    alerts: list[Alert] = field(default_factory=list)
-    errors: list[str] = field(default_factory=list)  # per-file damage, "path: offset N: why"
+class RunResult(msgspec.Struct):
+    alerts: list[Alert] = msgspec.field(default_factory=list)
+    # Per-file damage, "path: offset N: why".
+    errors: list[str] = msgspec.field(default_factory=list)
     unreadable: int = 0  # files that failed to open or had damage
     # Inputs that gave nothing to analyse (an empty directory, a capture without one
     # decodable packet): not damage, but a run that looked at nothing must not read as clean.
-    warnings: list[str] = field(default_factory=list)
+    warnings: list[str] = msgspec.field(default_factory=list)
     files: int = 0
     frames: int = 0
     flow_ends: int = 0  # final records of alerted flows written
-    counters: dict[str, int] = field(default_factory=dict)
+    counters: dict[str, int] = msgspec.field(default_factory=dict)
     sink_error: str | None = None  # an output failed: the run stopped there
     interrupted: bool = False  # Ctrl-C: what was read so far was flushed
     # Every alert is placed in a campaign (netdetect.campaign) before the sinks see it.
-    campaigns: CampaignBook = field(default_factory=CampaignBook)
+    campaigns: CampaignBook = msgspec.field(default_factory=CampaignBook)
 
     @property
     def incomplete(self) -> bool:
@@ -65,7 +66,7 @@ def network_only(suspect: Suspect) -> Alert:
     alert = correlate(suspect, host=None, report=None, reason=None, allowlist=Allowlist())
     if alert.verdict is Verdict.ALLOWED:  # sanctioned.txt: decided from the network side
         return alert
-    return dataclasses.replace(alert, reasons=("host confirmation not requested",))
+    return msgspec.structs.replace(alert, reasons=("host confirmation not requested",))
 
 
 class Progress(Protocol):
@@ -109,8 +110,7 @@ def expand_inputs(paths: Sequence[str], result: RunResult) -> list[str]:
     return files
 
 
-@dataclass
-class _Files:
+class _Files(msgspec.Struct):
     """Which file the frames come from, and what each one held; read between batches."""
 
     paths: list[str]
@@ -120,7 +120,7 @@ class _Files:
     # The capture each alerted flow was seen in, for its flow record's pcap_filename. A
     # queue per flow_id: one session replayed from several captures (tunnel variants of one
     # trace) is several flows with one flow_id, each ending after the next one alerted.
-    alert_file: dict[int, collections.deque[str]] = field(default_factory=dict)
+    alert_file: dict[int, collections.deque[str]] = msgspec.field(default_factory=dict)
 
     def through_core(self, engine: CoreEngine) -> Iterator[str]:
         """Run every file through the compiled core, yielding after each batch so the
@@ -171,7 +171,7 @@ class _Files:
             name = queue.popleft()
             if not queue:
                 del self.alert_file[fe.suspect.flow_id]
-        return dataclasses.replace(fe, pcap_filename=name)
+        return msgspec.structs.replace(fe, pcap_filename=name)
 
 
 def replay(
@@ -222,13 +222,14 @@ def replay(
 
 def _emit(alert: Alert, sinks: Sequence[AlertSink], result: RunResult, files: _Files) -> None:
     if files.current is not None:
-        alert = dataclasses.replace(alert, pcap_filename=files.current)
+        alert = msgspec.structs.replace(alert, pcap_filename=files.current)
         files.alert_file.setdefault(alert.suspect.flow_id, collections.deque()).append(
             files.current)
-    alert = result.campaigns.tag(alert)
+    record = alert_to_eve(alert)  # once, for the campaign book and every sink
+    alert = result.campaigns.tag(alert, record)
     result.alerts.append(alert)
     for sink in sinks:
-        sink.write(alert)
+        sink.write(alert, record)
 
 
 def _emit_flows(

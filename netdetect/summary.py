@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
+
+import msgspec
 
 from netdetect.model import Alert
 
@@ -32,13 +33,12 @@ def clean(text: str) -> str:
     return _CONTROL.sub(lambda m: m.group().encode("unicode_escape").decode("ascii"), text)
 
 
-@dataclass
-class _Group:
+class _Group(msgspec.Struct):
     flows: int = 0
     first: float = float("inf")
-    others: set[str] = field(default_factory=set)  # pools of a host, hosts of a pool
-    dialects: set[str] = field(default_factory=set)
-    files: set[str] = field(default_factory=set)
+    others: set[str] = msgspec.field(default_factory=set)  # pools of a host, hosts of a pool
+    dialects: set[str] = msgspec.field(default_factory=set)
+    files: set[str] = msgspec.field(default_factory=set)
 
     def add(self, a: Alert, other: str) -> None:
         s = a.suspect

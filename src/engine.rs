@@ -1658,7 +1658,11 @@ impl Engine {
             self.pdns_sweep = ts + PDNS_SWEEP;
             self.counters.pdns_expired += self.pdns.expire(ts);
         }
-        self.pdns.learn(msg, ts);
+        // Only answers that name a pool are kept: judgement asks passive DNS for pool names
+        // alone, so the budget holds pool names, and a flood of other answers (a busy
+        // resolver, random names) can neither evict them nor cost a learned entry each.
+        let intel = &self.intel;
+        self.pdns.learn_if(msg, ts, |n| intel.pool_name(n));
         let watched = if self.intel.watching() {
             answer_addresses(msg)
         } else {

@@ -75,19 +75,38 @@ impl PassiveDns {
 
     /// Learn every A/AAAA answer of a response (time is the packet timestamp).
     pub fn learn(&mut self, msg: &DnsMessage, now: f64) {
+        self.learn_if(msg, now, |_| true);
+    }
+
+    /// Learn the A/AAAA answers of a response whose name chain (owner and the aliases
+    /// leading to it) holds a name that passes `keep`; the whole chain is learned then.
+    pub fn learn_if(&mut self, msg: &DnsMessage, now: f64, keep: impl Fn(&str) -> bool) {
         if msg.answers.is_empty() || msg.rcode != 0 || !msg.is_response {
             return;
         }
         let alias_of = Aliases::of(msg);
+        // Answers come in runs under one owner: its verdict is asked once per run.
+        let mut last: Option<(&str, bool)> = None;
         for rr in &msg.answers {
             let RData::Addr(ip) = rr.value else { continue };
             if rr.rtype != A && rr.rtype != AAAA {
                 continue;
             }
+            let chain = Chain::of(&rr.name, &alias_of);
+            let wanted = match last {
+                Some((owner, wanted)) if owner == rr.name => wanted,
+                _ => {
+                    let wanted = chain.names().iter().any(|n| keep(n));
+                    last = Some((rr.name.as_str(), wanted));
+                    wanted
+                }
+            };
+            if !wanted {
+                continue;
+            }
             // pdns.py clamps as min(hi, max(lo, ttl)): with lo > hi, hi wins.
             let ttl = rr.ttl.max(self.min_ttl).min(self.max_ttl);
             let expiry = now + f64::from(ttl);
-            let chain = Chain::of(&rr.name, &alias_of);
             // chain runs owner → question name; the question name goes in last, so it is the
             // first one names_for() returns and the last one a full address evicts.
             self.add(ip, chain.names(), expiry);
@@ -442,6 +461,44 @@ mod tests {
         assert_eq!(p.names_for(&ip("1.2.3.4"), 1000.0), want);
         assert_eq!(p.names_for(&ip("2001:db8::1"), 1000.0), want);
         assert!(p.names_for(&ip("5.6.7.8"), 1000.0).is_empty());
+        assert_eq!(p.bytes(), recount(&p));
+    }
+
+    #[test]
+    fn learn_if_keeps_whole_chains_that_pass_and_nothing_else() {
+        let pool = |n: &str| n == "pool.example.com";
+        let mut p = PassiveDns::new(BIG);
+        // The pool name is the question, reached from the address through the alias.
+        p.learn_if(&chain(), 1000.0, pool);
+        let want = names(&["pool.example.com", "lb.cdn.net"]);
+        assert_eq!(p.names_for(&ip("1.2.3.4"), 1000.0), want);
+        assert_eq!(p.names_for(&ip("2001:db8::1"), 1000.0), want);
+        // No name of the chain passes: nothing is learned, nothing is charged.
+        let other = answer_q(
+            "www.shop.test",
+            0,
+            vec![
+                rr("www.shop.test", CNAME, 300, "edge.cdn.net"),
+                rr("edge.cdn.net", A, 300, "5.6.7.8"),
+                rr("edge.cdn.net", A, 300, "5.6.7.9"),
+            ],
+        );
+        let before = p.bytes();
+        p.learn_if(&other, 1000.0, pool);
+        assert!(p.names_for(&ip("5.6.7.8"), 1000.0).is_empty());
+        assert!(p.names_for(&ip("5.6.7.9"), 1000.0).is_empty());
+        assert_eq!(p.bytes(), before);
+        // One message, two owners: only the pool's chain is learned.
+        let mixed = answer(vec![
+            rr("pool.example.com", A, 300, "9.9.9.1"),
+            rr("ads.example.net", A, 300, "9.9.9.2"),
+        ]);
+        p.learn_if(&mixed, 1000.0, pool);
+        assert_eq!(
+            p.names_for(&ip("9.9.9.1"), 1000.0),
+            names(&["pool.example.com"])
+        );
+        assert!(p.names_for(&ip("9.9.9.2"), 1000.0).is_empty());
         assert_eq!(p.bytes(), recount(&p));
     }
 

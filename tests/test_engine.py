@@ -209,11 +209,41 @@ def test_passive_dns_names_expire_as_answers_arrive(intel: Intel) -> None:
         )
         eng.feed(ts, 1, f)
 
-    answer(1.0, "a.example.org", "192.0.2.1", 60)
-    assert eng.core.pdns_names("192.0.2.1", 2.0) == ["a.example.org"]
-    answer(1000.0, "b.example.org", "192.0.2.2", 60)  # the first name expired long ago
+    answer(1.0, "a.supportxmr.com", "192.0.2.1", 60)
+    assert eng.core.pdns_names("192.0.2.1", 2.0) == ["a.supportxmr.com"]
+    answer(1000.0, "b.supportxmr.com", "192.0.2.2", 60)  # the first name expired long ago
     assert eng.counters()["pdns_expired"] == 1
     assert eng.core.pdns_names("192.0.2.1", 1000.0) == []
+
+
+def test_passive_dns_holds_pool_names_only_and_a_flood_cannot_evict_them(
+        intel: Intel) -> None:
+    """Judgement asks passive DNS about pool names alone: other answers are not kept, so a
+    resolver's ordinary traffic, or a flood of answers for random names, costs no entry and
+    cannot push the pool's answer out of a budget it would otherwise fill many times."""
+    eng = Engine(intel)
+    budget = 4096
+    eng.core = _core.Core(pdns_budget=budget)
+    eng.core.set_intel(*intel.prefilter())
+
+    def answer(ts: float, name: str, ip: str) -> None:
+        f = frame(
+            IP(src="10.0.0.53", dst=MINER) / UDP(sport=53, dport=5555)
+            / DNS(id=9, qr=1, qd=DNSQR(qname=name), an=DNSRR(rrname=name, type="A", ttl=3600,
+                                                                rdata=ip))
+        )
+        eng.feed(ts, 1, f)
+
+    answer(1.0, "pool.supportxmr.com", POOL)
+    pool_bytes = eng.counters()["pdns_bytes"]
+    assert pool_bytes > 0
+    for i in range(2000):  # some 100 times what the budget holds of such entries
+        answer(2.0 + i / 1000, f"host{i}.cdn-{i % 97}.example.net", f"203.0.113.{i % 250 + 1}")
+    c = eng.counters()
+    assert c["pdns_bytes"] == pool_bytes
+    assert c["pdns_evictions"] == 0
+    assert eng.core.pdns_names(POOL, 5.0) == ["pool.supportxmr.com"]
+    assert eng.core.pdns_names("203.0.113.1", 5.0) == []
 
 
 def test_alerted_flow_ends_with_final_counts(intel: Intel) -> None:

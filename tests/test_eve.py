@@ -8,20 +8,35 @@ from collections import defaultdict
 from datetime import UTC, datetime
 from pathlib import Path
 
+import msgspec
 import pytest
 from eve_schema import check_eve_text, check_record
 from hypothesis import given
 from hypothesis import strategies as st
 
+from netdetect.campaign import CampaignBook
 from netdetect.intel import Intel
-from netdetect.model import Alert, Endpoint, Evidence, PoolFacts, Suspect, Verdict
+from netdetect.model import (
+    Alert,
+    CampaignRef,
+    Endpoint,
+    Evidence,
+    FlowEnd,
+    MinerFacts,
+    PoolFacts,
+    Suspect,
+    Verdict,
+)
 from netdetect.service import replay
 from netdetect.sinks.eve import (
     FLOW_ID_MASK,
     EveWriter,
     alert_to_eve,
     community_id,
+    eve_line,
     eve_timestamp,
+    flow_to_eve,
+    in_context,
     netdetect_schema,
     signature_text,
 )
@@ -174,3 +189,73 @@ def test_eve_timestamp_out_of_range_is_a_value_error() -> None:
     for ts in (-1.0, 253402300800.0, 1e300):
         with pytest.raises(ValueError, match="out of range"):
             eve_timestamp(ts)
+
+
+# JSON values as records hold them: text from the wire (any code point, lone surrogates
+# included), integers of any size, nesting.
+_TEXT = st.text(st.characters(min_codepoint=0, max_codepoint=0x10FFFF, exclude_categories=()))
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | _TEXT,
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(_TEXT, inner, max_size=4),
+    max_leaves=20,
+)
+
+
+@given(st.dictionaries(_TEXT, _JSON, max_size=6))
+def test_eve_line_is_the_text_json_dumps_writes(record: dict[str, object]) -> None:
+    line = eve_line(record)
+    assert line.endswith(b"\n")
+    assert line.count(b"\n") == 1
+    assert line.isascii()
+    assert line.decode("ascii") == json.dumps(record, separators=(",", ":")) + "\n"
+
+
+@given(st.lists(st.floats(allow_nan=False, allow_infinity=False), max_size=8))
+def test_eve_line_floats_read_back_exactly(values: list[float]) -> None:
+    assert json.loads(eve_line({"v": values})) == {"v": values}
+
+
+def _rich_alert(verdict: Verdict = Verdict.NETWORK_ONLY) -> Alert:
+    s = _suspect("10.0.0.1", 40000, "192.0.2.1", 3333, pool="pool.example")
+    s = msgspec.structs.replace(s, vlan=7, miner_facts=MinerFacts(
+        login="4Awallet", agent="XMRig/6.21.0", ja3="abc", ja4="t13d"))
+    return Alert(suspect=s, verdict=verdict, severity=2, pcap_filename="a.pcap",
+                 reasons=("host confirmation not requested",))
+
+
+@pytest.mark.parametrize("context", [{}, {"host": "s1"}, {"in_iface": "eth1"},
+                                     {"host": "s1", "in_iface": "eth1"}])
+def test_context_goes_where_suricata_puts_it(context: dict[str, str]) -> None:
+    alert = _rich_alert()
+    plain = alert_to_eve(alert)
+    got = list(in_context(plain, context))
+    header = ["timestamp", "flow_id", "event_type", "src_ip", "src_port", "dest_ip",
+              "dest_port", "proto", "community_id", "app_proto", "vlan", "pcap_filename"]
+    head = [*header[:2], *(["in_iface"] if "in_iface" in context else []), *header[2:],
+            *(["host"] if "host" in context else [])]
+    assert got == [*head, "alert", "tls", "netdetect"]
+    assert list(alert_to_eve(alert, context)) == got
+    fe = FlowEnd(suspect=alert.suspect, reason="end", pkts_to_pool=1, pkts_to_miner=1,
+                 bytes_to_pool=1, bytes_to_miner=1, closed=True, pcap_filename="a.pcap")
+    assert list(flow_to_eve(fe, context)) == [*head, "flow", "tls", "netdetect"]
+    assert in_context(plain, {}) is plain  # a replay's sinks share the one record
+
+
+@pytest.mark.parametrize("verdict", [Verdict.NETWORK_ONLY, Verdict.ALLOWED])
+def test_the_one_record_of_an_alert_is_what_each_sink_would_build(verdict: Verdict) -> None:
+    """The replay builds an alert's record once, tags it, and hands it to every sink: it
+    must be the record of the tagged alert, as each sink would build it alone."""
+    alert = _rich_alert(verdict)
+    record = alert_to_eve(alert)
+    tagged = CampaignBook().tag(alert, record)
+    assert (tagged.campaign is None) == (verdict is Verdict.ALLOWED)
+    assert eve_line(record) == eve_line(alert_to_eve(tagged))
+    for context in ({"host": "s1"}, {"host": "s1", "in_iface": "eth1"}):
+        shared, alone = io.StringIO(), io.StringIO()
+        EveWriter(shared, **context).write(tagged, record)  # type: ignore[arg-type]
+        EveWriter(alone, **context).write(tagged)  # type: ignore[arg-type]
+        assert shared.getvalue() == alone.getvalue()
+        assert json.loads(shared.getvalue())["host"] == "s1"
+    if tagged.campaign is not None:
+        assert record["netdetect"]["campaign"] == {"id": tagged.campaign.id, "ties": []}
+        assert isinstance(tagged.campaign, CampaignRef)

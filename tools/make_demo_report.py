@@ -19,6 +19,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+import msgspec
+
 from netdetect.agent.schema import (
     SCHEMA_VERSION,
     HostFacts,
@@ -124,9 +126,7 @@ def demo_eve() -> str:
 
 
 def _with_file(alert: Alert, name: str | None) -> Alert:
-    import dataclasses
-
-    return dataclasses.replace(alert, pcap_filename=name)
+    return msgspec.structs.replace(alert, pcap_filename=name)
 
 
 def screenshot(html_path: Path, png: Path, *, width: int = 1280, height: int = 1500) -> None:

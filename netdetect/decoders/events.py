@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import msgspec
 
 
-@dataclass(frozen=True, slots=True)
-class StratumMessage:
+class StratumMessage(msgspec.Struct, frozen=True):
     """One JSON-RPC message of a mining dialect (or generic JSON-RPC, with mining=False)."""
 
     dialect: str  # "stratum-v1" | "cryptonote" | "eth-proxy" | "ethereumstratum-1"
@@ -29,8 +28,7 @@ class StratumMessage:
     host: str | None = None  # pool host named in the message (e.g. login URL, hello "host")
 
 
-@dataclass(frozen=True, slots=True)
-class HttpMessage:
+class HttpMessage(msgspec.Struct, frozen=True):
     """An HTTP/1.x request or response head (and JSON-RPC body when it is one)."""
 
     is_request: bool
@@ -48,8 +46,7 @@ class HttpMessage:
     upgrade: str | None = None  # e.g. "websocket"
 
 
-@dataclass(frozen=True, slots=True)
-class ClientHello:
+class ClientHello(msgspec.Struct, frozen=True):
     sni: str | None
     alpn: tuple[str, ...]
     record_version: int
@@ -63,8 +60,7 @@ class ClientHello:
     extensions: tuple[int, ...]
 
 
-@dataclass(frozen=True, slots=True)
-class Certificate:
+class Certificate(msgspec.Struct, frozen=True):
     """Names from the server's first certificate (TLS <= 1.2 only; 1.3 encrypts it)."""
 
     subject_cn: str | None
@@ -72,8 +68,7 @@ class Certificate:
     issuer_cn: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class Sv2Message:
+class Sv2Message(msgspec.Struct, frozen=True):
     """Stratum V2 recognised: the Noise handshake shape, an encrypted frame, or plaintext."""
 
     kind: str  # "noise-initiator" | "noise-responder" | "encrypted-frame" | "setup-connection"

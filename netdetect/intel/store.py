@@ -8,8 +8,9 @@ import os
 import re
 import tempfile
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
+
+import msgspec
 
 from netdetect.asciinum import is_ascii_digits, parse_uint
 from netdetect.errors import SignatureError
@@ -60,8 +61,7 @@ _MEMO_AGENTS = 1024  # distinct agent strings remembered by match_agent ...
 _MEMO_AGENT_CHARS = 512  # ... when no longer than this
 
 
-@dataclass(frozen=True, slots=True)
-class DomainMatch:
+class DomainMatch(msgspec.Struct, frozen=True):
     """A DNS / SNI / HTTP host name that falls under a listed pool domain."""
 
     domain: str  # the listed entry that matched, e.g. "supportxmr.com"
@@ -70,16 +70,14 @@ class DomainMatch:
     note: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class AgentMatch:
+class AgentMatch(msgspec.Struct, frozen=True):
     """Mining software named by a user-agent or stratum agent string."""
 
     name: str  # normalised, e.g. "xmrig"
     version: str | None
 
 
-@dataclass(frozen=True, slots=True)
-class TlsMatch:
+class TlsMatch(msgspec.Struct, frozen=True):
     """A TLS client fingerprint of mining software (weak evidence on its own)."""
 
     kind: str  # "ja3" | "ja4"
@@ -89,8 +87,7 @@ class TlsMatch:
     note: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class SanctionedEntry:
+class SanctionedEntry(msgspec.Struct, frozen=True):
     """Mining the organisation runs on purpose (sanctioned.txt): a match makes the verdict
     `allowed` from the network side alone, before and without asking any host."""
 

@@ -8,12 +8,11 @@ bounded number of updates, each of bounded size (the lists are capped, their tot
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any, Protocol
 
 from netdetect.campaign import Campaign, Update
-from netdetect.sinks.eve import SinkError, _FdOutput, eve_timestamp
+from netdetect.sinks.eve import SinkError, _FdOutput, eve_line, eve_timestamp
 
 CAMPAIGN_TOPIC = "netdetect/v1/campaigns"
 TOP = 20  # entries per list in an update
@@ -105,7 +104,7 @@ class CampaignFile:
 
     def publish(self, doc: dict[str, Any]) -> None:
         try:
-            self._out.write_line(json.dumps(doc, separators=(",", ":")) + "\n")
+            self._out.write_line(eve_line(doc))
         except OSError as exc:
             raise SinkError(f"{self.name}: {exc.strerror or exc}") from exc
 

@@ -85,9 +85,10 @@ class MqttAlertSink:
     def connected(self) -> bool:
         return self._connected.is_set()
 
-    def write(self, alert: Alert) -> None:
-        """Queue `alert` as its EVE JSON line (the AlertSink protocol of netdetect.service)."""
-        self.submit(alert_to_eve(alert))
+    def write(self, alert: Alert, record: dict[str, Any] | None = None) -> None:
+        """Queue `alert` as its EVE JSON line (the AlertSink protocol of netdetect.service);
+        `record` is that line's record when the caller built it already."""
+        self.submit(alert_to_eve(alert) if record is None else record)
 
     def submit(self, doc: Mapping[str, Any]) -> None:
         """Queue one JSON document for publication."""

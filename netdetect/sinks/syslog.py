@@ -8,7 +8,6 @@ format whichever way it arrives (as Suricata's EVE-to-syslog output does).
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import socket
 from datetime import UTC, datetime
@@ -16,7 +15,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from netdetect.model import Alert, FlowEnd, Verdict
-from netdetect.sinks.eve import SinkError, alert_to_eve, flow_to_eve
+from netdetect.sinks.eve import SinkError, alert_to_eve, eve_line, flow_to_eve, in_context
 
 FACILITIES = {
     "kern": 0, "user": 1, "daemon": 3, "auth": 4, "syslog": 5, "authpriv": 10,
@@ -98,13 +97,14 @@ class SyslogSink:
             sd = (f'[netdetect@32473 sid="{alert["signature_id"]}" '
                   f'flow_id="{record["flow_id"]}" '
                   f'verdict="{_sd_escape(str(record.get("netdetect", {}).get("verdict", "")))}"]')
-        body = json.dumps(record, separators=(",", ":"))
         # BOM: RFC 5424 says a UTF-8 MSG starts with one, so receivers do not guess.
         return (f"<{pri}>1 {ts} {self.hostname} {APP_NAME} {os.getpid()} {msgid} {sd} "
-                .encode() + b"\xef\xbb\xbf" + body.encode("utf-8"))
+                .encode() + b"\xef\xbb\xbf" + eve_line(record)[:-1])
 
-    def write(self, alert: Alert) -> None:
-        record = alert_to_eve(alert, self.context)
+    def write(self, alert: Alert, record: dict[str, Any] | None = None) -> None:
+        """`record`: the alert's record as `alert_to_eve(alert)` builds it, if made already."""
+        record = (alert_to_eve(alert, self.context) if record is None
+                  else in_context(record, self.context))
         severity = _INFO if alert.verdict is Verdict.ALLOWED else _SEVERITY.get(
             alert.severity, 4)
         self._send(self.message(record, severity, str(record["event_type"])))

@@ -7,7 +7,6 @@ browsers are not miners; early asks are bounded per host and overall.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 from pathlib import Path
 
 import msgspec
@@ -28,7 +27,7 @@ from .test_hosts_correlate import WEB, proc, report
 NONE = Allowlist()
 TWO_CORES = HostFacts(cpu_count=2, load1=2.5, msr_module_loaded=False, nr_hugepages=0)
 STRONG = suspect("10.0.0.5", 50123, 3333, score=90)
-ASKED = dataclasses.replace(suspect("10.0.0.5", 50123, 443, score=25, login=None,
+ASKED = msgspec.structs.replace(suspect("10.0.0.5", 50123, 443, score=25, login=None,
                                     pool_host=None), asked=True)
 PCAPS = Path(__file__).resolve().parents[2] / "pcaps"
 
@@ -155,8 +154,9 @@ def _confirmer(tmp_path: Path, **ask: object) -> Confirmer:
 
 def test_early_asks_are_rate_limited_per_host_and_overall(tmp_path: Path) -> None:
     c = _confirmer(tmp_path, ask_per_host=2, ask_budget=3, ask_period=60.0)
-    other = dataclasses.replace(ASKED, miner=dataclasses.replace(ASKED.miner, ip="10.0.0.6"))
-    stranger = dataclasses.replace(ASKED, miner=dataclasses.replace(ASKED.miner, ip="10.9.9.9"))
+    replace = msgspec.structs.replace
+    other = replace(ASKED, miner=replace(ASKED.miner, ip="10.0.0.6"))
+    stranger = replace(ASKED, miner=replace(ASKED.miner, ip="10.9.9.9"))
 
     async def run() -> list[object]:
         # No broker here: every ask that is sent goes unanswered, and raises nothing.
