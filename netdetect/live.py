@@ -65,7 +65,7 @@ log = logging.getLogger("netdetect.live")
 EXIT_OK, EXIT_ALERTS, EXIT_ERROR = 0, 1, 2
 REPORT_EVERY = 1.0  # seconds between a worker's counter snapshots
 READ_TIMEOUT = 0.2  # seconds a worker waits in poll() before checking its control flags
-# The DNS side channel of each worker (see Sensor.dns_rings): answers only, small ring.
+# The DNS side channel of each worker (see Sensor.dns_rings): answers only.
 DNS_SIDE_FILTER = "udp and (src port 53 or src port 5353 or src port 5355)"
 # A TPACKET_V2 ring: the kernel hands each answer over as soon as it has written it, before
 # it takes the next packet off the link, while main-ring frames reach the worker only when
@@ -75,12 +75,15 @@ DNS_SIDE_FILTER = "udp and (src port 53 or src port 5353 or src port 5355)"
 # other (a --topspeed replay puts microseconds between them). An answer captured after the
 # last frame read waits in its slot; while the main ring is quiet, until it is
 # DNS_HOLD_SLACK_MS past the main ring's retire_ms old (by then any main-ring frame captured
-# before it has been handed over). 2048 slots of 2 KiB (4 MiB): a whole Ethernet frame each
-# (an answer in a longer one is cut, counted in dns_side_truncated), and 2048 answers of
-# room however long the worker is busy; when half of them wait, the oldest go ahead of
-# their turn (dns_side_forced). (A V3 ring holds block_count x retire_ms of a busy worker's
-# time only, and hands an answer over up to retire_ms late: both lost pool names.)
-DNS_RING = RingConfig(block_size=1 << 16, block_count=64, frame_size=2048)
+# before it has been handed over). 4096 slots of 2 KiB (8 MiB): a whole Ethernet frame each
+# (an answer in a longer one is cut, counted in dns_side_truncated), and room for the
+# answers that arrive while the main ring lags (a block is handed over when full, or
+# retire_ms after it was opened) and the worker is busy; when half the slots wait, the
+# oldest go ahead of their turn (dns_side_forced) so that none is dropped. With 2048 slots,
+# bench/live_bench.py's --topspeed replay (some 18 000 answers/s) forced up to 252.
+# (A V3 ring holds only block_count x retire_ms of a busy worker's time, and hands an
+# answer over up to retire_ms late: both lost pool names.)
+DNS_RING = RingConfig(block_size=1 << 16, block_count=128, frame_size=2048)
 # Timer granularity (two jiffies at HZ=100) and softirq latency on top of the retire time.
 DNS_HOLD_SLACK_MS = 25
 STOP_GRACE = 15.0  # seconds the parent waits for workers to flush before killing them

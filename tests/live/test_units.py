@@ -73,10 +73,10 @@ def test_ring_config_is_checked(cfg: RingConfig, msg: str) -> None:
 
 
 def test_dns_side_channel_ring_geometry() -> None:
-    """TPACKET_V2 slots that hold a whole Ethernet frame each, 2048 of them."""
+    """TPACKET_V2 slots that hold a whole Ethernet frame each, 4096 of them."""
     DNS_RING.validate()
     assert DNS_RING.frame_size == 2048
-    assert DNS_RING.frames == 2048
+    assert DNS_RING.frames == 4096
     assert RingConfig().frames == 0  # the main rings stay TPACKET_V3
 
 
