@@ -546,8 +546,9 @@ mod tests {
         }
 
         fn put(&self, at: usize, bytes: &[u8]) {
-            // SAFETY: tests only write inside the mapping (checked by the slice bounds of
-            // the block or slot being written) and never where a delivered slice lives.
+            // SAFETY: the offsets come from the ring's geometry (asserted to fit a block or
+            // slot by the callers), so writes stay inside the mapping, and never touch a
+            // block or slot the reader holds a slice of.
             unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.ptr.add(at), bytes.len()) }
         }
 
