@@ -52,19 +52,34 @@ def wait_for(path: Path, pattern: str, timeout: float, proc: subprocess.Popen[by
     raise RuntimeError(f"no {pattern!r} in {path}:\n{path.read_text(errors='replace')}")
 
 
-def alerted_flows(eve: Path) -> set[tuple[str, ...]]:
+def alerted_flows(eve: Path) -> dict[tuple[str, ...], tuple[int, str | None]]:
     """The flows an EVE file alerted on, as (proto, endpoint, endpoint) with the endpoints
-    sorted, so the same flow matches whichever side was taken for the miner."""
-    flows: set[tuple[str, ...]] = set()
+    sorted, so the same flow matches whichever side was taken for the miner; each with the
+    alert's score and pool name."""
+    flows: dict[tuple[str, ...], tuple[int, str | None]] = {}
     if not eve.exists():
         return flows
     for line in eve.read_text().splitlines():
         if line.strip():
             ev = json.loads(line)
+            if ev.get("event_type") != "alert":
+                continue
             ends = sorted((f"{ev['src_ip']}:{ev['src_port']}",
                            f"{ev['dest_ip']}:{ev['dest_port']}"))
-            flows.add((str(ev.get("proto")), *ends))
+            nd = ev["netdetect"]
+            flows[(str(ev.get("proto")), *ends)] = (int(nd["score"]),
+                                                    (nd.get("pool") or {}).get("host"))
     return flows
+
+
+def replay_alerts(capture: Path, work: Path, home_net: str) -> dict[tuple[str, ...],
+                                                                   tuple[int, str | None]]:
+    """`netdetect replay` of the capture: what every live run should alert on."""
+    eve = work / "replay.eve"
+    subprocess.run([sys.executable, "-m", "netdetect.cli", "replay", "-q", "--home-net",
+                    home_net, "--eve", str(eve), str(capture)], check=True, cwd=REPO,
+                   env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True)
+    return alerted_flows(eve)
 
 
 def run_sniff(ns: str, sw: str, iface: str, workers: int, capture: Path, loops: int,
@@ -112,6 +127,7 @@ def run_sniff(ns: str, sw: str, iface: str, workers: int, capture: Path, loops: 
     return {"workers": workers, "bpf": bpf or "none", "offered": sent, "replay_s": secs,
             "replay_pps": pps, "kernel_seen": total("kernel_packets"),
             "kernel_dropped": total("kernel_drops"), "processed": total("packets"),
+            "dns_dropped": total("kernel_dns_drops"), "dns_forced": total("dns_side_forced"),
             "alerts": alerts, "alert_flows": alerted_flows(eve), "elapsed_s": elapsed,
             "per_worker": [int(w.get("packets", 0)) for w in workers_final]}
 
@@ -204,6 +220,8 @@ def main() -> int:
         # The capture's internal hosts (RFC 1918, ULA) are the home network, as in replay.
         home = "10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,100.64.0.0/10,fd00::/8"
         runs: dict[tuple[int, str], dict[str, Any]] = {}
+        offline = replay_alerts(capture, work, home)
+        print(f"netdetect replay: {len(offline)} alerts")
         sensor, sw = lab["namespaces"]["sensor"], lab["namespaces"]["sw"]
         try:
             # Frames enter at the switch end of the mirror port, exactly where tc mirred
@@ -215,6 +233,7 @@ def main() -> int:
                                   home, bpf)
                     runs[workers, r["bpf"]] = r
                     _print(r)
+                    _print_vs_replay(r, offline)
                     if bpf:
                         _print_filter(r, runs[workers, "none"])
             if not args.no_pcapy:
@@ -239,8 +258,8 @@ def main() -> int:
 def _print_filter(r: dict[str, Any], base: dict[str, Any]) -> None:
     """The kernel filter's pass rate, and its alerts against the unfiltered run."""
     share = 100 * r["kernel_seen"] / r["offered"] if r["offered"] else 0.0
-    lost = base["alert_flows"] - r["alert_flows"]
-    gained = r["alert_flows"] - base["alert_flows"]
+    lost = base["alert_flows"].keys() - r["alert_flows"].keys()
+    gained = r["alert_flows"].keys() - base["alert_flows"].keys()
     print(f"  bpf={r['bpf']} workers={r['workers']}: kernel filter passed {r['kernel_seen']} "
           f"of {r['offered']} offered frames ({share:.1f}%); alerts {r['alerts']} vs "
           f"{base['alerts']} without filter ({r['alerts'] - base['alerts']:+d}); alerted "
@@ -249,11 +268,29 @@ def _print_filter(r: dict[str, Any], base: dict[str, Any]) -> None:
         print(f"    lost: {' '.join(flow)}")
 
 
+def _print_vs_replay(r: dict[str, Any],
+                     offline: dict[tuple[str, ...], tuple[int, str | None]]) -> None:
+    """Alerts the live run lost, gained or raised differently (score, pool name) against an
+    offline replay of the same capture."""
+    live = r["alert_flows"]
+    lost = sorted(offline.keys() - live.keys())
+    gained = sorted(live.keys() - offline.keys())
+    changed = sorted(f for f in offline.keys() & live.keys() if offline[f] != live[f])
+    print(f"  vs netdetect replay: lost {len(lost)}, gained {len(gained)}, different "
+          f"(score or pool name) {len(changed)}")
+    for flow in lost:
+        print(f"    lost: {' '.join(flow)} {offline[flow]}")
+    for flow in changed:
+        print(f"    different: {' '.join(flow)} {offline[flow]} -> {live[flow]}")
+
+
 def _print(r: dict[str, Any]) -> None:
     print(f"workers={r['workers']} bpf={r['bpf']}: offered {r['offered']} frames in "
           f"{r['replay_s']:.2f}s "
           f"({r['replay_pps']:.0f} pps), kernel saw {r['kernel_seen']}, dropped "
           f"{r['kernel_dropped']}, processed {r['processed']}, alerts {r['alerts']}"
+          + (f", DNS side channel dropped {r['dns_dropped']} (forced ahead "
+             f"{r['dns_forced']})" if r["workers"] == 2 else "")
           + (f", per worker {r['per_worker']}" if "per_worker" in r else ""))
 
 

@@ -217,11 +217,14 @@ class CoreEngine:
         return total
 
     def run_ring(
-        self, ring: _core.Ring, timeout_ms: int, dns: _core.Ring | None = None
+        self, ring: _core.Ring, timeout_ms: int, dns: _core.Ring | None = None, *,
+        hold_ms: int = 100,
     ) -> int:
-        """Read what a live ring holds (waiting up to `timeout_ms` when it is empty), plus
-        every DNS answer of the side-channel ring; returns frames read from `ring`."""
-        n, events = self.core.run_ring(ring, timeout_ms, dns)
+        """Read what a live ring holds (waiting up to `timeout_ms` when it is empty), merged
+        in capture order with the DNS answers of the side-channel ring (an answer captured
+        after every frame read waits, while the ring is quiet, until it is `hold_ms` old);
+        returns frames read from `ring`."""
+        n, events = self.core.run_ring(ring, timeout_ms, dns, hold_ms=hold_ms)
         self.frames += n
         if events:
             self._handle(events)

@@ -65,13 +65,32 @@ log = logging.getLogger("netdetect.live")
 EXIT_OK, EXIT_ALERTS, EXIT_ERROR = 0, 1, 2
 REPORT_EVERY = 1.0  # seconds between a worker's counter snapshots
 READ_TIMEOUT = 0.2  # seconds a worker waits in poll() before checking its control flags
-# The DNS side channel of each worker (see Sensor.dns_rings): answers only, small ring.
+# The DNS side channel of each worker (see Sensor.dns_rings): answers only.
 DNS_SIDE_FILTER = "udp and (src port 53 or src port 5353 or src port 5355)"
-# Its blocks are handed over after 2 ms: a worker takes the side channel before its own
-# frames, so an answer reaches it unless the flow's first payload follows the answer by less
-# than that (a --topspeed replay can; a real client waits at least the answer's way to it).
-DNS_RING = RingConfig(block_size=1 << 18, block_count=8, retire_ms=2)
+# A TPACKET_V2 ring: the kernel hands each answer over as soon as it has written it, before
+# it takes the next packet off the link, while main-ring frames reach the worker only when
+# their block does. The core merges the two in capture order (src/os/ring.rs drain_live):
+# each main-ring frame is judged after every answer captured before it and before every
+# answer captured after it, as in a replay of the capture, however close they follow each
+# other (a --topspeed replay puts microseconds between them). An answer captured after the
+# last frame read waits in its slot; while the main ring is quiet, until it is
+# DNS_HOLD_SLACK_MS past the main ring's retire_ms old (by then any main-ring frame captured
+# before it has been handed over). 4096 slots of 2 KiB (8 MiB): a whole Ethernet frame each
+# (an answer in a longer one is cut, counted in dns_side_truncated), and room for the
+# answers that arrive while the main ring lags (a block is handed over when full, or
+# retire_ms after it was opened) and the worker is busy; when half the slots wait, the
+# oldest go ahead of their turn (dns_side_forced) so that none is dropped. With 2048 slots,
+# bench/live_bench.py's --topspeed replay (some 18 000 answers/s) forced up to 252.
+# (A V3 ring holds only block_count x retire_ms of a busy worker's time, and hands an
+# answer over up to retire_ms late: both lost pool names.)
+DNS_RING = RingConfig(block_size=1 << 16, block_count=128, frame_size=2048)
+# Timer granularity (two jiffies at HZ=100) and softirq latency on top of the retire time.
+DNS_HOLD_SLACK_MS = 25
 STOP_GRACE = 15.0  # seconds the parent waits for workers to flush before killing them
+# Seconds a worker process may be gone before its "done" arrives: its last messages (final
+# suspects, counters, "done") are in the queue when it exits, possibly behind a long batch
+# the parent is still raising alerts for.
+EXIT_GRACE = 2.0
 SUMMARY_KEEP = 10_000  # alerts kept in memory for the end-of-run summary
 PR_SET_PDEATHSIG = 1
 
@@ -293,7 +312,8 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
     from netdetect import _core
 
     def mapped(r: RingSocket) -> _core.Ring:
-        return _core.Ring(r.fileno(), r.config.block_size, r.config.block_count, r.linktype)
+        return _core.Ring(r.fileno(), r.config.block_size, r.config.block_count, r.linktype,
+                          r.config.frame_size)
 
     core_ring = mapped(ring)
     core_dns = mapped(dns_ring) if dns_ring is not None else None
@@ -310,6 +330,7 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
         engine.watch_names(names)
     wid = spec.wid
     timeout_ms = int(READ_TIMEOUT * 1000)
+    hold_ms = spec.retire_ms + DNS_HOLD_SLACK_MS
 
     def snapshot() -> dict[str, int]:
         c = engine.counters()
@@ -317,8 +338,10 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
         c["kernel_packets"] = k.packets
         c["kernel_drops"] = k.drops
         c["kernel_freezes"] = k.freezes
-        if dns_ring is not None:
+        if dns_ring is not None and core_dns is not None:
             c["kernel_dns_drops"] = dns_ring.stats().drops
+            c["dns_side_truncated"] = core_dns.truncated
+            c["dns_side_forced"] = core_dns.forced
         c["worker_errors"] = c.get("core_panics", 0)
         c["signature_generation"] = generation
         return c
@@ -327,7 +350,7 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
     next_report = time.monotonic() + REPORT_EVERY
     try:
         while not ctl.stop.value:
-            engine.run_ring(core_ring, timeout_ms, core_dns)
+            engine.run_ring(core_ring, timeout_ms, core_dns, hold_ms=hold_ms)
             if detector.suspects:
                 out.put(("suspects", wid, engine.take_suspects()))
             if engine.flow_ends:
@@ -350,13 +373,16 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
                     log.error("worker %d: the sensor process is gone, stopping", wid)
                     break
         # A block the kernel has not retired yet is handed over within retire_ms: wait for it,
-        # so frames that arrived before the stop are still analysed.
+        # so frames that arrived before the stop are still analysed (the side channel hands
+        # over each answer at once, and is read before each of those blocks).
         ring.freeze()
         if dns_ring is not None:
             dns_ring.freeze()
         end = time.monotonic() + spec.retire_ms / 1000 * 2 + 0.05
         while time.monotonic() < end:
-            engine.run_ring(core_ring, 20, core_dns)
+            engine.run_ring(core_ring, 20, core_dns, hold_ms=hold_ms)
+        # Every frame is in: the answers still waiting were captured before now.
+        engine.run_ring(core_ring, 0, core_dns, hold_ms=0)
         engine.finish()
         leases = engine.take_leases()
         if spec.learn_hosts and leases:
@@ -367,7 +393,8 @@ def _worker_main(spec: _WorkerSpec, rings: Sequence[RingSocket],
         out.put(("counters", wid, snapshot()))
     finally:
         out.put(("done", wid, 0))
-        del core_ring, core_dns
+        del core_ring
+        core_dns = None  # unmapped before its socket is closed, like core_ring
         ring.close()
         if dns_ring is not None:
             dns_ring.close()
@@ -424,6 +451,7 @@ class Sensor:
         self.failed: list[str] = []
         self.pending = 0
         self._done: set[int] = set()
+        self._exited: dict[int, float] = {}  # worker -> when it was first seen gone
         self._ready: set[int] = set()
         self._confirmer: Any = None
         self._sensor_cfg: SensorConfig | None = None
@@ -439,6 +467,7 @@ class Sensor:
         self._stopping = False
         self._reload_requested = False
         self._prev: tuple[float, int, int] = (0.0, 0, 0)
+        self._prev_dns_drops = 0
         # Campaigns kept current as alerts arrive; their updates go to the campaign sinks.
         from netdetect.sinks.campaigns import CampaignPublisher
 
@@ -785,7 +814,10 @@ class Sensor:
 
     def _check_workers(self) -> None:
         for wid, p in enumerate(self.procs):
-            if wid not in self._done and not p.is_alive():
+            if wid in self._done or p.is_alive():
+                continue
+            seen = self._exited.setdefault(wid, time.monotonic())
+            if time.monotonic() - seen >= EXIT_GRACE:
                 # A worker cannot be replaced: its socket needed privileges we no longer have.
                 log.error("worker %d died (exit code %s); stopping the sensor", wid, p.exitcode)
                 self.failed.append(f"worker {wid} exit {p.exitcode}")
@@ -866,6 +898,12 @@ class Sensor:
             log.warning("kernel dropped %d packets in the last %.0fs (%d since start): the "
                         "ring overflowed; add --workers or a --bpf prefilter", drops - prev_drops,
                         now - prev_t, drops)
+        dns_drops = totals.get("kernel_dns_drops", 0)
+        if dns_drops > self._prev_dns_drops:
+            log.warning("kernel dropped %d DNS answers from the workers' side channels in the "
+                        "last %.0fs (%d since start): pool names they carried are missing from "
+                        "passive DNS", dns_drops - self._prev_dns_drops, now - prev_t, dns_drops)
+        self._prev_dns_drops = dns_drops
         self._prev = (now, totals.get("packets", 0), drops)
 
     def _summary(self) -> None:

@@ -27,6 +27,15 @@ WORKER_METRICS: dict[str, tuple[str, str, bool]] = {
                      False),
     "kernel_freezes": ("netdetect_kernel_queue_freezes", (
         "times the ring ran out of free blocks"), False),
+    # With several workers each reads every DNS answer through a side channel of its own.
+    "kernel_dns_drops": ("netdetect_kernel_dns_drops", (
+        "DNS answers the kernel dropped from the worker's side channel (its ring was full): "
+        "their names are missing from the worker's passive DNS"), False),
+    "dns_side_truncated": ("netdetect_dns_side_truncated", (
+        "DNS answers in frames longer than a side channel slot, cut to it"), False),
+    "dns_side_forced": ("netdetect_dns_side_forced", (
+        "DNS answers fed ahead of frames captured before them: half the side channel was "
+        "waiting (the worker is far behind)"), False),
     "packets": ("netdetect_packets", "frames processed by the detection core", False),
     "decoded": ("netdetect_packets_decoded", "frames decoded to an IP packet", False),
     "non_ip": ("netdetect_packets_non_ip", "frames without IPv4/IPv6", False),

@@ -281,8 +281,9 @@ impl Capture {
     }
 }
 
-/// A live TPACKET_V3 ring, mapped from a configured AF_PACKET socket's descriptor (the
-/// socket stays owned by Python, which must keep it open while this lives).
+/// A live ring, mapped from a configured AF_PACKET socket's descriptor (the socket stays
+/// owned by Python, which must keep it open while this lives): TPACKET_V3 blocks, or with
+/// `frame_size` TPACKET_V2 slots of that size (the DNS side channel).
 #[pyclass(module = "netdetect._core")]
 pub struct Ring {
     ring: Mutex<crate::ring::Ring>,
@@ -291,9 +292,20 @@ pub struct Ring {
 #[pymethods]
 impl Ring {
     #[new]
-    fn new(fd: i32, block_size: usize, block_count: usize, linktype: u32) -> PyResult<Self> {
-        let ring = crate::ring::Ring::map(fd, block_size, block_count, linktype)
-            .map_err(|e| PyOSError::new_err(format!("cannot map the ring: {e}")))?;
+    #[pyo3(signature = (fd, block_size, block_count, linktype, frame_size=0))]
+    fn new(
+        fd: i32,
+        block_size: usize,
+        block_count: usize,
+        linktype: u32,
+        frame_size: usize,
+    ) -> PyResult<Self> {
+        let ring = if frame_size == 0 {
+            crate::ring::Ring::map(fd, block_size, block_count, linktype)
+        } else {
+            crate::ring::Ring::map_frames(fd, block_size, block_count, frame_size, linktype)
+        }
+        .map_err(|e| PyOSError::new_err(format!("cannot map the ring: {e}")))?;
         Ok(Ring {
             ring: Mutex::new(ring),
         })
@@ -302,6 +314,19 @@ impl Ring {
     #[getter]
     fn bad_frames(&self) -> u64 {
         self.ring.lock().expect("ring lock").bad_frames
+    }
+
+    /// Frames the kernel cut short: longer than a V2 slot (or than a V3 block).
+    #[getter]
+    fn truncated(&self) -> u64 {
+        self.ring.lock().expect("ring lock").truncated
+    }
+
+    /// Side channel answers fed ahead of main-ring frames captured before them, because
+    /// half the side ring was waiting (a worker far behind).
+    #[getter]
+    fn forced(&self) -> u64 {
+        self.ring.lock().expect("ring lock").forced
     }
 }
 
@@ -439,9 +464,12 @@ impl Core {
     }
 
     /// Read what the live ring holds (waiting up to `timeout_ms` when nothing is ready),
-    /// and every DNS answer of the side-channel ring when there is one; returns (frames
-    /// read from the main ring, events). The GIL is released throughout.
-    #[pyo3(signature = (ring, timeout_ms, dns=None, max_frames=65536))]
+    /// merged in capture order with the DNS side channel's answers when there is one
+    /// (`ring::drain_live`: passive DNS does not depend on the worker or on timing; an
+    /// answer captured after every frame read waits while the main ring is quiet until it
+    /// is `hold_ms` old); returns (frames read from the main ring, events). The GIL is
+    /// released throughout.
+    #[pyo3(signature = (ring, timeout_ms, dns=None, max_frames=65536, hold_ms=100))]
     fn run_ring<'py>(
         &self,
         py: Python<'py>,
@@ -449,27 +477,29 @@ impl Core {
         timeout_ms: i32,
         dns: Option<&Ring>,
         max_frames: usize,
+        hold_ms: u32,
     ) -> PyResult<(usize, Bound<'py, PyList>)> {
         let (n, events) = py.detach(|| {
             let mut e = self.engine.lock().expect("engine lock");
             let mut r = ring.ring.lock().expect("ring lock");
-            let drain_dns = |e: &mut Engine| {
-                if let Some(d) = dns {
-                    let mut d = d.ring.lock().expect("ring lock");
-                    e.dns_elsewhere = true;
-                    d.drain(max_frames, &mut |ts, lt, f| {
-                        if catch_unwind(AssertUnwindSafe(|| e.feed_dns(ts, lt, f))).is_err() {
-                            e.counters.panics += 1;
-                        }
-                    });
-                }
+            let mut d = dns.map(|d| d.ring.lock().expect("ring lock"));
+            e.dns_elsewhere |= d.is_some();
+            let hold = f64::from(hold_ms) / 1000.0;
+            let mut worker = LiveWorker(&mut e);
+            let mut drain = |r: &mut crate::ring::Ring, d: Option<&mut crate::ring::Ring>| {
+                crate::ring::drain_live(r, d, max_frames, hold, &wall_clock, &mut worker)
             };
-            drain_dns(&mut e);
-            let mut n = r.drain(max_frames, &mut |ts, lt, f| feed_guarded(&mut e, ts, lt, f));
+            let mut n = drain(&mut r, d.as_deref_mut());
             if n == 0 && timeout_ms > 0 {
-                r.wait(timeout_ms);
-                drain_dns(&mut e);
-                n = r.drain(max_frames, &mut |ts, lt, f| feed_guarded(&mut e, ts, lt, f));
+                // Sleep until a frame is ready, or until a waiting answer is due.
+                let due = d
+                    .as_deref()
+                    .and_then(|d| crate::ring::side_due_in(d, hold, wall_clock()));
+                let wait = due.map_or(timeout_ms, |s| {
+                    timeout_ms.min((s * 1000.0).ceil().clamp(1.0, f64::from(i32::MAX)) as i32)
+                });
+                r.wait(wait);
+                n = drain(&mut r, d.as_deref_mut());
             }
             (n, e.take_events())
         });
@@ -543,6 +573,30 @@ fn install_panic_hook() {
 #[pyfunction]
 fn last_panic() -> Option<String> {
     LAST_PANIC.lock().ok().and_then(|p| p.clone())
+}
+
+/// CLOCK_REALTIME, the clock the kernel stamps captured frames with.
+fn wall_clock() -> f64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |t| t.as_secs_f64())
+}
+
+/// The engine as a live worker: main-ring frames and side-channel DNS answers, each
+/// guarded like `feed_guarded`.
+struct LiveWorker<'a>(&'a mut Engine);
+
+impl crate::ring::Worker for LiveWorker<'_> {
+    fn frame(&mut self, ts: f64, linktype: u32, frame: &[u8]) {
+        feed_guarded(self.0, ts, linktype, frame);
+    }
+
+    fn side_frame(&mut self, ts: f64, linktype: u32, frame: &[u8]) {
+        let e = &mut *self.0;
+        if catch_unwind(AssertUnwindSafe(|| e.feed_dns(ts, linktype, frame))).is_err() {
+            e.counters.panics += 1;
+        }
+    }
 }
 
 fn feed_guarded(e: &mut Engine, ts: f64, linktype: u32, frame: &[u8]) {

@@ -1,7 +1,8 @@
-"""Live capture set-up: an AF_PACKET socket with a TPACKET_V3 RX ring (+ fanout, BPF).
+"""Live capture set-up: an AF_PACKET socket with a TPACKET_V3 RX ring (+ fanout, BPF), or a
+TPACKET_V2 one (the live sensor's DNS side channel).
 
 Python opens and configures the socket (privileged, before privileges are dropped); the
-compiled core maps the ring from the socket's descriptor and reads it (src/ring.rs), so no
+compiled core maps the ring from the socket's descriptor and reads it (src/os/ring.rs), so no
 Python runs per packet. This module also compiles BPF expressions and reads the kernel's
 drop counters.
 """
@@ -35,6 +36,7 @@ PACKET_STATISTICS: Final = 6
 PACKET_VERSION: Final = 10
 PACKET_FANOUT: Final = 18
 PACKET_IGNORE_OUTGOING: Final = 23
+TPACKET_V2: Final = 1
 TPACKET_V3: Final = 2
 PACKET_MR_PROMISC: Final = 1
 PACKET_FANOUT_HASH: Final = 0
@@ -49,11 +51,14 @@ _ARPHRD_LINKTYPE: Final = {1: LINKTYPE_ETHERNET, 772: LINKTYPE_ETHERNET, 65534: 
 
 _U32: Final = struct.Struct("=I")
 _STATS: Final = struct.Struct("=III")
+_REQ: Final = struct.Struct("=IIII")  # struct tpacket_req (TPACKET_V2)
 _REQ3: Final = struct.Struct("=IIIIIII")
 _MREQ: Final = struct.Struct("=iHH8s")
 _FPROG: Final = struct.Struct("=HxxxxxxQ")  # struct sock_fprog: u16 len, (pad), pointer
 _INSN: Final = struct.Struct("=HBBI")
 _FRAME_ALIGN: Final = 2048  # tp_frame_size: only checked for consistency under TPACKET_V3
+_TPACKET_ALIGNMENT: Final = 16
+_MIN_SLOT: Final = 128  # a V2 slot holds its 32-byte header, an address and the frame
 MAX_BPF_INSNS: Final = 4096  # BPF_MAXINSNS
 _DROP_ALL: Final = (0x06, 0, 0, 0)  # BPF_RET | BPF_K, accept 0 bytes
 
@@ -96,6 +101,11 @@ class RingConfig:
     retire_ms: int = 50  # a partly filled block is handed over after this long
     promisc: bool = True
     ignore_outgoing: bool = False  # drop what this host itself sends on the interface
+    # 0: TPACKET_V3, frames packed into blocks, each block handed over when full or after
+    # retire_ms. Otherwise TPACKET_V2 in slots of this many bytes: each frame is handed over
+    # as soon as the kernel has written it (retire_ms is unused), and a frame longer than a
+    # slot is cut to it (counted as truncated).
+    frame_size: int = 0
 
     def validate(self) -> None:
         page = mmap.PAGESIZE
@@ -108,6 +118,18 @@ class RingConfig:
             raise LiveCaptureError(f"ring block count {self.block_count} out of range 2..65536")
         if not 1 <= self.retire_ms <= 10_000:
             raise LiveCaptureError(f"block retire timeout {self.retire_ms} ms out of range")
+        if self.frame_size and (not _MIN_SLOT <= self.frame_size <= self.block_size
+                                or self.frame_size % _TPACKET_ALIGNMENT):
+            raise LiveCaptureError(f"ring frame size {self.frame_size} is not a multiple of "
+                                   f"{_TPACKET_ALIGNMENT} between {_MIN_SLOT} and the block "
+                                   f"size ({self.block_size})")
+
+    @property
+    def frames(self) -> int:
+        """Frames a TPACKET_V2 ring holds (0 for TPACKET_V3)."""
+        if not self.frame_size:
+            return 0
+        return self.block_size // self.frame_size * self.block_count
 
 
 @dataclass(frozen=True, slots=True)
@@ -133,7 +155,8 @@ def interface_linktype(name: str) -> int:
 
 
 class RingSocket:
-    """One AF_PACKET socket bound to an interface with a TPACKET_V3 RX ring.
+    """One AF_PACKET socket bound to an interface with a TPACKET_V3 (or, with
+    `RingConfig.frame_size`, TPACKET_V2) RX ring.
 
     Open (needs CAP_NET_RAW, and CAP_NET_ADMIN for promiscuous mode) in a privileged process;
     a worker maps the ring from `fileno()` with `netdetect._core.Ring` after a fork and after
@@ -173,10 +196,14 @@ class RingSocket:
         s = self.sock
         if bpf is not None:
             attach_filter(s, bpf)
-        s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
-        frames = cfg.block_size // _FRAME_ALIGN * cfg.block_count
-        req = _REQ3.pack(cfg.block_size, cfg.block_count, _FRAME_ALIGN, frames, cfg.retire_ms,
-                         0, 0)
+        if cfg.frame_size:
+            s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
+            req = _REQ.pack(cfg.block_size, cfg.block_count, cfg.frame_size, cfg.frames)
+        else:
+            s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V3)
+            frames = cfg.block_size // _FRAME_ALIGN * cfg.block_count
+            req = _REQ3.pack(cfg.block_size, cfg.block_count, _FRAME_ALIGN, frames,
+                             cfg.retire_ms, 0, 0)
         try:
             s.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
         except OSError as exc:
@@ -224,7 +251,8 @@ class RingSocket:
         """Cumulative kernel counters since the socket opened (the kernel resets on read)."""
         with contextlib.suppress(OSError):
             raw = self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _STATS.size)
-            p, d, f = _STATS.unpack(raw)
+            # struct tpacket_stats_v3; a TPACKET_V2 ring has no freeze count (8 bytes).
+            p, d, f = _STATS.unpack(raw.ljust(_STATS.size, b"\0"))
             self._stats[0] += p
             self._stats[1] += d
             self._stats[2] += f

@@ -3,6 +3,7 @@ cleanly after analysing every frame the kernel had already taken, and flushes th
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import signal
@@ -93,6 +94,25 @@ def test_stop_signal_flushes_everything(netns: NetnsFactory, tmp_path: Path,
     # The summary table is printed after the flush, with both alerts in it.
     out = s.out_path.read_text()
     assert re.search(r"2 mining flow\(s\)", out), out
+
+
+def test_a_killed_worker_stops_the_sensor_with_an_error(netns: NetnsFactory, tmp_path: Path,
+                                                        sniffs: list[Sniff]) -> None:
+    ns = netns("kill")
+    ns.veth("va", "vb")
+    s = Sniff(ns, tmp_path, "-i", "vb", "--workers", "2", "-q", "--stats-interval", "60")
+    sniffs.append(s)
+    s.wait_ready()
+    pid = s.proc.pid
+    workers = sorted(map(int, Path(f"/proc/{pid}/task/{pid}/children").read_text().split()))
+    assert len(workers) == 2
+    # A worker that dies without its "done" (killed: it sends nothing more) is noticed once
+    # the grace for its last messages is over; the other worker is stopped and flushed.
+    os.kill(workers[1], signal.SIGKILL)
+    assert s.wait(30) == 2
+    log = s.log()
+    assert re.search(r"worker \d died \(exit code -9\); stopping the sensor", log), log
+    assert len(s.final_counters()) == 1
 
 
 @pytest.fixture

@@ -23,7 +23,7 @@ from netdetect.capture.afpacket import (
     parse_ddd,
 )
 from netdetect.cli import build_parser
-from netdetect.live import RateLimitedLog, SniffOptions, drop_privileges
+from netdetect.live import DNS_RING, RateLimitedLog, SniffOptions, drop_privileges
 from netdetect.metrics import SensorMetrics, stats_line
 
 
@@ -62,11 +62,22 @@ def test_parse_ddd() -> None:
         (RingConfig(block_size=3 * 4096), "power of two"),
         (RingConfig(block_count=1), "block count"),
         (RingConfig(retire_ms=0), "retire"),
+        (RingConfig(block_size=4096, frame_size=8192), "frame size 8192"),
+        (RingConfig(frame_size=2040), "multiple of 16"),
+        (RingConfig(frame_size=64), "between 128"),
     ],
 )
 def test_ring_config_is_checked(cfg: RingConfig, msg: str) -> None:
     with pytest.raises(LiveCaptureError, match=msg):
         cfg.validate()
+
+
+def test_dns_side_channel_ring_geometry() -> None:
+    """TPACKET_V2 slots that hold a whole Ethernet frame each, 4096 of them."""
+    DNS_RING.validate()
+    assert DNS_RING.frame_size == 2048
+    assert DNS_RING.frames == 4096
+    assert RingConfig().frames == 0  # the main rings stay TPACKET_V3
 
 
 def test_unknown_interface() -> None:
@@ -118,12 +129,16 @@ def test_metrics_sum_workers_and_expose_them() -> None:
     m = SensorMetrics()
     m.update_worker(0, {"packets": 10, "kernel_drops": 1, "flows_active": 3})
     m.update_worker(1, {"packets": 5, "kernel_drops": 0, "flows_active": 2})
-    m.update_worker(0, {"packets": 12, "kernel_drops": 2, "flows_active": 1})  # replaces
+    m.update_worker(0, {"packets": 12, "kernel_drops": 2, "flows_active": 1,
+                        "kernel_dns_drops": 3})  # replaces
     m.count_alert("network-only")
     m.set_confirm({"reports-accepted": 2})
     m.set_gauge("confirmations_pending", 4)
-    assert m.totals() == {"packets": 17, "kernel_drops": 2, "flows_active": 3}
+    assert m.totals() == {"packets": 17, "kernel_drops": 2, "flows_active": 3,
+                          "kernel_dns_drops": 3}
     text = generate_latest(m.registry).decode()
+    assert 'netdetect_kernel_dns_drops_total{worker="0"} 3.0' in text
+    assert 'netdetect_dns_side_truncated_total{worker="1"} 0.0' in text
     assert 'netdetect_packets_total{worker="0"} 12.0' in text
     assert 'netdetect_kernel_drops_total{worker="1"} 0.0' in text
     assert 'netdetect_flows_active{worker="1"} 2.0' in text
