@@ -11,9 +11,10 @@ import ipaddress
 import os
 import tempfile
 from collections.abc import Iterable
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+
+import msgspec
 
 from netdetect import _core
 from netdetect.errors import SignatureError
@@ -32,8 +33,7 @@ Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _MAPPED = ipaddress.IPv6Network("::ffff:0:0/96")
 
 
-@dataclass(frozen=True, slots=True)
-class IpEntry:
+class IpEntry(msgspec.Struct, frozen=True):
     """One line of an address list, ready to compile."""
 
     network: Network
@@ -47,8 +47,7 @@ class IpEntry:
         return self.category == "allow"
 
 
-@dataclass(frozen=True, slots=True)
-class IpMatch:
+class IpMatch(msgspec.Struct, frozen=True):
     """A remote address found in the pool address sets."""
 
     network: str  # the most specific listed network holding the address, e.g. "192.0.2.0/24"
@@ -62,8 +61,7 @@ class IpMatch:
         return not self.ports or port in self.ports
 
 
-@dataclass(frozen=True, slots=True)
-class GeoFacts:
+class GeoFacts(msgspec.Struct, frozen=True):
     """Who hosts an address, from the user's GeoLite2 / GeoIP2 ASN and City databases."""
 
     asn: int | None
