@@ -850,6 +850,15 @@ mod tests {
         later: Option<(u32, Kernel, Kernel)>,
     }
 
+    impl Log {
+        fn empty() -> Self {
+            Log {
+                seen: Vec::new(),
+                later: None,
+            }
+        }
+    }
+
     impl Worker for Log {
         fn frame(&mut self, ts: f64, _lt: u32, _f: &[u8]) {
             let t = ts as u32;
@@ -928,10 +937,7 @@ mod tests {
         let f = eth(0, 90);
         km.block(&[cap(100, &f)]);
         ks.frame(&cap(101, &f));
-        let mut log = Log {
-            seen: Vec::new(),
-            later: None,
-        };
+        let mut log = Log::empty();
         // Only 50 ms old: a main-ring frame captured before it may still be in a block
         // the kernel has not handed over.
         let n = drain_live(
@@ -991,10 +997,7 @@ mod tests {
             nsec: 500_000_000,
             ..cap(10, &f)
         });
-        let mut log = Log {
-            seen: Vec::new(),
-            later: None,
-        };
+        let mut log = Log::empty();
         assert_eq!(
             drain_live(&mut main, Some(&mut side), 1, 0.075, &at(500.0), &mut log),
             1
@@ -1018,10 +1021,7 @@ mod tests {
             ks.frame(&cap(50 + i, &f));
         }
         km.block(&[cap(10, &f)]);
-        let mut log = Log {
-            seen: Vec::new(),
-            later: None,
-        };
+        let mut log = Log::empty();
         // The clock lets nothing go (hold 1e9): only the crowding does.
         assert_eq!(
             drain_live(&mut main, Some(&mut side), 100, 1e9, &at(0.0), &mut log),
@@ -1043,10 +1043,7 @@ mod tests {
             for i in 0..4 {
                 ks.frame(&cap(round * 10 + i, &f));
             }
-            let mut log = Log {
-                seen: Vec::new(),
-                later: None,
-            };
+            let mut log = Log::empty();
             assert_eq!(
                 drain_live(
                     &mut main,
@@ -1112,10 +1109,7 @@ mod tests {
         let mut main = blocks(4096, 2);
         let mut km = Kernel::of(&main);
         km.block(&[cap(1, &eth(1, 90)), cap(2, &eth(1, 90))]);
-        let mut log = Log {
-            seen: Vec::new(),
-            later: None,
-        };
+        let mut log = Log::empty();
         assert_eq!(
             drain_live(&mut main, None, 10, 0.075, &at(0.0), &mut log),
             2
