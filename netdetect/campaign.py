@@ -34,7 +34,6 @@ alias (`merged`), which the live sensor publishes so a SIEM can follow it.
 from __future__ import annotations
 
 import hashlib
-import ipaddress
 import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -43,7 +42,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
-from netdetect.detect import DEFAULT_HOME_NET
+from netdetect.detect import DEFAULT_HOME_NET, HomeNet
 
 if TYPE_CHECKING:
     from netdetect.model import Alert
@@ -294,37 +293,6 @@ def _epoch(text: str) -> float:
         return datetime.fromisoformat(text).timestamp()
     except ValueError:
         return 0.0
-
-
-class HomeNet:
-    """The networks counted as internal, remembering the addresses already asked about
-    (a book sees the same pools and proxies alert after alert)."""
-
-    __slots__ = ("_memo", "networks")
-
-    MEMO = 4096
-
-    def __init__(self, cidrs: Iterable[str]) -> None:
-        self.networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
-        self._memo: dict[str, bool] = {}
-
-    def __contains__(self, ip: object) -> bool:
-        if not isinstance(ip, str):
-            return False
-        found = self._memo.get(ip)
-        if found is None:
-            found = self._inside(ip)
-            if len(self._memo) >= self.MEMO:
-                self._memo.clear()
-            self._memo[ip] = found
-        return found
-
-    def _inside(self, ip: str) -> bool:
-        try:
-            addr = ipaddress.ip_address(ip)
-        except ValueError:
-            return False
-        return any(addr.version == n.version and addr in n for n in self.networks)
 
 
 # --- the book ------------------------------------------------------------------------------

@@ -31,6 +31,39 @@ from netdetect.model import (
 
 DEFAULT_HOME_NET = ("10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "100.64.0.0/10", "fc00::/7")
 
+
+class HomeNet:
+    """The networks counted as internal, remembering the addresses already asked about (the
+    detector and the campaign book see the same hosts, pools and proxies again and again).
+    An address is its text or its 4 or 16 raw bytes."""
+
+    __slots__ = ("_memo", "networks")
+
+    MEMO = 4096
+
+    def __init__(self, cidrs: Iterable[str]) -> None:
+        self.networks = tuple(ipaddress.ip_network(c, strict=False) for c in cidrs)
+        self._memo: dict[str | bytes, bool] = {}
+
+    def __contains__(self, ip: object) -> bool:
+        if not isinstance(ip, str | bytes):
+            return False
+        found = self._memo.get(ip)
+        if found is None:
+            found = self._inside(ip)
+            if len(self._memo) >= self.MEMO:
+                self._memo.clear()
+            self._memo[ip] = found
+        return found
+
+    def _inside(self, ip: str | bytes) -> bool:
+        try:
+            addr = ipaddress.ip_address(ip)
+        except ValueError:
+            return False
+        return any(addr.version == n.version and addr in n for n in self.networks)
+
+
 # Evidence weights. A flow alerts once its score reaches ALERT_THRESHOLD. Each kind counts
 # once per flow. The numbers encode "which observations suffice alone": protocol vocabulary
 # and pool names do; fingerprints, ports and address lists only add up.
@@ -173,7 +206,7 @@ class Detector:
         ask_threshold: int = 0,
     ) -> None:
         self.intel = intel
-        self.home_nets = [ipaddress.ip_network(n, strict=False) for n in home_net]
+        self.home_net = HomeNet(home_net)
         self.threshold = threshold
         # Flows scoring at least this (and below `threshold`) are handed out once as asked
         # suspects for the host to settle; 0: never (no host confirmation configured).
@@ -582,8 +615,7 @@ class Detector:
     # -- output ---------------------------------------------------------------------------
 
     def is_home(self, raw: bytes) -> bool:
-        addr = ipaddress.ip_address(raw)
-        return any(addr in n for n in self.home_nets if n.version == addr.version)
+        return raw in self.home_net
 
     def miner_side(self, flow: FlowView, ins: Inspection) -> int:
         """0 when side a is the miner, 1 when side b is.

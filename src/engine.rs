@@ -2194,6 +2194,12 @@ mod sweep_tests {
         }
     }
 
+    fn assert_queues_bounded(e: &Engine) {
+        let bound = 2 * e.flows.len() + 4096;
+        assert!(e.order.len() <= bound, "order {}", e.order.len());
+        assert!(e.timeouts.len <= bound, "timeouts {}", e.timeouts.len);
+    }
+
     #[test]
     fn queues_stay_bounded_under_churn() {
         // Flows evicted by the flow cap or reused ports leave entries in the eviction order
@@ -2204,9 +2210,7 @@ mod sweep_tests {
             ts += 0.001;
             let f = frame(true, (i % 250) as u8, (i / 250) as u16, 9, 80, 0x02, b"");
             e.feed(ts, 228, &f);
-            let bound = 2 * e.flows.len() + 4096;
-            assert!(e.order.len() <= bound, "order {}", e.order.len());
-            assert!(e.timeouts.len <= bound, "timeouts {}", e.timeouts.len);
+            assert_queues_bounded(&e);
         }
         assert!(e.counters.flows_evicted > 40_000);
         // Flows that leave by timeout, with no eviction to pop them from the order.
@@ -2215,9 +2219,7 @@ mod sweep_tests {
             ts += 0.01;
             let f = frame(false, (i % 250) as u8, (i / 250) as u16, 9, 80, 0, b"x");
             e.feed(ts, 228, &f);
-            let bound = 2 * e.flows.len() + 4096;
-            assert!(e.order.len() <= bound, "order {}", e.order.len());
-            assert!(e.timeouts.len <= bound, "timeouts {}", e.timeouts.len);
+            assert_queues_bounded(&e);
         }
         assert!(e.counters.flows_expired > 40_000);
     }

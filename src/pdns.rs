@@ -92,17 +92,17 @@ impl PassiveDns {
             if rr.rtype != A && rr.rtype != AAAA {
                 continue;
             }
-            let chain = Chain::of(&rr.name, &alias_of);
-            let wanted = match last {
-                Some((owner, wanted)) if owner == rr.name => wanted,
-                _ => {
-                    let wanted = chain.names().iter().any(|n| keep(n));
-                    last = Some((rr.name.as_str(), wanted));
-                    wanted
-                }
-            };
-            if !wanted {
+            let known = last.filter(|(owner, _)| *owner == rr.name).map(|(_, w)| w);
+            if known == Some(false) {
                 continue;
+            }
+            let chain = Chain::of(&rr.name, &alias_of);
+            if known.is_none() {
+                let wanted = chain.names().iter().any(|n| keep(n));
+                last = Some((rr.name.as_str(), wanted));
+                if !wanted {
+                    continue;
+                }
             }
             // pdns.py clamps as min(hi, max(lo, ttl)): with lo > hi, hi wins.
             let ttl = rr.ttl.max(self.min_ttl).min(self.max_ttl);

@@ -249,3 +249,19 @@ def test_the_same_pool_set_on_two_hosts_is_one_campaign() -> None:
     assert got[5] == got[0]
     assert c.merged == [got[3]]
     assert ("pool-set", "|".join(pools)) in c.links
+
+
+def test_home_net_answers_for_text_and_raw_addresses_alike() -> None:
+    import socket
+
+    from netdetect.detect import HomeNet
+
+    home = HomeNet(["10.0.0.0/8", "fc00::/7"])
+    for text, inside in [("10.1.2.3", True), ("192.0.2.1", False), ("fd00::5", True),
+                         ("2001:db8::1", False)]:
+        family = socket.AF_INET6 if ":" in text else socket.AF_INET
+        assert (text in home) is inside
+        assert (socket.inet_pton(family, text) in home) is inside
+        assert (text in home) is inside  # answered again from what it remembers
+    for junk in ("not-an-address", b"\x01\x02", 7, None):
+        assert junk not in home
